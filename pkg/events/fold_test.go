@@ -1,0 +1,182 @@
+package events
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+const wsID = "0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21"
+
+func envOf(t *testing.T, p Payload, seq uint64) Envelope {
+	t.Helper()
+	e, err := New(wsID, p, Meta{Source: "test", Actor: "user:alice", Reason: "test"}, goldenTime.Add(time.Duration(seq)*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Sequence = seq
+	return e
+}
+
+// legal is the expected lifecycle, written out independently of the
+// transitions map so a change to either shows up here.
+var legal = map[Status]map[Type]Status{
+	StatusNone:      {TypeCreated: StatusCreated},
+	StatusCreated:   {TypeUpdated: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
+	StatusStarting:  {TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
+	StatusRunning:   {TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
+	StatusStopping:  {TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
+	StatusStopped:   {TypeUpdated: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
+	StatusError:     {TypeUpdated: StatusError, TypeStartRequested: StatusStarting, TypeStopRequested: StatusStopping, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
+	StatusArchiving: {TypeArchived: StatusArchived, TypeArchiveFailed: StatusStopped},
+	StatusArchived:  {TypeDeleteRequested: StatusDeleting},
+	StatusDeleting:  {TypeDeleted: StatusDeleted, TypeFailed: StatusError},
+	StatusDeleted:   {},
+}
+
+// TestApplyEveryPair applies every workspace event type in every status and
+// checks it against the table above: legal pairs reach the listed status,
+// all others fail with an IllegalTransitionError and leave the state as it was.
+func TestApplyEveryPair(t *testing.T) {
+	if len(legal) != len(Statuses()) {
+		t.Fatalf("table covers %d statuses, lifecycle has %d", len(legal), len(Statuses()))
+	}
+	for from, accepts := range legal {
+		for typ, p := range samples() {
+			if typ == TypeImageAdded || typ == TypeImageRemoved {
+				continue
+			}
+			t.Run(string(from)+"/"+string(typ), func(t *testing.T) {
+				start := Workspace{}
+				if from != StatusNone {
+					start = Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: from, Version: 7}
+				}
+				got, err := Apply(start, envOf(t, p, 8))
+				want, ok := accepts[typ]
+				if !ok {
+					var ite *IllegalTransitionError
+					if !errors.As(err, &ite) {
+						t.Fatalf("want IllegalTransitionError, got %v", err)
+					}
+					if ite.From != from || ite.Type != typ {
+						t.Errorf("error names %s/%s", ite.From, ite.Type)
+					}
+					if got.Status != from || got.Version != 7*boolToU64(from != StatusNone) {
+						t.Errorf("state changed on rejected event: %+v", got)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("legal transition rejected: %v", err)
+				}
+				if got.Status != want || got.Version != 8 {
+					t.Errorf("got status %s version %d, want %s version 8", got.Status, got.Version, want)
+				}
+			})
+		}
+	}
+}
+
+func boolToU64(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestFoldLifecycle(t *testing.T) {
+	desc := "new description"
+	evs := []Envelope{
+		envOf(t, &Created{Name: "alice", Image: "img:1", Owner: "alice", Projects: []string{"p1"}, Resources: Resources{MemoryBytes: 1, MilliCPUs: 2, Pids: 3}}, 1),
+		envOf(t, &Updated{Description: &desc}, 2),
+		envOf(t, &StartRequested{}, 3),
+		envOf(t, &Running{ContainerID: "c1", Host: "h", IP: "10.0.0.2", Port: 8080}, 4),
+	}
+	ws, err := Fold(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws.Status != StatusRunning || ws.Desired != DesiredRunning || ws.Endpoint == nil || ws.Endpoint.IP != "10.0.0.2" {
+		t.Fatalf("unexpected state %+v", ws)
+	}
+	if ws.Description != desc || ws.Image != "img:1" || ws.Projects[0] != "p1" || ws.Version != 4 {
+		t.Fatalf("definition not folded: %+v", ws)
+	}
+	if !ws.CreatedAt.Equal(evs[0].Time) || !ws.UpdatedAt.Equal(evs[3].Time) {
+		t.Fatalf("timestamps must come from events: %+v", ws)
+	}
+
+	ws, err = Apply(ws, envOf(t, &Failed{Code: "oom", Message: "out of memory", Retryable: true}, 5))
+	if err != nil || ws.Status != StatusError || ws.Failure == nil || ws.Endpoint != nil {
+		t.Fatalf("failed not folded: %+v %v", ws, err)
+	}
+	ws, err = Apply(ws, envOf(t, &StartRequested{}, 6))
+	if err != nil || ws.Failure != nil {
+		t.Fatalf("retry must clear the failure: %+v %v", ws, err)
+	}
+
+	other := envOf(t, &StopRequested{}, 7)
+	other.Subject = "another"
+	if _, err := Apply(ws, other); !errors.Is(err, ErrWrongSubject) {
+		t.Fatalf("want ErrWrongSubject, got %v", err)
+	}
+	if _, err := Fold(append(evs, envOf(t, &Created{Name: "again"}, 5))); err == nil {
+		t.Fatal("Fold accepted a second created event")
+	}
+}
+
+func TestProjection(t *testing.T) {
+	p := NewProjection()
+	apply := func(e Envelope) {
+		t.Helper()
+		if _, err := p.Apply(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(envOf(t, &Created{Name: "alice", Owner: "alice"}, 1))
+	apply(envOf(t, &StartRequested{}, 2))
+	// A redelivery of an older event is ignored, not an anomaly.
+	if changed, err := p.Apply(envOf(t, &StartRequested{}, 2)); changed || err != nil {
+		t.Fatalf("redelivery: changed=%v err=%v", changed, err)
+	}
+	if ws, ok := p.WorkspaceByName("alice"); !ok || ws.Status != StatusStarting {
+		t.Fatalf("by name: %+v %v", ws, ok)
+	}
+	// An illegal event is recorded, not applied.
+	if _, err := p.Apply(envOf(t, &Archived{}, 3)); err == nil {
+		t.Fatal("illegal event applied")
+	}
+	if a := p.Anomalies(); len(a) != 1 || a[0].Sequence != 3 {
+		t.Fatalf("anomalies: %+v", a)
+	}
+	apply(envOf(t, &DeleteRequested{}, 4))
+	apply(envOf(t, &Deleted{}, 5))
+	if _, ok := p.WorkspaceByName("alice"); ok {
+		t.Fatal("deleted workspace still owns its name")
+	}
+
+	cat := func(pl Payload, seq uint64) Envelope {
+		e := envOf(t, pl, seq)
+		e.Subject = CatalogSubject
+		return e
+	}
+	apply(cat(&ImageAdded{Ref: "a:1"}, 6))
+	apply(cat(&ImageAdded{Ref: "b:1"}, 7))
+	apply(cat(&ImageRemoved{Ref: "a:1"}, 8))
+	imgs, version := p.Catalog()
+	if len(imgs) != 1 || imgs[0].Ref != "b:1" || version != 8 || p.LastSequence() != 8 {
+		t.Fatalf("catalog %+v version %d last %d", imgs, version, p.LastSequence())
+	}
+	if _, err := p.Apply(cat(&StartRequested{}, 9)); err == nil {
+		t.Fatal("workspace event accepted on the catalog subject")
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	if got := WorkspaceIDFromSubject(WorkspaceSubject(wsID)); got != wsID {
+		t.Fatalf("round trip: %q", got)
+	}
+	if got := WorkspaceIDFromSubject(CatalogSubject); got != "" {
+		t.Fatalf("catalog subject parsed as workspace %q", got)
+	}
+}

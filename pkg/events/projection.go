@@ -1,0 +1,189 @@
+package events
+
+import (
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// CatalogImage is one entry of the image allow-list.
+type CatalogImage struct {
+	Ref         string    `json:"ref"`
+	Description string    `json:"description"`
+	CapAdd      []string  `json:"cap_add"`
+	AddedBy     string    `json:"added_by"`
+	AddedAt     time.Time `json:"added_at"`
+}
+
+// Anomaly records an event in the log that the fold rejected. Writers
+// validate before appending, so an anomaly means a foreign or buggy writer;
+// it is kept for operators instead of stopping the projection.
+type Anomaly struct {
+	Sequence uint64 `json:"sequence"`
+	EventID  string `json:"event_id"`
+	Subject  string `json:"subject"`
+	Error    string `json:"error"`
+}
+
+// Projection is the in-memory state of every workspace and the catalog,
+// folded from the log. It is safe for concurrent use and idempotent: an
+// event whose sequence is not newer than what its subject already applied
+// is ignored, so redeliveries and a writer's own read-back are harmless.
+type Projection struct {
+	mu             sync.RWMutex
+	workspaces     map[string]Workspace
+	byName         map[string]string
+	catalog        map[string]CatalogImage
+	catalogVersion uint64
+	lastSeq        uint64
+	anomalies      []Anomaly
+}
+
+// NewProjection returns an empty projection.
+func NewProjection() *Projection {
+	return &Projection{
+		workspaces: map[string]Workspace{},
+		byName:     map[string]string{},
+		catalog:    map[string]CatalogImage{},
+	}
+}
+
+// Apply folds one event from the log. It reports whether the event changed
+// the projection; a rejected event is recorded as an anomaly and returned as
+// the error.
+func (p *Projection) Apply(e Envelope) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e.Sequence > p.lastSeq {
+		p.lastSeq = e.Sequence
+	}
+	if e.Subject == CatalogSubject {
+		return p.applyCatalog(e)
+	}
+	ws := p.workspaces[e.Subject]
+	if e.Sequence != 0 && e.Sequence <= ws.Version {
+		return false, nil
+	}
+	next, err := Apply(ws, e)
+	if err != nil {
+		p.anomaly(e, err)
+		return false, err
+	}
+	p.workspaces[next.ID] = next
+	if ws.Name != "" && ws.Name != next.Name {
+		delete(p.byName, ws.Name)
+	}
+	if next.Status == StatusDeleted {
+		if p.byName[next.Name] == next.ID {
+			delete(p.byName, next.Name)
+		}
+	} else {
+		p.byName[next.Name] = next.ID
+	}
+	return true, nil
+}
+
+var errCatalogType = errors.New("not a catalog event")
+
+func (p *Projection) applyCatalog(e Envelope) (bool, error) {
+	if e.Sequence != 0 && e.Sequence <= p.catalogVersion {
+		return false, nil
+	}
+	pl, err := e.Payload()
+	if err != nil {
+		p.anomaly(e, err)
+		return false, err
+	}
+	switch pl := pl.(type) {
+	case *ImageAdded:
+		p.catalog[pl.Ref] = CatalogImage{Ref: pl.Ref, Description: pl.Description, CapAdd: slices.Clone(pl.CapAdd), AddedBy: e.Actor, AddedAt: e.Time}
+	case *ImageRemoved:
+		delete(p.catalog, pl.Ref)
+	default:
+		p.anomaly(e, errCatalogType)
+		return false, errCatalogType
+	}
+	p.catalogVersion = e.Sequence
+	return true, nil
+}
+
+func (p *Projection) anomaly(e Envelope, err error) {
+	p.anomalies = append(p.anomalies, Anomaly{Sequence: e.Sequence, EventID: e.ID, Subject: e.Subject, Error: err.Error()})
+}
+
+// Workspace returns one workspace by id.
+func (p *Projection) Workspace(id string) (Workspace, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	ws, ok := p.workspaces[id]
+	return ws, ok
+}
+
+// WorkspaceByName returns the live (not deleted) workspace with that name.
+func (p *Projection) WorkspaceByName(name string) (Workspace, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	id, ok := p.byName[name]
+	if !ok {
+		return Workspace{}, false
+	}
+	return p.workspaces[id], true
+}
+
+// Workspaces returns the workspaces keep accepts, sorted by name then id.
+// A nil keep returns them all.
+func (p *Projection) Workspaces(keep func(Workspace) bool) []Workspace {
+	p.mu.RLock()
+	out := make([]Workspace, 0, len(p.workspaces))
+	for _, ws := range p.workspaces {
+		if keep == nil || keep(ws) {
+			out = append(out, ws)
+		}
+	}
+	p.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if c := strings.Compare(out[i].Name, out[j].Name); c != 0 {
+			return c < 0
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Image returns a catalog entry by reference.
+func (p *Projection) Image(ref string) (CatalogImage, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	img, ok := p.catalog[ref]
+	return img, ok
+}
+
+// Catalog returns the allow-list sorted by reference, and its version (the
+// expected last sequence of CatalogSubject).
+func (p *Projection) Catalog() ([]CatalogImage, uint64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make([]CatalogImage, 0, len(p.catalog))
+	for _, img := range p.catalog {
+		out = append(out, img)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out, p.catalogVersion
+}
+
+// LastSequence is the highest stream sequence the projection has seen.
+func (p *Projection) LastSequence() uint64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.lastSeq
+}
+
+// Anomalies returns the events the fold rejected, oldest first.
+func (p *Projection) Anomalies() []Anomaly {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return slices.Clone(p.anomalies)
+}

@@ -1,0 +1,186 @@
+package events
+
+// Type is the stable CloudEvents type name of an event. Names never change
+// once released; a payload change that is not backward compatible bumps the
+// schema version instead.
+type Type string
+
+// Workspace lifecycle events. "Requested" events are intents appended by the
+// API, the reaper or the intake; the others are observations appended by the
+// provisioner (or the archiver) after it saw Docker do the thing.
+const (
+	TypeCreated          Type = "berth.workspace.created"
+	TypeUpdated          Type = "berth.workspace.updated"
+	TypeStartRequested   Type = "berth.workspace.start_requested"
+	TypeRunning          Type = "berth.workspace.running"
+	TypeStopRequested    Type = "berth.workspace.stop_requested"
+	TypeStopped          Type = "berth.workspace.stopped"
+	TypeFailed           Type = "berth.workspace.failed"
+	TypeArchiveRequested Type = "berth.workspace.archive_requested"
+	TypeArchived         Type = "berth.workspace.archived"
+	TypeArchiveFailed    Type = "berth.workspace.archive_failed"
+	TypeDeleteRequested  Type = "berth.workspace.delete_requested"
+	TypeDeleted          Type = "berth.workspace.deleted"
+)
+
+// Catalog (image allow-list) events, on CatalogSubject.
+const (
+	TypeImageAdded   Type = "berth.catalog.image_added"
+	TypeImageRemoved Type = "berth.catalog.image_removed"
+)
+
+// Payload is the data of one event type.
+type Payload interface {
+	EventType() Type
+}
+
+// Resources are a workspace container's limits.
+type Resources struct {
+	MemoryBytes int64 `json:"memory_bytes"`
+	// MilliCPUs is CPU time in thousandths of a core (500 = half a core).
+	MilliCPUs int64 `json:"milli_cpus"`
+	Pids      int64 `json:"pids"`
+}
+
+// Created: an admin or a user's launch defined a new workspace.
+type Created struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Image       string    `json:"image"`
+	Projects    []string  `json:"projects"`
+	Owner       string    `json:"owner"`
+	Resources   Resources `json:"resources"`
+}
+
+// Updated changes a workspace's definition. Nil fields are unchanged.
+// Image, projects and resources take effect at the next container creation.
+type Updated struct {
+	Description *string    `json:"description,omitempty"`
+	Image       *string    `json:"image,omitempty"`
+	Projects    *[]string  `json:"projects,omitempty"`
+	Resources   *Resources `json:"resources,omitempty"`
+}
+
+// StartRequested asks for the workspace to run.
+type StartRequested struct{}
+
+// Running is observed when the container answers its health check.
+type Running struct {
+	ContainerID string `json:"container_id"`
+	// Host is the container's name on the workspace network (what a proxy
+	// on that network dials); IP is its address there (what a proxy on the
+	// host dials).
+	Host string `json:"host"`
+	IP   string `json:"ip"`
+	Port int    `json:"port"`
+}
+
+// StopRequested asks for the workspace to stop.
+type StopRequested struct{}
+
+// Stopped is observed when the container is no longer running.
+type Stopped struct {
+	ExitCode int `json:"exit_code"`
+}
+
+// Failed is observed when the workspace could not be brought to its desired
+// state. Message says what a user or admin can do about it.
+type Failed struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Retryable bool   `json:"retryable"`
+}
+
+// ArchiveRequested asks for the home volume to be archived.
+type ArchiveRequested struct{}
+
+// Archived is recorded once the archive was written and verified.
+type Archived struct {
+	Path      string `json:"path"`
+	SizeBytes int64  `json:"size_bytes"`
+	SHA256    string `json:"sha256"`
+}
+
+// ArchiveFailed leaves the workspace and its data as they were.
+type ArchiveFailed struct {
+	Message string `json:"message"`
+}
+
+// DeleteRequested asks for the container to be removed. Purge also removes
+// the home volume without an archive (admins only).
+type DeleteRequested struct {
+	Purge bool `json:"purge,omitempty"`
+}
+
+// Deleted is observed when the container (and, if purged or archived, the
+// volume) is gone.
+type Deleted struct{}
+
+// ImageAdded puts an image on the allow-list.
+type ImageAdded struct {
+	Ref         string `json:"ref"`
+	Description string `json:"description"`
+	// CapAdd lists the Linux capabilities the image needs back after
+	// cap-drop ALL (empty for most images).
+	CapAdd []string `json:"cap_add"`
+}
+
+// ImageRemoved takes an image off the allow-list. Existing workspaces keep
+// it; new ones cannot use it.
+type ImageRemoved struct {
+	Ref string `json:"ref"`
+}
+
+func (Created) EventType() Type          { return TypeCreated }
+func (Updated) EventType() Type          { return TypeUpdated }
+func (StartRequested) EventType() Type   { return TypeStartRequested }
+func (Running) EventType() Type          { return TypeRunning }
+func (StopRequested) EventType() Type    { return TypeStopRequested }
+func (Stopped) EventType() Type          { return TypeStopped }
+func (Failed) EventType() Type           { return TypeFailed }
+func (ArchiveRequested) EventType() Type { return TypeArchiveRequested }
+func (Archived) EventType() Type         { return TypeArchived }
+func (ArchiveFailed) EventType() Type    { return TypeArchiveFailed }
+func (DeleteRequested) EventType() Type  { return TypeDeleteRequested }
+func (Deleted) EventType() Type          { return TypeDeleted }
+func (ImageAdded) EventType() Type       { return TypeImageAdded }
+func (ImageRemoved) EventType() Type     { return TypeImageRemoved }
+
+// registry maps each type to a constructor of its payload and its current
+// schema version.
+var registry = map[Type]func() Payload{
+	TypeCreated:          func() Payload { return &Created{} },
+	TypeUpdated:          func() Payload { return &Updated{} },
+	TypeStartRequested:   func() Payload { return &StartRequested{} },
+	TypeRunning:          func() Payload { return &Running{} },
+	TypeStopRequested:    func() Payload { return &StopRequested{} },
+	TypeStopped:          func() Payload { return &Stopped{} },
+	TypeFailed:           func() Payload { return &Failed{} },
+	TypeArchiveRequested: func() Payload { return &ArchiveRequested{} },
+	TypeArchived:         func() Payload { return &Archived{} },
+	TypeArchiveFailed:    func() Payload { return &ArchiveFailed{} },
+	TypeDeleteRequested:  func() Payload { return &DeleteRequested{} },
+	TypeDeleted:          func() Payload { return &Deleted{} },
+	TypeImageAdded:       func() Payload { return &ImageAdded{} },
+	TypeImageRemoved:     func() Payload { return &ImageRemoved{} },
+}
+
+// schemaVersions records types whose schema moved past version 1.
+var schemaVersions = map[Type]int{}
+
+// CurrentSchemaVersion is the schema version writers use for t.
+func CurrentSchemaVersion(t Type) int {
+	if v, ok := schemaVersions[t]; ok {
+		return v
+	}
+	return 1
+}
+
+// Types lists every registered event type.
+func Types() []Type {
+	out := make([]Type, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	return out
+}

@@ -1,0 +1,164 @@
+// Package config binds command-line flags to BERTH_* environment variables:
+// every setting has a flag, an environment variable and a default that works
+// out of the box, in that order of precedence.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Set wraps a FlagSet and collects malformed environment values, so a
+// service reports every bad setting at once instead of the first.
+type Set struct {
+	FS   *flag.FlagSet
+	errs []string
+}
+
+// New returns a Set for the named program.
+func New(name string) *Set {
+	return &Set{FS: flag.NewFlagSet(name, flag.ContinueOnError)}
+}
+
+func (s *Set) env(key string) (string, bool) {
+	v, ok := os.LookupEnv(key)
+	return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+}
+
+func usage(u, key string) string { return fmt.Sprintf("%s (env %s)", u, key) }
+
+// String binds a string setting.
+func (s *Set) String(dst *string, name, key, def, u string) {
+	if v, ok := s.env(key); ok {
+		def = v
+	}
+	s.FS.StringVar(dst, name, def, usage(u, key))
+}
+
+// Int binds an integer setting.
+func (s *Set) Int(dst *int, name, key string, def int, u string) {
+	if v, ok := s.env(key); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: not an integer", key, v))
+		} else {
+			def = n
+		}
+	}
+	s.FS.IntVar(dst, name, def, usage(u, key))
+}
+
+// Bool binds a boolean setting.
+func (s *Set) Bool(dst *bool, name, key string, def bool, u string) {
+	if v, ok := s.env(key); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: not a boolean", key, v))
+		} else {
+			def = b
+		}
+	}
+	s.FS.BoolVar(dst, name, def, usage(u, key))
+}
+
+// Duration binds a duration setting ("90s", "24h").
+func (s *Set) Duration(dst *time.Duration, name, key string, def time.Duration, u string) {
+	if v, ok := s.env(key); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: not a duration like 90s or 24h", key, v))
+		} else {
+			def = d
+		}
+	}
+	s.FS.DurationVar(dst, name, def, usage(u, key))
+}
+
+// Float binds a decimal setting.
+func (s *Set) Float(dst *float64, name, key string, def float64, u string) {
+	if v, ok := s.env(key); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: not a number", key, v))
+		} else {
+			def = f
+		}
+	}
+	s.FS.Float64Var(dst, name, def, usage(u, key))
+}
+
+// Bytes binds a size setting written as 512MiB, 2GiB, 1.5G or plain bytes.
+func (s *Set) Bytes(dst *int64, name, key string, def int64, u string) {
+	if v, ok := s.env(key); ok {
+		n, err := ParseBytes(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: %v", key, v, err))
+		} else {
+			def = n
+		}
+	}
+	*dst = def
+	s.FS.Func(name, usage(u+fmt.Sprintf(" (default %s)", FormatBytes(def)), key), func(v string) error {
+		n, err := ParseBytes(v)
+		if err != nil {
+			return err
+		}
+		*dst = n
+		return nil
+	})
+}
+
+// Parse parses args and returns every malformed setting in one error.
+func (s *Set) Parse(args []string) error {
+	if err := s.FS.Parse(args); err != nil {
+		return err
+	}
+	if len(s.errs) > 0 {
+		return fmt.Errorf("bad configuration: %s", strings.Join(s.errs, "; "))
+	}
+	return nil
+}
+
+var units = []struct {
+	suffix string
+	mult   float64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30},
+	{"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"B", 1},
+}
+
+// ParseBytes parses a human size: "2GiB", "512Mi", "1.5G", "1048576".
+func ParseBytes(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("not a size like 512MiB or 2GiB")
+	}
+	return int64(f * mult), nil
+}
+
+// FormatBytes renders n in the largest binary unit that divides it.
+func FormatBytes(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return fmt.Sprintf("%d%s", n/u.m, u.s)
+		}
+	}
+	return fmt.Sprintf("%dB", n)
+}

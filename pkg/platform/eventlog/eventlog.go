@@ -1,0 +1,217 @@
+// Package eventlog is the JetStream-backed audit log: the stream, appends
+// with per-subject optimistic concurrency and de-duplication, reads of one
+// subject's history, and following the whole log into a projection.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthdev/berth/pkg/events"
+)
+
+// ErrConflict is returned by Append when the subject moved past the expected
+// sequence: someone else wrote first. Re-read and retry.
+var ErrConflict = errors.New("conflict: the subject changed since it was read")
+
+// ErrUnavailable wraps failures to reach JetStream.
+var ErrUnavailable = errors.New("event log unavailable")
+
+// Options configure the stream.
+type Options struct {
+	// Replicas of the stream (1 for a single server, 3 in a cluster).
+	Replicas int
+	// DuplicateWindow is how long Nats-Msg-Id de-duplication remembers ids.
+	DuplicateWindow time.Duration
+}
+
+// Log is the audit log.
+type Log struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+// Open creates or updates the stream and returns the log.
+func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = 2 * time.Minute
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        events.Stream,
+		Description: "Berth audit log: one subject per workspace, plus the image catalog",
+		Subjects:    events.StreamSubjects,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  o.DuplicateWindow,
+		// The log is an audit trail: nothing is deleted or purged through
+		// the API, and messages never expire.
+		DenyDelete:  true,
+		DenyPurge:   true,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w: %w", events.Stream, ErrUnavailable, err)
+	}
+	return &Log{js: js, stream: stream}, nil
+}
+
+// JetStream exposes the context for other JetStream resources (KV buckets).
+func (l *Log) JetStream() jetstream.JetStream { return l.js }
+
+func subjectOf(e events.Envelope) string {
+	if e.Subject == events.CatalogSubject {
+		return events.CatalogSubject
+	}
+	return events.WorkspaceSubject(e.Subject)
+}
+
+// Append stores e if its subject's last sequence is still expected (0: the
+// subject must be empty). The event id is the Nats-Msg-Id, so retrying an
+// append that may have landed is safe. It returns the stored sequence.
+func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error) {
+	if err := e.Validate(); err != nil {
+		return 0, err
+	}
+	body, err := jsonMarshal(e)
+	if err != nil {
+		return 0, err
+	}
+	msg := nats.NewMsg(subjectOf(e))
+	msg.Data = body
+	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	ack, err := l.js.PublishMsg(ctx, msg,
+		jetstream.WithMsgID(e.ID),
+		jetstream.WithExpectStream(events.Stream),
+		jetstream.WithExpectLastSequencePerSubject(expected),
+	)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("append %s to %s at %d: %w", e.Type, e.Subject, expected, ErrConflict)
+		}
+		return 0, fmt.Errorf("append %s to %s: %w: %w", e.Type, e.Subject, ErrUnavailable, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Read returns every event of one subject (a workspace id or
+// events.CatalogSubject), oldest first.
+func (l *Log) Read(ctx context.Context, subject string) ([]events.Envelope, error) {
+	full := subject
+	if subject != events.CatalogSubject {
+		full = events.WorkspaceSubject(subject)
+	}
+	last, err := l.stream.GetLastMsgForSubject(ctx, full)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w: %w", subject, ErrUnavailable, err)
+	}
+	var (
+		out       []events.Envelope
+		decodeErr error
+		done      = make(chan struct{})
+		finish    = sync.OnceFunc(func() { close(done) })
+	)
+	cc, err := l.subscribe(ctx, []string{full}, func(seq uint64, e events.Envelope, err error) {
+		if seq > last.Sequence {
+			return
+		}
+		if err != nil && decodeErr == nil {
+			decodeErr = fmt.Errorf("message %d: %w", seq, err)
+		} else if err == nil {
+			out = append(out, e)
+		}
+		if seq == last.Sequence {
+			finish()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", subject, err)
+	}
+	defer cc.Stop()
+	select {
+	case <-done:
+		return out, decodeErr
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read %s: %w", subject, ctx.Err())
+	}
+}
+
+// Follow replays the whole log into apply, oldest first, then keeps applying
+// new events until ctx ends. caughtUp is closed once every event that was in
+// the log when Follow started has been applied. Messages that do not decode
+// are logged and skipped (Berth's own writers validate before appending).
+func (l *Log) Follow(ctx context.Context, log *slog.Logger, apply func(events.Envelope)) (caughtUp <-chan struct{}, err error) {
+	info, err := l.stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("follow: %w: %w", ErrUnavailable, err)
+	}
+	until := info.State.LastSeq
+	ch := make(chan struct{})
+	markCaughtUp := sync.OnceFunc(func() { close(ch) })
+	if until == 0 {
+		markCaughtUp()
+	}
+	cc, err := l.subscribe(ctx, events.StreamSubjects, func(seq uint64, e events.Envelope, err error) {
+		if err != nil {
+			log.Error("skipping undecodable log message", "seq", seq, "err", err)
+		} else {
+			apply(e)
+		}
+		if seq >= until {
+			markCaughtUp()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		cc.Stop()
+	}()
+	return ch, nil
+}
+
+// subscribe reads subjects from the start of the stream with an ordered
+// consumer: no server-side state to leak, gaps repaired by the client. The
+// handler runs on one goroutine, in stream order.
+func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq uint64, e events.Envelope, err error)) (jetstream.ConsumeContext, error) {
+	cons, err := l.js.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		e, err := events.Decode(m.Data())
+		e.Sequence = md.Sequence.Stream
+		handle(md.Sequence.Stream, e, err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return cc, nil
+}

@@ -1,0 +1,91 @@
+// Package natsbus starts the embedded NATS server and connects services to
+// NATS, embedded or external.
+package natsbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// EmbeddedOptions configure the in-process NATS server.
+type EmbeddedOptions struct {
+	// Listen is host:port for clients; port -1 picks a free port (tests).
+	Listen string
+	// StoreDir is where JetStream keeps its file store.
+	StoreDir string
+	// ServerName names the server in logs and cluster views.
+	ServerName string
+}
+
+// StartEmbedded starts a NATS server with JetStream on a file store and
+// waits until it accepts connections.
+func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats listen address %q: %w", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats port %q: %w", portStr, err)
+	}
+	name := o.ServerName
+	if name == "" {
+		name = "berth-embedded"
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create embedded nats: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded nats on %s not ready after 10s (port in use?)", o.Listen)
+	}
+	return srv, nil
+}
+
+// Connect dials NATS and keeps reconnecting forever: a service whose bus is
+// down stays up, reports not-ready, and resumes when the bus is back.
+func Connect(url, clientName string, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(clientName),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// Ready reports whether the connection is up, as a readiness check.
+func Ready(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("nats %s", nc.Status())
+		}
+		return nil
+	}
+}
