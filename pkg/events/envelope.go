@@ -35,10 +35,10 @@ type Envelope struct {
 	Actor string `json:"actor"`
 	// Reason says why, in words a person reading the audit log understands
 	// ("user request", "idle", "retention", "container exited").
-	Reason        string `json:"reason,omitempty"`
-	CorrelationID string `json:"correlationid,omitempty"`
-	TraceParent   string `json:"traceparent,omitempty"`
-	TraceState    string `json:"tracestate,omitempty"`
+	Reason        string          `json:"reason,omitempty"`
+	CorrelationID string          `json:"correlationid,omitempty"`
+	TraceParent   string          `json:"traceparent,omitempty"`
+	TraceState    string          `json:"tracestate,omitempty"`
 	Data          json.RawMessage `json:"data"`
 
 	// Sequence is the stream sequence of the stored message; set when the

@@ -13,6 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/berthdev/berth/pkg/events"
 )
@@ -30,12 +33,15 @@ type Options struct {
 	Replicas int
 	// DuplicateWindow is how long Nats-Msg-Id de-duplication remembers ids.
 	DuplicateWindow time.Duration
+	// Meter records append latency and outcomes; nil records nothing.
+	Meter metric.Meter
 }
 
 // Log is the audit log.
 type Log struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	appendMs metric.Float64Histogram
 }
 
 // Open creates or updates the stream and returns the log.
@@ -67,7 +73,16 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w: %w", events.Stream, ErrUnavailable, err)
 	}
-	return &Log{js: js, stream: stream}, nil
+	meter := o.Meter
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	appendMs, err := meter.Float64Histogram("berth.eventlog.append.duration", metric.WithUnit("ms"),
+		metric.WithDescription("Append latency by event type and outcome (ok, conflict, error)"))
+	if err != nil {
+		return nil, fmt.Errorf("append histogram: %w", err)
+	}
+	return &Log{js: js, stream: stream, appendMs: appendMs}, nil
 }
 
 // JetStream exposes the context for other JetStream resources (KV buckets).
@@ -91,6 +106,12 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	if err != nil {
 		return 0, err
 	}
+	start := time.Now()
+	outcome := "ok"
+	defer func() {
+		l.appendMs.Record(ctx, float64(time.Since(start).Microseconds())/1000, metric.WithAttributes(
+			attribute.String("type", string(e.Type)), attribute.String("outcome", outcome)))
+	}()
 	msg := nats.NewMsg(subjectOf(e))
 	msg.Data = body
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
@@ -103,8 +124,10 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			outcome = "conflict"
 			return 0, fmt.Errorf("append %s to %s at %d: %w", e.Type, e.Subject, expected, ErrConflict)
 		}
+		outcome = "error"
 		return 0, fmt.Errorf("append %s to %s: %w: %w", e.Type, e.Subject, ErrUnavailable, err)
 	}
 	return ack.Sequence, nil

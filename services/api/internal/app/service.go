@@ -1,0 +1,509 @@
+// Package app holds the API's use cases: it validates commands against the
+// projection, decides which event they produce, and appends it to the log
+// with optimistic concurrency. It knows nothing of HTTP.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+)
+
+// Log is the audit log as the use cases need it.
+type Log interface {
+	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
+	Read(ctx context.Context, subject string) ([]events.Envelope, error)
+}
+
+// Names makes workspace names unique across concurrent writers. stale
+// tells Claim whether the current holder of a name may be displaced.
+type Names interface {
+	Claim(ctx context.Context, name, id string, stale func(holder string, claimedAt time.Time) bool) error
+}
+
+// ErrNameTaken is returned by Names.Claim when another workspace holds the
+// name.
+var ErrNameTaken = errors.New("name taken")
+
+// Caller is who issues a command, from a verified token.
+type Caller struct {
+	Subject string
+	Admin   bool
+	// CorrelationID and trace context are copied into the events.
+	CorrelationID string
+	TraceParent   string
+	TraceState    string
+}
+
+func (c Caller) meta(source, reason string) events.Meta {
+	return events.Meta{Source: source, Actor: "user:" + c.Subject, Reason: reason,
+		CorrelationID: c.CorrelationID, TraceParent: c.TraceParent, TraceState: c.TraceState}
+}
+
+// Options configure the use cases.
+type Options struct {
+	// Source is the CloudEvents source of events this API writes.
+	Source       string
+	ProjectsRoot string
+	DefaultImage string
+	Bounds       Bounds
+	// ClaimGrace is how long a name claim whose workspace never reached the
+	// log is honoured (covers a writer that crashed between the two steps).
+	ClaimGrace time.Duration
+	// AppendTimeout bounds one append, so a request fails with "unavailable"
+	// instead of hanging while the bus is down.
+	AppendTimeout time.Duration
+	Now           func() time.Time
+}
+
+// Service runs the workspace and catalog commands.
+type Service struct {
+	log   Log
+	proj  *events.Projection
+	names Names
+	o     Options
+}
+
+// New returns a Service; zero options get working defaults.
+func New(log Log, proj *events.Projection, names Names, o Options) *Service {
+	if o.Source == "" {
+		o.Source = "berth/api"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ClaimGrace == 0 {
+		o.ClaimGrace = 30 * time.Second
+	}
+	if o.AppendTimeout == 0 {
+		o.AppendTimeout = 5 * time.Second
+	}
+	return &Service{log: log, proj: proj, names: names, o: o}
+}
+
+// maxAttempts bounds the re-read-and-retry loop on append conflicts.
+const maxAttempts = 5
+
+// decision is what a command decided for the workspace's current state: an
+// event to append, or nil when the workspace already is as asked.
+type decision func(ws events.Workspace) (events.Payload, string, error)
+
+// command applies decide to the workspace with optimistic concurrency: on a
+// conflict it re-reads the workspace from the log and decides again.
+func (s *Service) command(ctx context.Context, c Caller, id string, decide decision) (events.Workspace, error) {
+	ws, ok := s.proj.Workspace(id)
+	if !ok || !visible(c, ws) {
+		return events.Workspace{}, errNotFound
+	}
+	reloaded := false
+	for range maxAttempts {
+		p, reason, err := decide(ws)
+		if err != nil || p == nil {
+			return ws, err
+		}
+		if _, ok := events.Next(ws.Status, p.EventType()); !ok {
+			if !reloaded {
+				// The projection may lag the log; judge on the log itself.
+				if ws, err = s.reload(ctx, id); err != nil {
+					return events.Workspace{}, err
+				}
+				reloaded = true
+				continue
+			}
+			return ws, &Error{Kind: KindConflict, Code: CodeIllegalTransition,
+				Message: fmt.Sprintf("workspace %s is %s; %s is not possible now", ws.Name, ws.Status, verb(p.EventType()))}
+		}
+		next, err := s.append(ctx, ws, p, c.meta(s.o.Source, reason))
+		if errors.Is(err, eventlog.ErrConflict) {
+			if ws, err = s.reload(ctx, id); err != nil {
+				return events.Workspace{}, err
+			}
+			reloaded = true
+			continue
+		}
+		return next, err
+	}
+	return ws, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the workspace is changing too fast; retry"}
+}
+
+// append writes one event after ws and folds it into the projection so the
+// caller reads its own write.
+func (s *Service) append(ctx context.Context, ws events.Workspace, p events.Payload, m events.Meta) (events.Workspace, error) {
+	e, err := events.New(ws.ID, p, m, s.o.Now())
+	if err != nil {
+		return ws, err
+	}
+	actx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
+	defer cancel()
+	seq, err := s.log.Append(actx, e, ws.Version)
+	if errors.Is(err, eventlog.ErrConflict) {
+		return ws, err
+	}
+	if err != nil {
+		return ws, unavailable(err)
+	}
+	e.Sequence = seq
+	_, _ = s.proj.Apply(e)
+	return events.Apply(ws, e)
+}
+
+func (s *Service) reload(ctx context.Context, id string) (events.Workspace, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
+	defer cancel()
+	evs, err := s.log.Read(ctx, id)
+	if err != nil {
+		return events.Workspace{}, unavailable(err)
+	}
+	ws, err := events.Fold(evs)
+	if err != nil {
+		return events.Workspace{}, fmt.Errorf("fold %s: %w", id, err)
+	}
+	return ws, nil
+}
+
+func visible(c Caller, ws events.Workspace) bool {
+	return c.Admin || ws.Owner == c.Subject
+}
+
+func verb(t events.Type) string {
+	switch t {
+	case events.TypeStartRequested:
+		return "start"
+	case events.TypeStopRequested:
+		return "stop"
+	case events.TypeDeleteRequested:
+		return "delete"
+	case events.TypeUpdated:
+		return "update (stop it first)"
+	}
+	return string(t)
+}
+
+// CreateInput is a new workspace's definition. Users may set only name and
+// description: the rest comes from the default template.
+type CreateInput struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Image       string            `json:"image"`
+	Projects    []string          `json:"projects"`
+	Owner       string            `json:"owner"`
+	Resources   *events.Resources `json:"resources"`
+}
+
+// Create defines a workspace (status created; not started).
+func (s *Service) Create(ctx context.Context, c Caller, in CreateInput) (events.Workspace, error) {
+	created, err := s.define(c, in)
+	if err != nil {
+		return events.Workspace{}, err
+	}
+	return s.createDefined(ctx, c, created)
+}
+
+func (s *Service) define(c Caller, in CreateInput) (events.Created, error) {
+	if !c.Admin {
+		if in.Owner != "" && in.Owner != c.Subject {
+			return events.Created{}, forbidden("only admins create workspaces for other users")
+		}
+		if in.Image != "" || len(in.Projects) > 0 || in.Resources != nil {
+			return events.Created{}, forbidden("only admins choose image, projects or resources; users get the default template")
+		}
+	}
+	in.Name, in.Owner, in.Image = trimmed(in.Name), trimmed(in.Owner), trimmed(in.Image)
+	if in.Owner == "" {
+		in.Owner = c.Subject
+	}
+	if in.Image == "" {
+		in.Image = s.o.DefaultImage
+	}
+	fields := nonNil(validateName(in.Name), validateDescription(in.Description))
+	if _, ok := s.proj.Image(in.Image); !ok {
+		fields = append(fields, FieldError{Field: "image", Code: "image_not_in_catalog",
+			Message: fmt.Sprintf("image %q is not in the catalog; an admin must add it first", in.Image)})
+	}
+	fields = append(fields, validateProjects(s.o.ProjectsRoot, in.Projects)...)
+	res, resFields := s.o.Bounds.resolveResources(in.Resources)
+	fields = append(fields, resFields...)
+	if len(fields) > 0 {
+		return events.Created{}, invalid(fields...)
+	}
+	projects := slices.Clone(in.Projects)
+	if projects == nil {
+		projects = []string{}
+	}
+	return events.Created{Name: in.Name, Description: in.Description, Image: in.Image, Projects: projects, Owner: in.Owner, Resources: res}, nil
+}
+
+func (s *Service) createDefined(ctx context.Context, c Caller, created events.Created) (events.Workspace, error) {
+	if _, taken := s.proj.WorkspaceByName(created.Name); taken {
+		return events.Workspace{}, nameTaken(created.Name)
+	}
+	id := uuid.NewString()
+	cctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
+	defer cancel()
+	err := s.names.Claim(cctx, created.Name, id, s.staleClaim(cctx))
+	if errors.Is(err, ErrNameTaken) {
+		return events.Workspace{}, nameTaken(created.Name)
+	}
+	if err != nil {
+		return events.Workspace{}, unavailable(err)
+	}
+	ws, err := s.append(ctx, events.Workspace{ID: id}, &created, c.meta(s.o.Source, "created by "+c.Subject))
+	if errors.Is(err, eventlog.ErrConflict) {
+		// A fresh UUID cannot have history; treat as a transient log fault.
+		return events.Workspace{}, unavailable(err)
+	}
+	return ws, err
+}
+
+func nameTaken(name string) error {
+	return &Error{Kind: KindConflict, Code: CodeNameTaken, Message: fmt.Sprintf("a workspace named %q already exists", name)}
+}
+
+// staleClaim decides whether a name claim may be taken over: its workspace
+// was deleted, or it never reached the log within the grace period.
+func (s *Service) staleClaim(ctx context.Context) func(holder string, claimedAt time.Time) bool {
+	return func(holder string, claimedAt time.Time) bool {
+		if ws, ok := s.proj.Workspace(holder); ok {
+			return ws.Status == events.StatusDeleted
+		}
+		evs, err := s.log.Read(ctx, holder)
+		if err != nil || len(evs) > 0 {
+			ws, ferr := events.Fold(evs)
+			return err == nil && ferr == nil && ws.Status == events.StatusDeleted
+		}
+		return s.o.Now().Sub(claimedAt) > s.o.ClaimGrace
+	}
+}
+
+// UpdateInput changes a workspace's definition; nil fields stay. Owners may
+// change the description; admins everything.
+type UpdateInput struct {
+	Description *string           `json:"description"`
+	Image       *string           `json:"image"`
+	Projects    *[]string         `json:"projects"`
+	Resources   *events.Resources `json:"resources"`
+}
+
+// Update changes a stopped (or never started, or failed) workspace.
+func (s *Service) Update(ctx context.Context, c Caller, id string, in UpdateInput) (events.Workspace, error) {
+	if !c.Admin && (in.Image != nil || in.Projects != nil || in.Resources != nil) {
+		return events.Workspace{}, forbidden("only admins change image, projects or resources")
+	}
+	var fields []FieldError
+	u := events.Updated{Description: in.Description}
+	if in.Description != nil {
+		fields = append(fields, nonNil(validateDescription(*in.Description))...)
+	}
+	if in.Image != nil {
+		img := trimmed(*in.Image)
+		if _, ok := s.proj.Image(img); !ok {
+			fields = append(fields, FieldError{Field: "image", Code: "image_not_in_catalog", Message: fmt.Sprintf("image %q is not in the catalog", img)})
+		}
+		u.Image = &img
+	}
+	if in.Projects != nil {
+		fields = append(fields, validateProjects(s.o.ProjectsRoot, *in.Projects)...)
+		p := slices.Clone(*in.Projects)
+		if p == nil {
+			p = []string{}
+		}
+		u.Projects = &p
+	}
+	if in.Resources != nil {
+		r, rf := s.o.Bounds.resolveResources(in.Resources)
+		fields = append(fields, rf...)
+		u.Resources = &r
+	}
+	if len(fields) > 0 {
+		return events.Workspace{}, invalid(fields...)
+	}
+	if u == (events.Updated{}) {
+		return events.Workspace{}, invalid(FieldError{Field: "", Code: "empty_update", Message: "nothing to update"})
+	}
+	return s.command(ctx, c, id, func(events.Workspace) (events.Payload, string, error) {
+		return &u, "updated by " + c.Subject, nil
+	})
+}
+
+// Start asks for the workspace to run. Starting a running or starting
+// workspace changes nothing.
+func (s *Service) Start(ctx context.Context, c Caller, id string) (events.Workspace, error) {
+	return s.command(ctx, c, id, startDecision(c))
+}
+
+func startDecision(c Caller) decision {
+	return func(ws events.Workspace) (events.Payload, string, error) {
+		if ws.Status == events.StatusRunning || ws.Status == events.StatusStarting {
+			return nil, "", nil
+		}
+		return &events.StartRequested{}, "start requested by " + c.Subject, nil
+	}
+}
+
+// Stop asks for the workspace to stop. Stopping a stopped workspace changes
+// nothing.
+func (s *Service) Stop(ctx context.Context, c Caller, id string) (events.Workspace, error) {
+	return s.command(ctx, c, id, func(ws events.Workspace) (events.Payload, string, error) {
+		switch ws.Status {
+		case events.StatusStopped, events.StatusStopping, events.StatusCreated:
+			return nil, "", nil
+		}
+		return &events.StopRequested{}, "stop requested by " + c.Subject, nil
+	})
+}
+
+// Delete asks for the workspace's container to be removed; purge (admins
+// only) also drops its home volume without an archive.
+func (s *Service) Delete(ctx context.Context, c Caller, id string, purge bool) (events.Workspace, error) {
+	if purge && !c.Admin {
+		return events.Workspace{}, forbidden("only admins purge a workspace's data")
+	}
+	return s.command(ctx, c, id, func(ws events.Workspace) (events.Payload, string, error) {
+		if ws.Status == events.StatusDeleting || ws.Status == events.StatusDeleted {
+			return nil, "", nil
+		}
+		return &events.DeleteRequested{Purge: purge}, "delete requested by " + c.Subject, nil
+	})
+}
+
+// LaunchInput optionally names the workspace to launch; the default is the
+// caller's subject made into a DNS label.
+type LaunchInput struct {
+	Name string `json:"name"`
+}
+
+// Launch is the "Launch workspace" button: create the caller's workspace
+// from the default template if needed, and start it. It is idempotent.
+func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws events.Workspace, created bool, err error) {
+	name := trimmed(in.Name)
+	if name == "" {
+		name = LabelFor(c.Subject)
+	}
+	if f := validateName(name); f != nil {
+		return events.Workspace{}, false, invalid(*f)
+	}
+	for range maxAttempts {
+		existing, ok := s.proj.WorkspaceByName(name)
+		if ok {
+			if existing.Owner != c.Subject {
+				return events.Workspace{}, false, nameTaken(name)
+			}
+			ws, err = s.Start(ctx, c, existing.ID)
+			return ws, false, err
+		}
+		def, err := s.define(Caller{Subject: c.Subject}, CreateInput{Name: name})
+		if err != nil {
+			return events.Workspace{}, false, err
+		}
+		ws, err = s.createDefined(ctx, c, def)
+		if e, ok := AsError(err); ok && e.Code == CodeNameTaken {
+			// Lost a race with a concurrent launch: start whatever won.
+			if err := s.awaitName(ctx, name); err != nil {
+				return events.Workspace{}, false, err
+			}
+			continue
+		}
+		if err != nil {
+			return events.Workspace{}, false, err
+		}
+		ws, err = s.command(ctx, c, ws.ID, startDecision(c))
+		return ws, true, err
+	}
+	return events.Workspace{}, false, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the workspace is changing too fast; retry"}
+}
+
+// awaitName waits briefly for a concurrently created workspace to reach the
+// projection.
+func (s *Service) awaitName(ctx context.Context, name string) error {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := s.proj.WorkspaceByName(name); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nameTaken(name)
+}
+
+// LabelFor turns a subject (user id, e-mail) into a DNS label.
+func LabelFor(subject string) string {
+	b := make([]byte, 0, len(subject))
+	dash := false
+	for _, r := range subject {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b = append(b, byte(r))
+			dash = false
+		case r >= 'A' && r <= 'Z':
+			b = append(b, byte(r-'A'+'a'))
+			dash = false
+		default:
+			if !dash && len(b) > 0 {
+				b = append(b, '-')
+				dash = true
+			}
+		}
+		if len(b) >= 63 {
+			break
+		}
+	}
+	out := string(b)
+	for len(out) > 0 && out[len(out)-1] == '-' {
+		out = out[:len(out)-1]
+	}
+	if out == "" {
+		out = "workspace"
+	}
+	return out
+}
+
+// Get returns one workspace the caller may see.
+func (s *Service) Get(_ context.Context, c Caller, id string) (events.Workspace, error) {
+	ws, ok := s.proj.Workspace(id)
+	if !ok || !visible(c, ws) {
+		return events.Workspace{}, errNotFound
+	}
+	return ws, nil
+}
+
+// ListFilter narrows List.
+type ListFilter struct {
+	Owner          string
+	IncludeDeleted bool
+}
+
+// List returns the workspaces the caller may see: users their own, admins
+// all (or one owner's).
+func (s *Service) List(_ context.Context, c Caller, f ListFilter) []events.Workspace {
+	return s.proj.Workspaces(func(ws events.Workspace) bool {
+		if !visible(c, ws) || (f.Owner != "" && ws.Owner != f.Owner) {
+			return false
+		}
+		return f.IncludeDeleted || ws.Status != events.StatusDeleted
+	})
+}
+
+// History returns the workspace's events from the log, oldest first.
+func (s *Service) History(ctx context.Context, c Caller, id string) ([]events.Envelope, error) {
+	if _, err := s.Get(ctx, c, id); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
+	defer cancel()
+	evs, err := s.log.Read(ctx, id)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return evs, nil
+}

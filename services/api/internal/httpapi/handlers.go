@@ -1,0 +1,304 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/services/api/internal/app"
+	"github.com/berthdev/berth/services/api/internal/auth"
+)
+
+type handlers struct{ o Options }
+
+// workspaceView is a workspace as the API returns it: its state plus the
+// URL it is (or will be) reachable at.
+type workspaceView struct {
+	events.Workspace
+	URL string `json:"url"`
+}
+
+func (h *handlers) view(ws events.Workspace) workspaceView {
+	return workspaceView{Workspace: ws, URL: h.o.URLFor(ws.Name)}
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors, so a typo in a field name is reported instead of ignored.
+func decode(c echo.Context, dst any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return problem(http.StatusUnsupportedMediaType, codeUnsupportedMedia, "send Content-Type: application/json")
+	}
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if errors.Is(err, io.EOF) {
+		return problem(http.StatusBadRequest, codeMalformedJSON, "request body is empty; send a JSON object")
+	}
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
+			return problem(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body is too large")
+		}
+		return problem(http.StatusBadRequest, codeMalformedJSON, "request body is not valid JSON for this route: "+err.Error())
+	}
+	return nil
+}
+
+// decodeOptional is decode for routes whose body may be absent.
+func decodeOptional(c echo.Context, dst any) error {
+	if c.Request().ContentLength == 0 {
+		return nil
+	}
+	return decode(c, dst)
+}
+
+func (h *handlers) devToken(c echo.Context) error {
+	var in struct {
+		Sub        string   `json:"sub"`
+		Roles      []string `json:"roles"`
+		TTLSeconds int      `json:"ttl_seconds"`
+	}
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	in.Sub = strings.TrimSpace(in.Sub)
+	var fields []app.FieldError
+	if in.Sub == "" || len(in.Sub) > 128 {
+		fields = append(fields, app.FieldError{Field: "sub", Code: "invalid_subject", Message: "sub must be 1-128 characters"})
+	}
+	if in.TTLSeconds == 0 {
+		in.TTLSeconds = 3600
+	}
+	if in.TTLSeconds < 1 || in.TTLSeconds > 7*24*3600 {
+		fields = append(fields, app.FieldError{Field: "ttl_seconds", Code: "invalid_ttl", Message: "ttl_seconds must be between 1 and 604800"})
+	}
+	if len(in.Roles) == 0 {
+		in.Roles = []string{"user"}
+	}
+	if len(fields) > 0 {
+		return problem422(fields)
+	}
+	now := h.o.Now()
+	ttl := time.Duration(in.TTLSeconds) * time.Second
+	tok, err := h.o.DevIssuer.Issue(in.Sub, in.Roles, now, ttl)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"token": tok, "expires_at": now.Add(ttl).UTC()})
+}
+
+func problem422(fields []app.FieldError) error {
+	p := problem(http.StatusUnprocessableEntity, app.CodeValidation, fields[0].Message)
+	p.Errors = fields
+	return p
+}
+
+func (h *handlers) me(c echo.Context) error {
+	p, _ := c.Get(principalKey).(auth.Principal)
+	roles := p.Roles
+	if roles == nil {
+		roles = []string{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"sub": p.Subject, "roles": roles, "admin": p.Admin})
+}
+
+func (h *handlers) listImages(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"images": w.Images()})
+}
+
+func (h *handlers) addImage(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	var in app.ImageInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	img, err := w.AddImage(c.Request().Context(), caller(c), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, img)
+}
+
+func (h *handlers) removeImage(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	// Image references contain '/' and ':'; clients escape them in the path.
+	ref, err := url.PathUnescape(c.Param("ref"))
+	if err != nil {
+		return problem(http.StatusBadRequest, "invalid_path", "the image reference is not correctly escaped")
+	}
+	if err := w.RemoveImage(c.Request().Context(), caller(c), ref); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handlers) listWorkspaces(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	f := app.ListFilter{Owner: c.QueryParam("owner")}
+	if v := c.QueryParam("include_deleted"); v != "" {
+		if f.IncludeDeleted, err = strconv.ParseBool(v); err != nil {
+			return problem(http.StatusBadRequest, "invalid_query", "include_deleted must be true or false")
+		}
+	}
+	list := w.List(c.Request().Context(), caller(c), f)
+	out := make([]workspaceView, 0, len(list))
+	for _, ws := range list {
+		out = append(out, h.view(ws))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"workspaces": out})
+}
+
+func (h *handlers) createWorkspace(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	var in app.CreateInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	ws, err := w.Create(c.Request().Context(), caller(c), in)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/api/v1/workspaces/"+ws.ID)
+	return c.JSON(http.StatusCreated, h.view(ws))
+}
+
+func (h *handlers) launch(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	var in app.LaunchInput
+	if err := decodeOptional(c, &in); err != nil {
+		return err
+	}
+	ws, created, err := w.Launch(c.Request().Context(), caller(c), in)
+	if err != nil {
+		return err
+	}
+	status := http.StatusAccepted
+	switch {
+	case created:
+		status = http.StatusCreated
+		c.Response().Header().Set(echo.HeaderLocation, "/api/v1/workspaces/"+ws.ID)
+	case ws.Status == events.StatusRunning:
+		status = http.StatusOK
+	}
+	return c.JSON(status, h.view(ws))
+}
+
+func (h *handlers) getWorkspace(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	ws, err := w.Get(c.Request().Context(), caller(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h.view(ws))
+}
+
+func (h *handlers) updateWorkspace(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	var in app.UpdateInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	ws, err := w.Update(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h.view(ws))
+}
+
+// lifecycle runs a start/stop/delete command and answers 202: the request
+// is in the log; the provisioner carries it out.
+func (h *handlers) lifecycle(c echo.Context, run func(w Workspaces, c echo.Context) (events.Workspace, error)) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	ws, err := run(w, c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, h.view(ws))
+}
+
+func (h *handlers) startWorkspace(c echo.Context) error {
+	return h.lifecycle(c, func(w Workspaces, c echo.Context) (events.Workspace, error) {
+		return w.Start(c.Request().Context(), caller(c), c.Param("id"))
+	})
+}
+
+func (h *handlers) stopWorkspace(c echo.Context) error {
+	return h.lifecycle(c, func(w Workspaces, c echo.Context) (events.Workspace, error) {
+		return w.Stop(c.Request().Context(), caller(c), c.Param("id"))
+	})
+}
+
+func (h *handlers) deleteWorkspace(c echo.Context) error {
+	return h.lifecycle(c, func(w Workspaces, c echo.Context) (events.Workspace, error) {
+		purge := false
+		if v := c.QueryParam("purge"); v != "" {
+			var err error
+			if purge, err = strconv.ParseBool(v); err != nil {
+				return events.Workspace{}, problem(http.StatusBadRequest, "invalid_query", "purge must be true or false")
+			}
+		}
+		return w.Delete(c.Request().Context(), caller(c), c.Param("id"), purge)
+	})
+}
+
+// historyEntry is one event with its position in the log.
+type historyEntry struct {
+	Sequence uint64 `json:"sequence"`
+	events.Envelope
+}
+
+func (h *handlers) workspaceEvents(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	evs, err := w.History(c.Request().Context(), caller(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	out := make([]historyEntry, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, historyEntry{Sequence: e.Sequence, Envelope: e})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": out})
+}

@@ -1,0 +1,140 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/berthdev/berth/pkg/platform/telemetry"
+	"github.com/berthdev/berth/services/api/internal/app"
+	"github.com/berthdev/berth/services/api/internal/auth"
+)
+
+const principalKey = "berth.principal"
+
+// authenticate verifies the bearer token and stores the principal. Identity
+// comes only from the verified token: no header a client sends (X-Forwarded-
+// User and the like) is ever trusted.
+func authenticate(v *auth.Verifier) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			raw, ok := bearer(c.Request())
+			if !ok {
+				return problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token>")
+			}
+			p, err := v.Verify(raw)
+			switch {
+			case errors.Is(err, auth.ErrExpired):
+				return problem(http.StatusUnauthorized, codeTokenExpired, "the token has expired; get a new one")
+			case err != nil:
+				return problem(http.StatusUnauthorized, codeInvalidToken, "the token is not valid for this API")
+			case !p.User:
+				return problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get(echo.HeaderAuthorization)
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// caller builds the use-case caller from the verified principal, the request
+// id and the current span.
+func caller(c echo.Context) app.Caller {
+	p, _ := c.Get(principalKey).(auth.Principal)
+	tp, ts := telemetry.TraceContext(c.Request().Context())
+	return app.Caller{
+		Subject:       p.Subject,
+		Admin:         p.Admin,
+		CorrelationID: c.Response().Header().Get(echo.HeaderXRequestID),
+		TraceParent:   tp,
+		TraceState:    ts,
+	}
+}
+
+// requireAdmin guards admin-only routes.
+func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p, _ := c.Get(principalKey).(auth.Principal); !p.Admin {
+			return problem(http.StatusForbidden, app.CodeForbidden, "this route needs the admin role")
+		}
+		return next(c)
+	}
+}
+
+// observe traces, measures and logs each request.
+func observe(log *slog.Logger, tracer trace.Tracer, meter metric.Meter) echo.MiddlewareFunc {
+	duration, _ := meter.Float64Histogram("http.server.request.duration",
+		metric.WithUnit("s"), metric.WithDescription("HTTP request duration by route and status"))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			route := c.Path()
+			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
+			defer span.End()
+			c.SetRequest(req.WithContext(ctx))
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			status := c.Response().Status
+			elapsed := time.Since(start)
+			duration.Record(ctx, elapsed.Seconds(), metric.WithAttributes(
+				attribute.String("http.request.method", req.Method),
+				attribute.String("http.route", route),
+				attribute.Int("http.response.status_code", status)))
+			p, _ := c.Get(principalKey).(auth.Principal)
+			log.LogAttrs(ctx, levelFor(status), "request",
+				slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
+				slog.Duration("duration", elapsed), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+				slog.String("sub", p.Subject))
+			return nil
+		}
+	}
+}
+
+func levelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+// recoverPanics turns a handler panic into a logged internal_error.
+func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					log.Error("handler panic", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+					err = problem(http.StatusInternalServerError, codeInternal, "internal error; see the API logs")
+				}
+			}()
+			return next(c)
+		}
+	}
+}

@@ -1,0 +1,115 @@
+// Package httpapi is the API's HTTP edge: Echo routes, bearer auth, problem
+// JSON errors, and the OpenAPI document that describes all of it.
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/service"
+	"github.com/berthdev/berth/services/api/internal/app"
+	"github.com/berthdev/berth/services/api/internal/auth"
+)
+
+//go:embed openapi.yaml
+var OpenAPI []byte
+
+// Workspaces is what the handlers need from the use cases.
+type Workspaces interface {
+	Create(ctx context.Context, c app.Caller, in app.CreateInput) (events.Workspace, error)
+	Update(ctx context.Context, c app.Caller, id string, in app.UpdateInput) (events.Workspace, error)
+	Start(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
+	Stop(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
+	Delete(ctx context.Context, c app.Caller, id string, purge bool) (events.Workspace, error)
+	Launch(ctx context.Context, c app.Caller, in app.LaunchInput) (events.Workspace, bool, error)
+	Get(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
+	List(ctx context.Context, c app.Caller, f app.ListFilter) []events.Workspace
+	History(ctx context.Context, c app.Caller, id string) ([]events.Envelope, error)
+	AddImage(ctx context.Context, c app.Caller, in app.ImageInput) (events.CatalogImage, error)
+	RemoveImage(ctx context.Context, c app.Caller, ref string) error
+	Images() []events.CatalogImage
+}
+
+// Backend holds the use cases once the log is open; until then every API
+// route answers 503, while health and metrics already work.
+type Backend struct{ p atomic.Pointer[Workspaces] }
+
+// Set makes the use cases available.
+func (b *Backend) Set(w Workspaces) { b.p.Store(&w) }
+
+func (b *Backend) get() (Workspaces, error) {
+	p := b.p.Load()
+	if p == nil {
+		return nil, problem(http.StatusServiceUnavailable, app.CodeUnavailable,
+			"The event log (NATS JetStream) is not reachable from the API yet. Please contact your administrator if this persists.")
+	}
+	return *p, nil
+}
+
+// Options wire the server.
+type Options struct {
+	Backend  *Backend
+	Verifier *auth.Verifier
+	// DevIssuer enables POST /api/v1/dev/token when set (development only).
+	DevIssuer *auth.Issuer
+	// URLFor returns the browser URL of a workspace by name.
+	URLFor    func(name string) string
+	Health    *service.Health
+	Metrics   http.Handler
+	Log       *slog.Logger
+	Tracer    trace.Tracer
+	Meter     metric.Meter
+	BodyLimit string
+	Now       func() time.Time
+}
+
+// New returns the Echo server with every route registered.
+func New(o Options) *echo.Echo {
+	if o.BodyLimit == "" {
+		o.BodyLimit = "64K"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(o.Log)
+	e.Use(middleware.RequestID(), observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log))
+
+	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(o.Health.Live)))
+	e.GET("/readyz", echo.WrapHandler(http.HandlerFunc(o.Health.Ready)))
+	e.GET("/metrics", echo.WrapHandler(o.Metrics))
+
+	h := &handlers{o: o}
+	v1 := e.Group("/api/v1", middleware.BodyLimit(o.BodyLimit))
+	v1.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
+	if o.DevIssuer != nil {
+		v1.POST("/dev/token", h.devToken)
+	}
+
+	authed := v1.Group("", authenticate(o.Verifier))
+	authed.GET("/me", h.me)
+	authed.GET("/images", h.listImages)
+	authed.POST("/images", h.addImage, requireAdmin)
+	authed.DELETE("/images/:ref", h.removeImage, requireAdmin)
+	authed.GET("/workspaces", h.listWorkspaces)
+	authed.POST("/workspaces", h.createWorkspace)
+	authed.POST("/workspaces/launch", h.launch)
+	authed.GET("/workspaces/:id", h.getWorkspace)
+	authed.PATCH("/workspaces/:id", h.updateWorkspace)
+	authed.DELETE("/workspaces/:id", h.deleteWorkspace)
+	authed.POST("/workspaces/:id/start", h.startWorkspace)
+	authed.POST("/workspaces/:id/stop", h.stopWorkspace)
+	authed.GET("/workspaces/:id/events", h.workspaceEvents)
+	return e
+}

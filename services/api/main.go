@@ -1,0 +1,338 @@
+// Command berth-api is Berth's HTTP API: it validates commands, appends
+// their events to the log, and serves the projection folded from it.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/config"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/service"
+	"github.com/berthdev/berth/pkg/platform/telemetry"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/api/internal/app"
+	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/httpapi"
+	"github.com/berthdev/berth/services/api/internal/names"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		if errors.Is(err, errHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "berth-api:", err)
+		os.Exit(1)
+	}
+}
+
+var errHelp = errors.New("help requested")
+
+type cfg struct {
+	HTTPAddr       string
+	NATSURL        string
+	NATSListen     string
+	DataDir        string
+	StreamReplicas int
+
+	JWTSecret  string
+	JWKSURL    string
+	Issuer     string
+	Audience   string
+	RolesClaim string
+	AdminRole  string
+	UserRole   string
+	DevTokens  bool
+
+	ProjectsRoot  string
+	DefaultImage  string
+	DefaultMemory int64
+	MaxMemory     int64
+	DefaultCPUs   float64
+	MaxCPUs       float64
+	DefaultPids   int
+	MaxPids       int
+
+	PublicURL   string
+	RoutingMode string
+	Domain      string
+
+	BodyLimit     string
+	AppendTimeout time.Duration
+	LogLevel      string
+	LogFormat     string
+	ShutdownGrace time.Duration
+}
+
+func parse(args []string, out io.Writer) (cfg, error) {
+	var c cfg
+	s := config.New("berth-api")
+	s.FS.SetOutput(out)
+	s.String(&c.HTTPAddr, "http-addr", "BERTH_HTTP_ADDR", "127.0.0.1:8080", "address the API listens on")
+	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "", "external NATS URL; empty starts an embedded NATS server")
+	s.String(&c.NATSListen, "nats-listen", "BERTH_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (other services connect here)")
+	s.String(&c.DataDir, "data-dir", "BERTH_DATA_DIR", "data", "data directory (embedded NATS store, dev secret)")
+	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream (3 on a NATS cluster)")
+	s.String(&c.JWTSecret, "jwt-secret", "BERTH_JWT_SECRET", "", "HS256 secret (32+ bytes) for bearer tokens")
+	s.String(&c.JWKSURL, "jwks-url", "BERTH_JWKS_URL", "", "JWKS URL of your identity provider (RS256/ES256 tokens)")
+	s.String(&c.Issuer, "jwt-issuer", "BERTH_JWT_ISSUER", "", "required token issuer (iss), if set")
+	s.String(&c.Audience, "jwt-audience", "BERTH_JWT_AUDIENCE", "", "required token audience (aud), if set")
+	s.String(&c.RolesClaim, "jwt-roles-claim", "BERTH_JWT_ROLES_CLAIM", "roles", "claim holding roles; dotted path for nested claims")
+	s.String(&c.AdminRole, "admin-role", "BERTH_ADMIN_ROLE", "admin", "role name of administrators")
+	s.String(&c.UserRole, "user-role", "BERTH_USER_ROLE", "user", "role name of users")
+	s.Bool(&c.DevTokens, "dev-tokens", "BERTH_DEV_TOKENS", false, "enable POST /api/v1/dev/token (development only)")
+	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders workspaces may mount")
+	s.String(&c.DefaultImage, "default-image", "BERTH_DEFAULT_IMAGE", "berth/workspace-demo:latest", "image of the default template (must be in the catalog)")
+	s.Bytes(&c.DefaultMemory, "default-memory", "BERTH_DEFAULT_MEMORY", 2<<30, "default memory limit")
+	s.Bytes(&c.MaxMemory, "max-memory", "BERTH_MAX_MEMORY", 8<<30, "largest memory limit admins may set")
+	s.Float(&c.DefaultCPUs, "default-cpus", "BERTH_DEFAULT_CPUS", 0.5, "default CPU limit in cores")
+	s.Float(&c.MaxCPUs, "max-cpus", "BERTH_MAX_CPUS", 4, "largest CPU limit admins may set")
+	s.Int(&c.DefaultPids, "default-pids", "BERTH_DEFAULT_PIDS", 512, "default process limit")
+	s.Int(&c.MaxPids, "max-pids", "BERTH_MAX_PIDS", 4096, "largest process limit admins may set")
+	s.String(&c.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at (Traefik)")
+	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path (/workspace-<name>/) or subdomain (<name>.<domain>)")
+	s.String(&c.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
+	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
+	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
+	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
+	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
+	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+	if err := s.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if c.DefaultMemory > c.MaxMemory || c.DefaultCPUs > c.MaxCPUs || c.DefaultPids > c.MaxPids {
+		return c, errors.New("bad configuration: a default resource limit exceeds its maximum")
+	}
+	return c, nil
+}
+
+// run is the composition root; onReady (tests) learns the bound address
+// once the log is replayed and the API serves.
+func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	c, err := parse(args, out)
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(out, c.LogFormat, c.LogLevel, "api")
+	if err != nil {
+		return err
+	}
+	scheme, err := wsurl.Parse(c.RoutingMode, c.PublicURL, c.Domain)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(c.ProjectsRoot, 0o755); err != nil {
+		return fmt.Errorf("projects root: %w", err)
+	}
+	authOpts := auth.Options{Issuer: c.Issuer, Audience: c.Audience, RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole}
+	verifier, issuer, err := buildAuth(c, authOpts)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.New("api")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.HTTPAddr, err)
+	}
+	natsURL := c.NATSURL
+	if natsURL == "" {
+		srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats")})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+		natsURL = srv.ClientURL()
+		log.Info("embedded nats started", "url", natsURL, "store", filepath.Join(c.DataDir, "nats"))
+	}
+	nc, err := natsbus.Connect(natsURL, "berth-api", log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer nc.Close()
+
+	var replayed atomic.Bool
+	health := service.NewHealth(map[string]service.Check{
+		"nats": natsbus.Ready(nc),
+		"log": func(context.Context) error {
+			if !replayed.Load() {
+				return errors.New("log not replayed yet")
+			}
+			return nil
+		},
+	})
+	backend := &httpapi.Backend{}
+	e := httpapi.New(httpapi.Options{
+		Backend: backend, Verifier: verifier, DevIssuer: issuer, URLFor: scheme.URL,
+		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
+	})
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	core := service.Actor{Name: "log", Run: func(ctx context.Context) error {
+		svc, err := openCore(ctx, c, nc, tel, log)
+		if err != nil {
+			return err
+		}
+		backend.Set(svc)
+		replayed.Store(true)
+		log.Info("api ready", "addr", ln.Addr().String(), "nats", natsURL, "dev_tokens", c.DevTokens)
+		if c.DevTokens {
+			printDevHelp(out, ln.Addr().String())
+		}
+		if onReady != nil {
+			onReady(ln.Addr().String())
+		}
+		<-ctx.Done()
+		return nil
+	}}
+	return service.Run(ctx, log, c.ShutdownGrace,
+		service.HTTPServer("http", srv, ln, c.ShutdownGrace),
+		core,
+	)
+}
+
+// openCore opens the log (retrying while NATS is unreachable: the HTTP
+// server already answers 503 meanwhile), replays it into the projection and
+// returns the use cases.
+func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, error) {
+	var (
+		l   *eventlog.Log
+		reg *names.Registry
+		err error
+	)
+	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		l, err = eventlog.Open(octx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter})
+		if err == nil {
+			reg, err = names.Open(octx, l.JetStream(), c.StreamReplicas)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		log.Warn("event log not reachable, retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+	proj := events.NewProjection()
+	start := time.Now()
+	caughtUp, err := l.Follow(ctx, log, func(e events.Envelope) {
+		if _, err := proj.Apply(e); err != nil {
+			log.Warn("log event rejected by the fold", "seq", e.Sequence, "id", e.ID, "type", e.Type, "err", err)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-caughtUp:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start))
+	return app.New(l, proj, reg, app.Options{
+		ProjectsRoot:  c.ProjectsRoot,
+		DefaultImage:  c.DefaultImage,
+		AppendTimeout: c.AppendTimeout,
+		Bounds: app.Bounds{
+			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
+			Max:     events.Resources{MemoryBytes: c.MaxMemory, MilliCPUs: int64(c.MaxCPUs * 1000), Pids: int64(c.MaxPids)},
+		},
+	}), nil
+}
+
+// buildAuth picks JWKS or HS256 verification. With dev tokens on and no
+// secret configured it creates one in the data dir, so `make run` works
+// with no setup and tokens survive restarts.
+func buildAuth(c cfg, o auth.Options) (*auth.Verifier, *auth.Issuer, error) {
+	if c.JWKSURL != "" {
+		if c.DevTokens {
+			return nil, nil, errors.New("bad configuration: BERTH_DEV_TOKENS needs an HS256 secret, not BERTH_JWKS_URL")
+		}
+		return auth.NewJWKS(auth.NewKeySet(c.JWKSURL, nil, 0), o), nil, nil
+	}
+	secret := []byte(c.JWTSecret)
+	if len(secret) == 0 {
+		if !c.DevTokens {
+			return nil, nil, errors.New("bad configuration: set BERTH_JWT_SECRET (32+ bytes) or BERTH_JWKS_URL; to try Berth out, set BERTH_DEV_TOKENS=true")
+		}
+		var err error
+		if secret, err = devSecret(filepath.Join(c.DataDir, "dev-jwt-secret")); err != nil {
+			return nil, nil, err
+		}
+	}
+	v, err := auth.NewHS256(secret, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bad configuration: %w", err)
+	}
+	var issuer *auth.Issuer
+	if c.DevTokens {
+		issuer = auth.NewIssuer(secret, o)
+	}
+	return v, issuer, nil
+}
+
+func devSecret(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, fmt.Errorf("generate dev secret: %w", err)
+	}
+	secret := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write dev secret: %w", err)
+	}
+	return []byte(secret), nil
+}
+
+func printDevHelp(w io.Writer, addr string) {
+	fmt.Fprintf(w, `
+  Berth API is up on http://%[1]s  (development tokens enabled)
+
+  Get a token:
+    TOKEN=$(curl -s -X POST http://%[1]s/api/v1/dev/token -d '{"sub":"alice","roles":["admin"]}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  Then:
+    curl -s -H "Authorization: Bearer $TOKEN" http://%[1]s/api/v1/workspaces
+  API document: http://%[1]s/api/v1/openapi.yaml
+
+`, addr)
+}
