@@ -84,32 +84,39 @@ func New(o Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(o.Log)
-	e.Use(middleware.RequestID(), observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log))
+	e.Use(middleware.RequestID(), observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
 
 	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(o.Health.Live)))
 	e.GET("/readyz", echo.WrapHandler(http.HandlerFunc(o.Health.Ready)))
 	e.GET("/metrics", echo.WrapHandler(o.Metrics))
 
 	h := &handlers{o: o}
-	v1 := e.Group("/api/v1", middleware.BodyLimit(o.BodyLimit))
+	// No group middleware: Echo would register a catch-all for the group and
+	// answer 404 where 405 (wrong method) or a real route is the truth.
+	v1 := e.Group("/api/v1")
 	v1.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
 	if o.DevIssuer != nil {
 		v1.POST("/dev/token", h.devToken)
 	}
 
-	authed := v1.Group("", authenticate(o.Verifier))
-	authed.GET("/me", h.me)
-	authed.GET("/images", h.listImages)
-	authed.POST("/images", h.addImage, requireAdmin)
-	authed.DELETE("/images/:ref", h.removeImage, requireAdmin)
-	authed.GET("/workspaces", h.listWorkspaces)
-	authed.POST("/workspaces", h.createWorkspace)
-	authed.POST("/workspaces/launch", h.launch)
-	authed.GET("/workspaces/:id", h.getWorkspace)
-	authed.PATCH("/workspaces/:id", h.updateWorkspace)
-	authed.DELETE("/workspaces/:id", h.deleteWorkspace)
-	authed.POST("/workspaces/:id/start", h.startWorkspace)
-	authed.POST("/workspaces/:id/stop", h.stopWorkspace)
-	authed.GET("/workspaces/:id/events", h.workspaceEvents)
+	// Auth is per route, for the same reason: as group middleware it would
+	// answer 401 for paths that do not exist.
+	authn := authenticate(o.Verifier)
+	authed := func(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		v1.Add(method, path, h, append([]echo.MiddlewareFunc{authn}, m...)...)
+	}
+	authed(http.MethodGet, "/me", h.me)
+	authed(http.MethodGet, "/images", h.listImages)
+	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
+	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)
+	authed(http.MethodGet, "/workspaces", h.listWorkspaces)
+	authed(http.MethodPost, "/workspaces", h.createWorkspace)
+	authed(http.MethodPost, "/workspaces/launch", h.launch)
+	authed(http.MethodGet, "/workspaces/:id", h.getWorkspace)
+	authed(http.MethodPatch, "/workspaces/:id", h.updateWorkspace)
+	authed(http.MethodDelete, "/workspaces/:id", h.deleteWorkspace)
+	authed(http.MethodPost, "/workspaces/:id/start", h.startWorkspace)
+	authed(http.MethodPost, "/workspaces/:id/stop", h.stopWorkspace)
+	authed(http.MethodGet, "/workspaces/:id/events", h.workspaceEvents)
 	return e
 }
