@@ -29,7 +29,7 @@ func TestLifecycleAndReplay(t *testing.T) {
 	// Admin creates a workspace for bob with projects and resources.
 	r = a.do("POST", "/api/v1/workspaces", admin, map[string]any{
 		"name": "bob-lab", "description": "lab", "image": demoImage, "owner": "bob",
-		"projects": []string{"course-101", "course-102/lab1"},
+		"projects":  []string{"course-101", "course-102/lab1"},
 		"resources": map[string]any{"memory_bytes": 1 << 30, "milli_cpus": 1000, "pids": 256},
 	})
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)

@@ -105,17 +105,26 @@ func (s *Service) command(ctx context.Context, c Caller, id string, decide decis
 	reloaded := false
 	for range maxAttempts {
 		p, reason, err := decide(ws)
-		if err != nil || p == nil {
+		if err != nil {
 			return ws, err
 		}
-		if _, ok := events.Next(ws.Status, p.EventType()); !ok {
+		illegal := false
+		if p != nil {
+			_, ok := events.Next(ws.Status, p.EventType())
+			illegal = !ok
+		}
+		if p == nil || illegal {
 			if !reloaded {
-				// The projection may lag the log; judge on the log itself.
+				// "Nothing to do" and "not possible" are judged on the log
+				// itself: the projection may lag a write by another service.
 				if ws, err = s.reload(ctx, id); err != nil {
 					return events.Workspace{}, err
 				}
 				reloaded = true
 				continue
+			}
+			if p == nil {
+				return ws, nil
 			}
 			return ws, &Error{Kind: KindConflict, Code: CodeIllegalTransition,
 				Message: fmt.Sprintf("workspace %s is %s; %s is not possible now", ws.Name, ws.Status, verb(p.EventType()))}

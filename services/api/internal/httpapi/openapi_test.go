@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/berthdev/berth/pkg/platform/service"
+	"github.com/berthdev/berth/services/api/internal/auth"
+)
+
+// TestOpenAPIMatchesRoutes keeps the document honest: every route the
+// server registers is documented, and every documented operation exists.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(context.Background()), "the OpenAPI document itself must be valid")
+
+	secret := []byte(strings.Repeat("k", 32))
+	v, err := auth.NewHS256(secret, auth.Options{})
+	require.NoError(t, err)
+	e := New(Options{
+		Backend: &Backend{}, Verifier: v, DevIssuer: auth.NewIssuer(secret, auth.Options{}),
+		URLFor: func(n string) string { return n }, Health: service.NewHealth(nil), Metrics: http.NotFoundHandler(),
+		Log: slog.New(slog.DiscardHandler), Tracer: tracenoop.NewTracerProvider().Tracer(""), Meter: noop.NewMeterProvider().Meter(""),
+	})
+
+	param := regexp.MustCompile(`:([a-z_]+)`)
+	served := map[string]bool{}
+	for _, r := range e.Routes() {
+		if r.Method == "echo_route_not_found" || strings.HasSuffix(r.Path, "*") {
+			continue
+		}
+		served[r.Method+" "+param.ReplaceAllString(r.Path, "{$1}")] = true
+	}
+	documented := map[string]bool{}
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			documented[method+" "+path] = true
+		}
+	}
+	assert.Equal(t, keys(documented), keys(served))
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
