@@ -18,7 +18,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
 
-func openLog(t *testing.T) *eventlog.Log {
+func openLog(t testing.TB) *eventlog.Log {
 	t.Helper()
 	nc := natstest.Conn(t, natstest.Server(t))
 	l, err := eventlog.Open(context.Background(), nc, eventlog.Options{})

@@ -1,0 +1,30 @@
+# Berth. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/...
+BIN := bin
+
+.PHONY: help build run test bench lint fmt clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## build every service into bin/
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-api ./services/api
+
+run: build ## start Berth locally (embedded NATS, dev tokens on); Ctrl-C stops it
+	BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} ./$(BIN)/berth-api
+
+test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
+	$(GO) test -count=1 -race -timeout 15m $(PKGS)
+
+bench: ## benchmarks (append rate of the log)
+	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
+
+lint: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l pkg services); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove built binaries (keeps data/)
+	rm -rf $(BIN)
