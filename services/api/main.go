@@ -329,7 +329,7 @@ func printDevHelp(w io.Writer, addr string) {
   Berth API is up on http://%[1]s  (development tokens enabled)
 
   Get a token:
-    TOKEN=$(curl -s -X POST http://%[1]s/api/v1/dev/token -d '{"sub":"alice","roles":["admin"]}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
+    TOKEN=$(curl -s --json '{"sub":"alice","roles":["admin"]}' http://%[1]s/api/v1/dev/token | sed 's/.*"token":"\([^"]*\)".*/\1/')
   Then:
     curl -s -H "Authorization: Bearer $TOKEN" http://%[1]s/api/v1/workspaces
   API document: http://%[1]s/api/v1/openapi.yaml
