@@ -1,10 +1,11 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./cmd/workspace-demo/...
+IMAGE_CTX := .cache/images
 BIN := bin
 
-.PHONY: help build run test bench lint fmt clean
+.PHONY: help build images run test bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -12,6 +13,12 @@ help: ## list targets
 build: ## build every service into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-api ./services/api
+
+images: ## build the local images (no pull): berth/workspace-demo
+	@mkdir -p $(IMAGE_CTX)/workspace-demo
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_CTX)/workspace-demo/workspace-demo ./cmd/workspace-demo
+	cp -r deploy/images/workspace-demo/Dockerfile deploy/images/workspace-demo/home $(IMAGE_CTX)/workspace-demo/
+	docker build -q -t berth/workspace-demo:latest $(IMAGE_CTX)/workspace-demo
 
 run: build ## start Berth locally (embedded NATS, dev tokens on); Ctrl-C stops it
 	BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} ./$(BIN)/berth-api

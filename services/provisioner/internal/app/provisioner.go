@@ -1,0 +1,196 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"time"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/projectpath"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
+)
+
+// Log is the audit log as the provisioner needs it.
+type Log interface {
+	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
+	Read(ctx context.Context, subject string) ([]events.Envelope, error)
+}
+
+// Catalog answers which capabilities an image may have back.
+type Catalog interface {
+	Image(ref string) (events.CatalogImage, bool)
+}
+
+// Mount is one project folder bind-mounted into the workspace.
+type Mount struct {
+	Source string // absolute host path, symlinks resolved
+	Target string // path in the container
+}
+
+// Spec is everything the runtime needs to create a workspace's container.
+type Spec struct {
+	ID        string
+	Name      string
+	Owner     string
+	Image     string
+	Mounts    []Mount
+	Resources events.Resources
+	CapAdd    []string
+	Env       []string
+}
+
+// Runtime carries out actions on the container engine. Every method is
+// idempotent: the provisioner may call it again after a crash or redelivery.
+type Runtime interface {
+	EnsureRunning(ctx context.Context, s Spec) (events.Running, error)
+	EnsureStopped(ctx context.Context, id string) (exitCode int, err error)
+	EnsureRemoved(ctx context.Context, id string, purgeHome bool) error
+}
+
+// Failure is an outcome to record as a "failed" event rather than retry:
+// retrying cannot help until someone acts on Message.
+type Failure struct {
+	Code    string
+	Message string
+}
+
+func (f *Failure) Error() string { return f.Code + ": " + f.Message }
+
+// Options configure the provisioner.
+type Options struct {
+	ProjectsRoot string
+	// HomeDir is where the home volume is mounted; projects go under
+	// HomeDir/project/<folder>.
+	HomeDir string
+	// Routing decides the base path the workspace serves under.
+	Routing wsurl.Mode
+	Now     func() time.Time
+}
+
+// Provisioner turns a workspace's state into containers and records what
+// it observed.
+type Provisioner struct {
+	log     Log
+	catalog Catalog
+	rt      Runtime
+	o       Options
+	logger  *slog.Logger
+}
+
+// New returns a Provisioner.
+func New(log Log, catalog Catalog, rt Runtime, logger *slog.Logger, o Options) *Provisioner {
+	if o.HomeDir == "" {
+		o.HomeDir = "/home/coder"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Provisioner{log: log, catalog: catalog, rt: rt, o: o, logger: logger}
+}
+
+const source = "berth/provisioner"
+
+// Handle brings workspace id to the state its log asks for and appends the
+// observation. lastAttempt turns a transient error (engine unreachable) into
+// a recorded failure instead of another retry. A returned error means "retry
+// later"; nothing has been recorded for it.
+func (p *Provisioner) Handle(ctx context.Context, id string, lastAttempt bool) error {
+	for range 5 {
+		evs, err := p.log.Read(ctx, id)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", id, err)
+		}
+		ws, err := events.Fold(evs)
+		if err != nil {
+			return &Failure{Code: "log_corrupt", Message: err.Error()}
+		}
+		act := Plan(ws)
+		if act == ActionNone {
+			return nil
+		}
+		payload, reason, err := p.execute(ctx, ws, act)
+		if err != nil {
+			var f *Failure
+			switch {
+			case errors.As(err, &f):
+			case lastAttempt:
+				f = &Failure{Code: "engine_unavailable", Message: "the container engine did not answer after several retries: " + err.Error()}
+			default:
+				return err
+			}
+			payload, reason = &events.Failed{Code: f.Code, Message: f.Message, Retryable: true}, f.Message
+		}
+		e, err := events.New(ws.ID, payload, events.Meta{Source: source, Actor: "service:provisioner", Reason: reason}, p.o.Now())
+		if err != nil {
+			return err
+		}
+		_, err = p.log.Append(ctx, e, ws.Version)
+		if errors.Is(err, eventlog.ErrConflict) {
+			continue // someone asked for something else meanwhile: plan again
+		}
+		if err != nil {
+			return fmt.Errorf("record %s for %s: %w", payload.EventType(), ws.Name, err)
+		}
+		p.logger.Info("workspace reconciled", "workspace", ws.Name, "id", ws.ID, "action", act.String(), "recorded", payload.EventType())
+		return nil
+	}
+	return fmt.Errorf("workspace %s kept changing; will retry", id)
+}
+
+func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Action) (events.Payload, string, error) {
+	switch act {
+	case ActionEnsureRunning:
+		spec, err := p.spec(ws)
+		if err != nil {
+			return nil, "", err
+		}
+		running, err := p.rt.EnsureRunning(ctx, spec)
+		if err != nil {
+			return nil, "", err
+		}
+		return &running, "container answers its health check", nil
+	case ActionEnsureStopped:
+		code, err := p.rt.EnsureStopped(ctx, ws.ID)
+		if err != nil {
+			return nil, "", err
+		}
+		return &events.Stopped{ExitCode: code}, "container stopped", nil
+	case ActionEnsureRemoved:
+		if err := p.rt.EnsureRemoved(ctx, ws.ID, ws.Purge); err != nil {
+			return nil, "", err
+		}
+		reason := "container removed; home volume kept"
+		if ws.Purge {
+			reason = "container and home volume removed (purge)"
+		}
+		return &events.Deleted{}, reason, nil
+	}
+	return nil, "", fmt.Errorf("unknown action %d", act)
+}
+
+// spec builds the container spec, re-validating every project folder: the
+// API checked them, but the provisioner is the one holding the Docker
+// socket, so it does not take the log's word for it.
+func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
+	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: ws.Resources}
+	for _, rel := range ws.Projects {
+		src, err := projectpath.Resolve(p.o.ProjectsRoot, rel)
+		if err != nil {
+			return Spec{}, &Failure{Code: "project_invalid", Message: fmt.Sprintf("project folder cannot be mounted: %v; an admin must fix the workspace's projects", err)}
+		}
+		s.Mounts = append(s.Mounts, Mount{Source: src, Target: path.Join(p.o.HomeDir, "project", rel)})
+	}
+	if img, ok := p.catalog.Image(ws.Image); ok {
+		s.CapAdd = img.CapAdd
+	}
+	base := ""
+	if p.o.Routing == wsurl.ModePath {
+		base = wsurl.PathPrefix(ws.Name)
+	}
+	s.Env = []string{"BERTH_WORKSPACE_ID=" + ws.ID, "BERTH_WORKSPACE_NAME=" + ws.Name, "BERTH_BASE_PATH=" + base}
+	return s, nil
+}

@@ -1,0 +1,337 @@
+// Package docker is the provisioner's runtime on a single Docker Engine:
+// one labelled container per workspace on a dedicated network, a named
+// volume for its home, hardened by default.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/services/provisioner/internal/app"
+)
+
+// Labels Berth puts on what it creates. Only objects with LabelID are ever
+// touched by the provisioner.
+const (
+	LabelID      = "berth.workspace.id"
+	LabelName    = "berth.workspace.name"
+	LabelOwner   = "berth.workspace.owner"
+	LabelManaged = "berth.managed"
+)
+
+// Options configure the runtime.
+type Options struct {
+	Network       string        // dedicated workspace network
+	Port          int           // port the IDE listens on in the container
+	HealthPath    string        // HTTP path answering 200 when ready
+	HealthTimeout time.Duration // how long a start may take
+	StopTimeout   time.Duration // grace before SIGKILL on stop
+	HomeDir       string        // mount point of the home volume
+	// DefaultUser runs images whose own user is root (or unset).
+	DefaultUser string
+}
+
+// Runtime implements app.Runtime on the Docker Engine API.
+type Runtime struct {
+	cli  client.APIClient
+	o    Options
+	http *http.Client
+}
+
+// New returns a runtime; zero options get working defaults.
+func New(cli client.APIClient, o Options) *Runtime {
+	if o.Network == "" {
+		o.Network = "berth-workspaces"
+	}
+	if o.Port == 0 {
+		o.Port = 8080
+	}
+	if o.HealthPath == "" {
+		o.HealthPath = "/healthz"
+	}
+	if o.HealthTimeout == 0 {
+		o.HealthTimeout = 60 * time.Second
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 10 * time.Second
+	}
+	if o.HomeDir == "" {
+		o.HomeDir = "/home/coder"
+	}
+	if o.DefaultUser == "" {
+		o.DefaultUser = "1000:1000"
+	}
+	return &Runtime{cli: cli, o: o, http: &http.Client{Timeout: 2 * time.Second}}
+}
+
+// Ping reports whether the engine answers (readiness).
+func (r *Runtime) Ping(ctx context.Context) error {
+	_, err := r.cli.Ping(ctx)
+	return err
+}
+
+// ContainerName is the container's name, also its DNS name on the network.
+func ContainerName(name, id string) string { return "berth-" + name + "-" + id[:8] }
+
+// VolumeName is the name of the workspace's home volume.
+func VolumeName(id string) string { return "berth-home-" + id }
+
+// find returns the workspace's container, found by label, never by name.
+func (r *Runtime) find(ctx context.Context, id string) (*container.Summary, error) {
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID+"="+id))})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of %s: %w", id, err)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return &list[0], nil
+}
+
+// EnsureRunning creates the container if absent, starts it and waits until
+// it answers its health check.
+func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running, error) {
+	c, err := r.find(ctx, s.ID)
+	if err != nil {
+		return events.Running{}, err
+	}
+	var cid string
+	if c != nil {
+		cid = c.ID // adopt: never a second container
+	} else {
+		if cid, err = r.create(ctx, s); err != nil {
+			return events.Running{}, err
+		}
+	}
+	if err := r.cli.ContainerStart(ctx, cid, container.StartOptions{}); err != nil {
+		return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	return r.awaitHealthy(ctx, cid, s.Name)
+}
+
+func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
+	img, err := r.cli.ImageInspect(ctx, s.Image)
+	if client.IsErrNotFound(err) {
+		return "", &app.Failure{Code: "image_missing", Message: fmt.Sprintf("image %s is not on this host; an admin must build or pull it (for the demo image: make images)", s.Image)}
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", s.Image, err)
+	}
+	if err := r.ensureNetwork(ctx); err != nil {
+		return "", err
+	}
+	labels := map[string]string{LabelID: s.ID, LabelName: s.Name, LabelOwner: s.Owner, LabelManaged: "true"}
+	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(s.ID), Labels: labels}); err != nil {
+		return "", fmt.Errorf("create volume for %s: %w", s.Name, err)
+	}
+	user := ""
+	if img.Config == nil || img.Config.User == "" || img.Config.User == "root" || strings.HasPrefix(img.Config.User, "0") {
+		user = r.o.DefaultUser // never run a workspace as root
+	}
+	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: VolumeName(s.ID), Target: r.o.HomeDir}}
+	for _, m := range s.Mounts {
+		// A bind Mount (unlike -v) fails on a missing source instead of
+		// creating it as root on the host.
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target})
+	}
+	pids := s.Resources.Pids
+	hc := &container.HostConfig{
+		Mounts:        mounts,
+		NetworkMode:   container.NetworkMode(r.o.Network),
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		CapDrop:       []string{"ALL"},
+		CapAdd:        s.CapAdd,
+		SecurityOpt:   []string{"no-new-privileges:true"},
+		Resources: container.Resources{
+			Memory:    s.Resources.MemoryBytes,
+			NanoCPUs:  s.Resources.MilliCPUs * 1_000_000,
+			PidsLimit: &pids,
+		},
+	}
+	cfg := &container.Config{
+		Image:    s.Image,
+		User:     user,
+		Env:      s.Env,
+		Labels:   labels,
+		Hostname: s.Name,
+	}
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{r.o.Network: {}}}
+	created, err := r.cli.ContainerCreate(ctx, cfg, hc, nc, nil, ContainerName(s.Name, s.ID))
+	if err != nil {
+		if strings.Contains(err.Error(), "bind source path does not exist") {
+			return "", &app.Failure{Code: "project_invalid", Message: "a project folder disappeared from the host: " + err.Error()}
+		}
+		return "", fmt.Errorf("create container for %s: %w", s.Name, err)
+	}
+	return created.ID, nil
+}
+
+func (r *Runtime) ensureNetwork(ctx context.Context) error {
+	_, err := r.cli.NetworkInspect(ctx, r.o.Network, network.InspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !client.IsErrNotFound(err) {
+		return fmt.Errorf("inspect network %s: %w", r.o.Network, err)
+	}
+	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelManaged: "true"}})
+	if err != nil && !strings.Contains(err.Error(), "already exists") {
+		return fmt.Errorf("create network %s: %w", r.o.Network, err)
+	}
+	return nil
+}
+
+// awaitHealthy polls the container's health endpoint over the workspace
+// network until it answers 200, the container exits, or time runs out.
+func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string) (events.Running, error) {
+	deadline := time.Now().Add(r.o.HealthTimeout)
+	wait := 20 * time.Millisecond
+	for {
+		info, err := r.cli.ContainerInspect(ctx, cid)
+		if err != nil {
+			return events.Running{}, fmt.Errorf("inspect %s: %w", name, err)
+		}
+		if info.State != nil && !info.State.Running && !info.State.Restarting {
+			return events.Running{}, &app.Failure{Code: "container_exited",
+				Message: fmt.Sprintf("the workspace exited with code %d while starting: %s", info.State.ExitCode, r.tail(ctx, cid))}
+		}
+		ip := ""
+		if ep := info.NetworkSettings; ep != nil && ep.Networks[r.o.Network] != nil {
+			ip = ep.Networks[r.o.Network].IPAddress
+		}
+		if ip != "" && r.healthy(ctx, ip) {
+			return events.Running{ContainerID: cid, Host: strings.TrimPrefix(info.Name, "/"), IP: ip, Port: r.o.Port}, nil
+		}
+		if time.Now().After(deadline) {
+			return events.Running{}, &app.Failure{Code: "health_timeout",
+				Message: fmt.Sprintf("the workspace did not answer %s on port %d within %s; check the image or raise BERTH_HEALTH_TIMEOUT", r.o.HealthPath, r.o.Port, r.o.HealthTimeout)}
+		}
+		select {
+		case <-ctx.Done():
+			return events.Running{}, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+func (r *Runtime) healthy(ctx context.Context, ip string) bool {
+	url := "http://" + net.JoinHostPort(ip, strconv.Itoa(r.o.Port)) + r.o.HealthPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	res, err := r.http.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// tail returns the last lines of the container's log, for failure messages.
+func (r *Runtime) tail(ctx context.Context, cid string) string {
+	rc, err := r.cli.ContainerLogs(ctx, cid, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "5"})
+	if err != nil {
+		return "(no logs)"
+	}
+	defer rc.Close()
+	b, _ := io.ReadAll(io.LimitReader(rc, 2048))
+	// Strip the multiplexing headers' control bytes; keep the text.
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if r < 32 && r != '\n' {
+			return -1
+		}
+		return r
+	}, string(b)))
+}
+
+// EnsureStopped stops the container (SIGTERM, then SIGKILL after the stop
+// timeout). No container means nothing runs: stopped.
+func (r *Runtime) EnsureStopped(ctx context.Context, id string) (int, error) {
+	c, err := r.find(ctx, id)
+	if err != nil || c == nil {
+		return 0, err
+	}
+	secs := int(r.o.StopTimeout.Seconds())
+	if err := r.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}); err != nil && !client.IsErrNotFound(err) {
+		return 0, fmt.Errorf("stop %s: %w", c.ID[:12], err)
+	}
+	info, err := r.cli.ContainerInspect(ctx, c.ID)
+	if err != nil {
+		return 0, nil
+	}
+	return info.State.ExitCode, nil
+}
+
+// EnsureRemoved removes the container; the home volume only when purging
+// (archiving it first is the reaper's job).
+func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) error {
+	c, err := r.find(ctx, id)
+	if err != nil {
+		return err
+	}
+	if c != nil {
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+			return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
+		}
+	}
+	if purgeHome {
+		if err := r.cli.VolumeRemove(ctx, VolumeName(id), true); err != nil && !client.IsErrNotFound(err) {
+			return fmt.Errorf("remove volume of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Observed is a Berth container as Docker reports it.
+type Observed struct {
+	ContainerID string
+	WorkspaceID string
+	Running     bool
+	Created     time.Time
+}
+
+// List returns every container labelled as a Berth workspace.
+func (r *Runtime) List(ctx context.Context) ([]Observed, error) {
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID))})
+	if err != nil {
+		return nil, fmt.Errorf("list workspace containers: %w", err)
+	}
+	out := make([]Observed, 0, len(list))
+	for _, c := range list {
+		out = append(out, Observed{ContainerID: c.ID, WorkspaceID: c.Labels[LabelID], Running: c.State == "running", Created: time.Unix(c.Created, 0)})
+	}
+	return out, nil
+}
+
+// RemoveContainer removes one container by id (used by the reconciler for
+// orphans).
+func (r *Runtime) RemoveContainer(ctx context.Context, cid string) error {
+	err := r.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true})
+	if err != nil && !client.IsErrNotFound(err) {
+		return fmt.Errorf("remove %s: %w", cid[:12], err)
+	}
+	return nil
+}
+
+// IsUnavailable reports whether err means the engine could not be reached.
+func IsUnavailable(err error) bool {
+	return client.IsErrConnectionFailed(err) || errors.Is(err, context.DeadlineExceeded)
+}
