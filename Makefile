@@ -13,11 +13,13 @@ help: ## list targets
 build: ## build every service into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-api ./services/api
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-provisioner ./services/provisioner
 
 images: ## build the local images (no pull): berth/workspace-demo
 	@mkdir -p $(IMAGE_CTX)/workspace-demo
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_CTX)/workspace-demo/workspace-demo ./cmd/workspace-demo
-	cp -r deploy/images/workspace-demo/Dockerfile deploy/images/workspace-demo/home $(IMAGE_CTX)/workspace-demo/
+	cp deploy/images/workspace-demo/Dockerfile $(IMAGE_CTX)/workspace-demo/
+	mkdir -p $(IMAGE_CTX)/workspace-demo/home
 	docker build -q -t berth/workspace-demo:latest $(IMAGE_CTX)/workspace-demo
 
 run: build ## start Berth locally (embedded NATS, dev tokens on); Ctrl-C stops it

@@ -229,42 +229,18 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 // server already answers 503 meanwhile), replays it into the projection and
 // returns the use cases.
 func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, error) {
-	var (
-		l   *eventlog.Log
-		reg *names.Registry
-		err error
-	)
-	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		l, err = eventlog.Open(octx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter})
-		if err == nil {
-			reg, err = names.Open(octx, l.JetStream(), c.StreamReplicas)
-		}
-		cancel()
-		if err == nil {
-			break
-		}
-		log.Warn("event log not reachable, retrying", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
-		}
-	}
-	proj := events.NewProjection()
-	start := time.Now()
-	caughtUp, err := l.Follow(ctx, log, func(e events.Envelope) {
-		if _, err := proj.Apply(e); err != nil {
-			log.Warn("log event rejected by the fold", "seq", e.Sequence, "id", e.ID, "type", e.Type, "err", err)
-		}
-	})
+	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-caughtUp:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	reg, err := names.Open(ctx, l.JetStream(), c.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
+	proj := events.NewProjection()
+	start := time.Now()
+	if err := l.Replay(ctx, log, proj); err != nil {
+		return nil, err
 	}
 	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start))
 	return app.New(l, proj, reg, app.Options{

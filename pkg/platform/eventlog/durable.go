@@ -32,12 +32,12 @@ type DurableOptions struct {
 	Subjects    []string // filter; default every workspace subject
 	MaxDeliver  int      // deliveries before dead-lettering (default 6)
 	AckWait     time.Duration
-	Concurrency int // messages handled at once (default 8); one at a time per subject
+	Concurrency int // messages handled at once (default 8); one at a time per workspace
 	Backoff     func(attempt int) time.Duration
 }
 
 // Consume runs a durable consumer until ctx ends: at-least-once delivery,
-// handled concurrently across workspaces and in order within one.
+// handled concurrently across workspaces and one at a time within one (handlers act on the latest state, so order within a workspace does not matter).
 func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler) error {
 	if o.MaxDeliver == 0 {
 		o.MaxDeliver = 6

@@ -238,3 +238,43 @@ func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq 
 	}
 	return cc, nil
 }
+
+// OpenWhenReady opens the log, retrying with backoff while NATS is not
+// reachable, until ctx ends. Services start serving health endpoints first
+// and report not-ready meanwhile.
+func OpenWhenReady(ctx context.Context, nc *nats.Conn, o Options, log *slog.Logger) (*Log, error) {
+	for wait := 200 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		l, err := Open(octx, nc, o)
+		cancel()
+		if err == nil {
+			return l, nil
+		}
+		log.Warn("event log not reachable, retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Replay follows the log into a projection and returns once every event
+// that was in the log at the start has been applied; the projection keeps
+// following until ctx ends.
+func (l *Log) Replay(ctx context.Context, log *slog.Logger, proj *events.Projection) error {
+	caughtUp, err := l.Follow(ctx, log, func(e events.Envelope) {
+		if _, err := proj.Apply(e); err != nil {
+			log.Warn("log event rejected by the fold", "seq", e.Sequence, "id", e.ID, "type", e.Type, "err", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-caughtUp:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -300,23 +300,15 @@ func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) 
 	return nil
 }
 
-// Observed is a Berth container as Docker reports it.
-type Observed struct {
-	ContainerID string
-	WorkspaceID string
-	Running     bool
-	Created     time.Time
-}
-
 // List returns every container labelled as a Berth workspace.
-func (r *Runtime) List(ctx context.Context) ([]Observed, error) {
+func (r *Runtime) List(ctx context.Context) ([]app.Observed, error) {
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID))})
 	if err != nil {
 		return nil, fmt.Errorf("list workspace containers: %w", err)
 	}
-	out := make([]Observed, 0, len(list))
+	out := make([]app.Observed, 0, len(list))
 	for _, c := range list {
-		out = append(out, Observed{ContainerID: c.ID, WorkspaceID: c.Labels[LabelID], Running: c.State == "running", Created: time.Unix(c.Created, 0)})
+		out = append(out, app.Observed{ContainerID: c.ID, WorkspaceID: c.Labels[LabelID], Running: c.State == "running", Created: time.Unix(c.Created, 0)})
 	}
 	return out, nil
 }

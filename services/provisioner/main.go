@@ -1,0 +1,238 @@
+// Command berth-provisioner turns the log's desired state into Docker
+// containers, records what it observed, and reconciles drift.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	dockerevents "github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/config"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/service"
+	"github.com/berthdev/berth/pkg/platform/telemetry"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/provisioner/internal/app"
+	"github.com/berthdev/berth/services/provisioner/internal/docker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "berth-provisioner:", err)
+		os.Exit(1)
+	}
+}
+
+type cfg struct {
+	HTTPAddr          string
+	NATSURL           string
+	StreamReplicas    int
+	ProjectsRoot      string
+	Network           string
+	Port              int
+	HealthPath        string
+	HealthTimeout     time.Duration
+	StopTimeout       time.Duration
+	RoutingMode       string
+	ReconcileInterval time.Duration
+	OrphanGrace       time.Duration
+	RestartPolicy     string
+	Concurrency       int
+	MaxDeliver        int
+	LogLevel          string
+	LogFormat         string
+	ShutdownGrace     time.Duration
+}
+
+func parse(args []string, out io.Writer) (cfg, error) {
+	var c cfg
+	s := config.New("berth-provisioner")
+	s.FS.SetOutput(out)
+	s.String(&c.HTTPAddr, "http-addr", "BERTH_PROVISIONER_HTTP_ADDR", "127.0.0.1:8081", "address of /healthz, /readyz and /metrics")
+	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
+	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream")
+	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders (absolute host path under compose)")
+	s.String(&c.Network, "network", "BERTH_NETWORK", "berth-workspaces", "Docker network for workspace containers")
+	s.Int(&c.Port, "workspace-port", "BERTH_WORKSPACE_PORT", 8080, "port the IDE listens on inside the container")
+	s.String(&c.HealthPath, "health-path", "BERTH_HEALTH_PATH", "/healthz", "HTTP path answering 200 when the IDE is ready")
+	s.Duration(&c.HealthTimeout, "health-timeout", "BERTH_HEALTH_TIMEOUT", 60*time.Second, "how long a workspace may take to answer its health check")
+	s.Duration(&c.StopTimeout, "stop-timeout", "BERTH_STOP_TIMEOUT", 10*time.Second, "grace before a stopping container is killed")
+	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path or subdomain (sets the IDE's base path)")
+	s.Duration(&c.ReconcileInterval, "reconcile-interval", "BERTH_RECONCILE_INTERVAL", 30*time.Second, "how often the log is compared with Docker")
+	s.Duration(&c.OrphanGrace, "orphan-grace", "BERTH_ORPHAN_GRACE", 5*time.Minute, "age before a labelled container unknown to the log is removed")
+	s.String(&c.RestartPolicy, "restart-policy", "BERTH_RESTART_POLICY", "restart", "restart or fail: what to do when a running workspace's container vanishes or dies")
+	s.Int(&c.Concurrency, "concurrency", "BERTH_PROVISIONER_CONCURRENCY", 8, "workspaces provisioned at once")
+	s.Int(&c.MaxDeliver, "max-deliver", "BERTH_PROVISIONER_MAX_DELIVER", 6, "attempts before a transient failure is recorded and the message dead-lettered")
+	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
+	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
+	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	if c.RestartPolicy != "restart" && c.RestartPolicy != "fail" {
+		return c, fmt.Errorf("bad configuration: BERTH_RESTART_POLICY=%q: want restart or fail", c.RestartPolicy)
+	}
+	if c.RoutingMode != string(wsurl.ModePath) && c.RoutingMode != string(wsurl.ModeSubdomain) {
+		return c, fmt.Errorf("bad configuration: BERTH_ROUTING_MODE=%q: want path or subdomain", c.RoutingMode)
+	}
+	return c, nil
+}
+
+// run is the composition root; onReady (tests) is called once the log is
+// replayed and the consumer runs.
+func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	c, err := parse(args, out)
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(out, c.LogFormat, c.LogLevel, "provisioner")
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.New("provisioner")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer cli.Close()
+	rt := docker.New(cli, docker.Options{Network: c.Network, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
+
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.HTTPAddr, err)
+	}
+	nc, err := natsbus.Connect(c.NATSURL, "berth-provisioner", log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer nc.Close()
+
+	var replayed atomic.Bool
+	health := service.NewHealth(map[string]service.Check{
+		"nats":   natsbus.Ready(nc),
+		"docker": rt.Ping,
+		"log": func(context.Context) error {
+			if !replayed.Load() {
+				return errors.New("log not replayed yet")
+			}
+			return nil
+		},
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.HandleFunc("GET /readyz", health.Ready)
+	mux.Handle("GET /metrics", tel.Handler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	work := service.Actor{Name: "provisioner", Run: func(ctx context.Context) error {
+		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
+		if err != nil {
+			return err
+		}
+		proj := events.NewProjection()
+		if err := l.Replay(ctx, log, proj); err != nil {
+			return err
+		}
+		replayed.Store(true)
+		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.RoutingMode)})
+		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Logger: log, OrphanGrace: c.OrphanGrace,
+			Restart: c.RestartPolicy == "restart", Now: time.Now}
+		if onReady != nil {
+			onReady(ln.Addr().String())
+		}
+		log.Info("provisioner ready", "nats", c.NATSURL, "network", c.Network, "projects_root", c.ProjectsRoot)
+		return service.Run(ctx, log, c.ShutdownGrace,
+			service.Actor{Name: "consumer", Run: func(ctx context.Context) error {
+				return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver},
+					func(ctx context.Context, e events.Envelope, attempt int, last bool) error {
+						return prov.Handle(ctx, e.Subject, last)
+					})
+			}},
+			service.Actor{Name: "reconciler", Run: func(ctx context.Context) error {
+				return reconcileLoop(ctx, log, rec, cli, c.ReconcileInterval)
+			}},
+		)
+	}}
+	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), work)
+}
+
+// reconcileLoop sweeps at start, every interval, and shortly after Docker
+// reports a workspace container dying or being destroyed.
+func reconcileLoop(ctx context.Context, log *slog.Logger, rec *app.Reconciler, cli client.APIClient, interval time.Duration) error {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	kick := make(chan struct{}, 1)
+	go watchDocker(ctx, log, cli, kick)
+	sweep := func() {
+		if err := rec.Sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reconcile sweep failed", "err", err)
+		}
+	}
+	sweep()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			sweep()
+		case <-kick:
+			time.Sleep(200 * time.Millisecond) // let a burst of events settle
+			sweep()
+		}
+	}
+}
+
+// watchDocker turns die/oom/destroy events of workspace containers into
+// sweep requests; it resubscribes when the engine goes away and comes back.
+func watchDocker(ctx context.Context, log *slog.Logger, cli client.APIClient, kick chan<- struct{}) {
+	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", docker.LabelID),
+		filters.Arg("event", "die"), filters.Arg("event", "oom"), filters.Arg("event", "destroy"))
+	for ctx.Err() == nil {
+		msgs, errs := cli.Events(ctx, dockerevents.ListOptions{Filters: f})
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-msgs:
+				log.Debug("docker event", "action", m.Action, "workspace", m.Actor.Attributes[docker.LabelID])
+				select {
+				case kick <- struct{}{}:
+				default:
+				}
+			case err := <-errs:
+				if ctx.Err() == nil {
+					log.Warn("docker event stream ended; resubscribing", "err", err)
+				}
+				break loop
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
