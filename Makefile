@@ -16,7 +16,7 @@ build: ## build every service into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-provisioner ./services/provisioner
 
 images: ## build the local images (no pull): berth/workspace-demo
-	@mkdir -p $(IMAGE_CTX)/workspace-demo
+	@rm -rf $(IMAGE_CTX)/workspace-demo && mkdir -p $(IMAGE_CTX)/workspace-demo
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_CTX)/workspace-demo/workspace-demo ./cmd/workspace-demo
 	cp deploy/images/workspace-demo/Dockerfile $(IMAGE_CTX)/workspace-demo/
 	mkdir -p $(IMAGE_CTX)/workspace-demo/home

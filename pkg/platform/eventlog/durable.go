@@ -52,7 +52,9 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 		o.Subjects = []string{events.WorkspaceSubjectPrefix + "*"}
 	}
 	if o.Backoff == nil {
-		o.Backoff = func(attempt int) time.Duration { return min(time.Duration(attempt*attempt)*time.Second, 30*time.Second) }
+		o.Backoff = func(attempt int) time.Duration {
+			return min(time.Duration(attempt*attempt)*time.Second, 30*time.Second)
+		}
 	}
 	if _, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: DeadLetterStream, Subjects: []string{events.DeadLetterSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
