@@ -20,6 +20,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/services/provisioner/internal/app"
@@ -114,7 +115,16 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 	if c != nil {
 		cid = c.ID // adopt: never a second container
 	} else {
-		if cid, err = r.create(ctx, s); err != nil {
+		cid, err = r.create(ctx, s)
+		if errdefs.IsConflict(err) {
+			// Another worker created it a moment ago: the deterministic name
+			// makes a second container impossible; adopt the winner's.
+			if c, err = r.find(ctx, s.ID); err != nil || c == nil {
+				return events.Running{}, fmt.Errorf("adopt %s after name conflict: %w", s.Name, err)
+			}
+			cid, err = c.ID, nil
+		}
+		if err != nil {
 			return events.Running{}, err
 		}
 	}
@@ -176,7 +186,7 @@ func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
 		if strings.Contains(err.Error(), "bind source path does not exist") {
 			return "", &app.Failure{Code: "project_invalid", Message: "a project folder disappeared from the host: " + err.Error()}
 		}
-		return "", fmt.Errorf("create container for %s: %w", s.Name, err)
+		return "", fmt.Errorf("create container for %s: %w", s.Name, err) // %w keeps errdefs.IsConflict working
 	}
 	return created.ID, nil
 }

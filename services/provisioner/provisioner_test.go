@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/dockertest"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/provisioner/internal/app"
+	"github.com/berthdev/berth/services/provisioner/internal/docker"
+)
+
+func httpGet(t *testing.T, u string) (int, string) {
+	t.Helper()
+	res, err := http.Get(u)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestLifecycleOnRealEngine: start -> running and answering, with the
+// hardened settings verified by inspect; stop; start again on the same
+// container with the home file intact; delete.
+func TestLifecycleOnRealEngine(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner()
+	id := w.create("lab", dockertest.DemoImage, true, "course-101")
+	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	require.NotNil(t, ws.Endpoint)
+
+	list := w.containers(id)
+	require.Len(t, list, 1)
+	info, err := w.cli.ContainerInspect(context.Background(), list[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, ws.Endpoint.ContainerID, info.ID)
+	assert.Equal(t, id, info.Config.Labels[docker.LabelID])
+	assert.Equal(t, "lab", info.Config.Labels[docker.LabelName])
+	assert.Equal(t, "1000:1000", info.Config.User, "non-root user")
+	hc := info.HostConfig
+	assert.False(t, hc.Privileged)
+	assert.Equal(t, []string{"ALL"}, []string(hc.CapDrop))
+	assert.Empty(t, hc.CapAdd)
+	assert.Contains(t, hc.SecurityOpt, "no-new-privileges:true")
+	assert.EqualValues(t, 256<<20, hc.Memory)
+	assert.EqualValues(t, 500_000_000, hc.NanoCPUs)
+	require.NotNil(t, hc.PidsLimit)
+	assert.EqualValues(t, 128, *hc.PidsLimit)
+	assert.Equal(t, container.RestartPolicyUnlessStopped, hc.RestartPolicy.Name)
+	assert.Equal(t, w.network, string(hc.NetworkMode))
+	assert.False(t, hc.NetworkMode.IsHost())
+	assert.False(t, hc.PidMode.IsHost())
+	assert.False(t, hc.IpcMode.IsHost())
+	assert.Empty(t, hc.PortBindings, "no host ports")
+	assert.Empty(t, hc.Binds, "mounts, not -v binds")
+	var sawHome, sawProject bool
+	for _, m := range info.Mounts {
+		assert.NotContains(t, m.Source, "docker.sock")
+		switch m.Destination {
+		case "/home/coder":
+			sawHome = m.Name == docker.VolumeName(id)
+		case "/home/coder/project/course-101":
+			sawProject = m.RW && strings.HasSuffix(m.Source, "course-101")
+		}
+	}
+	assert.True(t, sawHome, "home volume mounted")
+	assert.True(t, sawProject, "project bind-mounted read-write")
+
+	base := "http://" + ws.Endpoint.IP + ":8080" + wsurl.PathPrefix("lab")
+	status, page := httpGet(t, base+"/")
+	require.Equal(t, 200, status)
+	assert.Contains(t, page, "Workspace lab")
+	assert.Contains(t, page, "course-101/README.md")
+	res, err := http.PostForm(base+"/files", url.Values{"name": {"proof.txt"}, "content": {"still here"}})
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, 201, res.StatusCode)
+
+	w.request(id, &events.StopRequested{})
+	w.waitStatus(id, events.StatusStopped, 30*time.Second)
+	list = w.containers(id)
+	require.Len(t, list, 1)
+	assert.NotEqual(t, "running", list[0].State)
+
+	w.request(id, &events.StartRequested{})
+	ws = w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	assert.Equal(t, info.ID, ws.Endpoint.ContainerID, "same container after restart")
+	_, body := httpGet(t, "http://"+ws.Endpoint.IP+":8080/files/proof.txt")
+	assert.Equal(t, "still here", body)
+
+	w.request(id, &events.DeleteRequested{})
+	w.waitStatus(id, events.StatusDeleted, 30*time.Second)
+	assert.Empty(t, w.containers(id))
+	_, err = w.cli.VolumeInspect(context.Background(), docker.VolumeName(id))
+	assert.NoError(t, err, "delete without purge keeps the home volume")
+}
+
+// TestSameStartTwiceOneContainer: two provisioners (or a redelivery) handle
+// the same start at once: one container, one running event.
+func TestSameStartTwiceOneContainer(t *testing.T) {
+	w := newWorld(t)
+	id := w.create("twice", dockertest.DemoImage, true)
+	rt := docker.New(w.cli, docker.Options{Network: w.network})
+	prov := app.New(w.log, fakeCatalog{}, rt, slog.New(slog.DiscardHandler), app.Options{ProjectsRoot: w.projects})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			assert.NoError(t, prov.Handle(context.Background(), id, false))
+		}()
+	}
+	wg.Wait()
+	w.waitStatus(id, events.StatusRunning, time.Second)
+	assert.Len(t, w.containers(id), 1)
+	evs, err := w.log.Read(context.Background(), id)
+	require.NoError(t, err)
+	running := 0
+	for _, e := range evs {
+		if e.Type == events.TypeRunning {
+			running++
+		}
+	}
+	assert.Equal(t, 1, running)
+}
+
+type fakeCatalog struct{}
+
+func (fakeCatalog) Image(string) (events.CatalogImage, bool) { return events.CatalogImage{}, false }
+
+// TestAdoptsContainerAfterCrash: a provisioner that created the container
+// but died before recording it; the next one adopts it.
+func TestAdoptsContainerAfterCrash(t *testing.T) {
+	w := newWorld(t)
+	id := w.create("adopt", dockertest.DemoImage, true)
+	// What the dead provisioner got done: the container exists and runs.
+	rt := docker.New(w.cli, docker.Options{Network: w.network})
+	first, err := rt.EnsureRunning(context.Background(), app.Spec{ID: id, Name: "adopt", Image: dockertest.DemoImage,
+		Resources: events.Resources{MemoryBytes: 256 << 20, MilliCPUs: 500, Pids: 128}})
+	require.NoError(t, err)
+	assert.Equal(t, events.StatusStarting, w.state(id).Status, "nothing recorded yet")
+
+	w.startProvisioner()
+	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	assert.Equal(t, first.ContainerID, ws.Endpoint.ContainerID, "adopted, not recreated")
+	assert.Len(t, w.containers(id), 1)
+}
+
+// TestReconcilerRepairsRemovedContainer: a container removed by hand is
+// recorded and, by the default restart policy, started again.
+func TestReconcilerRepairsRemovedContainer(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner()
+	id := w.create("gone", dockertest.DemoImage, true)
+	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	require.NoError(t, w.cli.ContainerRemove(context.Background(), ws.Endpoint.ContainerID, container.RemoveOptions{Force: true}))
+
+	require.Eventually(t, func() bool {
+		now := w.state(id)
+		return now.Status == events.StatusRunning && now.Endpoint.ContainerID != ws.Endpoint.ContainerID
+	}, 30*time.Second, 50*time.Millisecond)
+	evs, err := w.log.Read(context.Background(), id)
+	require.NoError(t, err)
+	var types []events.Type
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	assert.Contains(t, types, events.TypeFailed, "the vanished container is in the audit log")
+	assert.Len(t, w.containers(id), 1)
+}
+
+// TestFailuresAreRecorded: a missing image and a project folder removed
+// behind the API's back become "failed" events a user can act on.
+func TestFailuresAreRecorded(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner()
+	missing := w.create("noimage", "berth/not-built:1", true)
+	ws := w.waitStatus(missing, events.StatusError, 30*time.Second)
+	assert.Equal(t, "image_missing", ws.Failure.Code)
+	assert.Contains(t, ws.Failure.Message, "make images")
+
+	badProject := w.create("noproject", dockertest.DemoImage, true, "does-not-exist")
+	ws = w.waitStatus(badProject, events.StatusError, 30*time.Second)
+	assert.Equal(t, "project_invalid", ws.Failure.Code)
+	escape := w.create("escape", dockertest.DemoImage, true, "../etc")
+	ws = w.waitStatus(escape, events.StatusError, 30*time.Second)
+	assert.Equal(t, "project_invalid", ws.Failure.Code)
+	assert.Empty(t, w.containers(escape))
+}
+
+// TestEngineUnreachable: with no engine the provisioner stays up, reports
+// not ready, retries, then records a clear failure; no event is skipped.
+func TestEngineUnreachable(t *testing.T) {
+	w := newWorld(t)
+	t.Setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+	addr, _ := w.startProvisioner("--max-deliver", "2")
+	status, body := httpGet(t, "http://"+addr+"/readyz")
+	assert.Equal(t, http.StatusServiceUnavailable, status)
+	assert.Contains(t, body, "docker")
+	id := w.create("nodocker", dockertest.DemoImage, true)
+	ws := w.waitStatus(id, events.StatusError, 30*time.Second)
+	assert.Equal(t, "engine_unavailable", ws.Failure.Code)
+}
