@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -52,6 +53,9 @@ type Runtime struct {
 	cli  client.APIClient
 	o    Options
 	http *http.Client
+	// netMu serialises network creation: the engine's duplicate-name check
+	// is not atomic, and concurrent creates make same-named networks.
+	netMu sync.Mutex
 }
 
 // New returns a runtime; zero options get working defaults.
@@ -119,10 +123,7 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 		if errdefs.IsConflict(err) {
 			// Another worker created it a moment ago: the deterministic name
 			// makes a second container impossible; adopt the winner's.
-			if c, err = r.find(ctx, s.ID); err != nil || c == nil {
-				return events.Running{}, fmt.Errorf("adopt %s after name conflict: %w", s.Name, err)
-			}
-			cid, err = c.ID, nil
+			cid, err = r.awaitCreated(ctx, s.ID)
 		}
 		if err != nil {
 			return events.Running{}, err
@@ -132,6 +133,26 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 		return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	return r.awaitHealthy(ctx, cid, s.Name)
+}
+
+// awaitCreated finds a container another worker is creating: the engine
+// reserves the name before the container shows up in listings.
+func (r *Runtime) awaitCreated(ctx context.Context, id string) (string, error) {
+	for range 100 {
+		c, err := r.find(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if c != nil {
+			return c.ID, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return "", fmt.Errorf("container of %s holds its name but never appeared", id)
 }
 
 func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
@@ -192,6 +213,8 @@ func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
 }
 
 func (r *Runtime) ensureNetwork(ctx context.Context) error {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
 	_, err := r.cli.NetworkInspect(ctx, r.o.Network, network.InspectOptions{})
 	if err == nil {
 		return nil
