@@ -22,8 +22,9 @@ images: ## build the local images (no pull): berth/workspace-demo
 	mkdir -p $(IMAGE_CTX)/workspace-demo/home
 	docker build -q -t berth/workspace-demo:latest $(IMAGE_CTX)/workspace-demo
 
-run: build ## start Berth locally (embedded NATS, dev tokens on); Ctrl-C stops it
-	BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} ./$(BIN)/berth-api
+run: build ## start Berth locally (API with embedded NATS, provisioner; dev tokens on); Ctrl-C stops it
+	@docker image inspect berth/workspace-demo:latest >/dev/null 2>&1 || $(MAKE) images
+	./scripts/run.sh
 
 test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)
