@@ -29,8 +29,9 @@ run: build ## start Berth locally (API with embedded NATS, provisioner; dev toke
 test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)
 
-bench: ## benchmarks (append rate of the log)
-	$(GO) test -run '^$$' -bench . -benchtime 2s $(PKGS)
+bench: ## benchmarks: log append rate; launch latency vs raw docker run (20 launches each, needs Docker)
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/events/... ./pkg/platform/... ./services/api/...
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./services/provisioner/...
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)

@@ -27,7 +27,7 @@ import (
 // world is one test's setup: the real Docker Engine, a real in-process
 // NATS, the log, a private workspace network and a projects root.
 type world struct {
-	t        *testing.T
+	t        testing.TB
 	cli      *client.Client
 	nats     *server.Server
 	log      *eventlog.Log
@@ -36,7 +36,7 @@ type world struct {
 	ids      []string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	t.Helper()
 	cli := dockertest.Client(t)
 	dockertest.EnsureImages(t, cli)
