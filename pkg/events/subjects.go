@@ -23,6 +23,11 @@ const (
 	// NameClaimsBucket is the JetStream KV bucket that makes workspace names
 	// unique across concurrent writers (key: name, value: workspace id).
 	NameClaimsBucket = "berth_names"
+	// ServiceStatusBucket is the JetStream KV bucket where provisioners
+	// report whether they reach the container engine (key:
+	// provisioner.<instance>), so the API can refuse starts with 503 while
+	// no engine is reachable.
+	ServiceStatusBucket = "berth_services"
 )
 
 // StreamSubjects are the subjects the Stream captures.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -387,4 +389,28 @@ func TestBusDown(t *testing.T) {
 	expectProblem(t, r, http.StatusServiceUnavailable, "unavailable")
 	assert.Equal(t, "Workspace feature not available", r.str(t, "title"))
 	assert.Equal(t, http.StatusOK, a.do("GET", "/healthz", "", nil).Status)
+}
+
+// TestEngineDownRefusesStarts: while provisioners report that Docker is
+// unreachable, launches and starts answer 503 and leave nothing in the log.
+func TestEngineDownRefusesStarts(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI()
+	admin, alice := e.token("root", "admin"), e.token("alice", "user")
+	a.addImage(admin, demoImage)
+	created := a.do("POST", "/api/v1/workspaces", admin, map[string]any{"name": "box"})
+	require.Equal(t, http.StatusCreated, created.Status)
+
+	board := e.engineBoard()
+	require.NoError(t, board.Publish(context.Background(), "p1", errors.New("dial unix /var/run/docker.sock: connection refused"), time.Now()))
+	r := a.do("POST", "/api/v1/workspaces/launch", alice, nil)
+	expectProblem(t, r, http.StatusServiceUnavailable, "engine_unavailable")
+	assert.Equal(t, "Workspace feature not available", r.str(t, "title"))
+	assert.Contains(t, r.str(t, "detail"), "Docker is not accessible")
+	expectProblem(t, a.do("POST", wsPath(created.str(t, "id"), "/start"), admin, nil), http.StatusServiceUnavailable, "engine_unavailable")
+	assert.NotContains(t, string(a.do("GET", "/api/v1/workspaces", alice, nil).Body), `"alice"`, "a refused launch creates nothing")
+
+	// One healthy provisioner is enough.
+	require.NoError(t, board.Publish(context.Background(), "p2", nil, time.Now()))
+	require.Equal(t, http.StatusCreated, a.do("POST", "/api/v1/workspaces/launch", alice, nil).Status)
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
+	"github.com/berthdev/berth/pkg/platform/enginestatus"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/httpapi"
@@ -108,6 +110,16 @@ func (e *env) startAPI(extra ...string) *api {
 		e.t.Fatal("api not ready")
 	}
 	return nil
+}
+
+// engineBoard opens the provisioners' status bucket, to report as one.
+func (e *env) engineBoard() *enginestatus.Board {
+	e.t.Helper()
+	l, err := eventlog.Open(context.Background(), natstest.Conn(e.t, e.nats), eventlog.Options{})
+	require.NoError(e.t, err)
+	b, err := enginestatus.Open(context.Background(), l.JetStream(), 1)
+	require.NoError(e.t, err)
+	return b
 }
 
 func (e *env) token(sub string, roles ...string) string {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/config"
+	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
@@ -237,6 +238,10 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	if err != nil {
 		return nil, err
 	}
+	board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
+	if err != nil {
+		return nil, err
+	}
 	proj := events.NewProjection()
 	start := time.Now()
 	if err := l.Replay(ctx, log, proj); err != nil {
@@ -247,6 +252,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		ProjectsRoot:  c.ProjectsRoot,
 		DefaultImage:  c.DefaultImage,
 		AppendTimeout: c.AppendTimeout,
+		Engine:        board,
 		Bounds: app.Bounds{
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.MaxMemory, MilliCPUs: int64(c.MaxCPUs * 1000), Pids: int64(c.MaxPids)},

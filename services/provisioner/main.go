@@ -23,6 +23,7 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/config"
+	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
@@ -156,6 +157,10 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err := l.Replay(ctx, log, proj); err != nil {
 			return err
 		}
+		board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
+		if err != nil {
+			return err
+		}
 		replayed.Store(true)
 		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.RoutingMode)})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Logger: log, OrphanGrace: c.OrphanGrace,
@@ -174,9 +179,34 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			service.Actor{Name: "reconciler", Run: func(ctx context.Context) error {
 				return reconcileLoop(ctx, log, rec, cli, c.ReconcileInterval)
 			}},
+			service.Actor{Name: "engine-status", Run: func(ctx context.Context) error {
+				return reportEngine(ctx, log, board, rt)
+			}},
 		)
 	}}
 	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), work)
+}
+
+// reportEngine tells the API, through the status bucket, whether this
+// provisioner reaches Docker, so starts are refused with 503 while none does.
+func reportEngine(ctx context.Context, log *slog.Logger, board *enginestatus.Board, rt *docker.Runtime) error {
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("%s-%d", host, os.Getpid())
+	ticker := time.NewTicker(enginestatus.TTL / 4)
+	defer ticker.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		engineErr := rt.Ping(pctx)
+		cancel()
+		if err := board.Publish(ctx, instance, engineErr, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("engine status not published", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
 }
 
 // reconcileLoop sweeps at start, every interval, and shortly after Docker

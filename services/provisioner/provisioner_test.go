@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/dockertest"
+	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"github.com/berthdev/berth/services/provisioner/internal/app"
 	"github.com/berthdev/berth/services/provisioner/internal/docker"
@@ -212,4 +214,11 @@ func TestEngineUnreachable(t *testing.T) {
 	id := w.create("nodocker", dockertest.DemoImage, true)
 	ws := w.waitStatus(id, events.StatusError, 30*time.Second)
 	assert.Equal(t, "engine_unavailable", ws.Failure.Code)
+
+	// The API learns it through the status board and refuses starts.
+	board, err := enginestatus.Open(context.Background(), w.log.JetStream(), 1)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return errors.Is(board.Check(context.Background()), enginestatus.ErrEngineUnavailable)
+	}, 10*time.Second, 50*time.Millisecond)
 }

@@ -52,6 +52,7 @@ const (
 	CodeIllegalTransition = "illegal_transition"
 	CodeConcurrent        = "concurrent_modification"
 	CodeUnavailable       = "unavailable"
+	CodeEngineUnavailable = "engine_unavailable"
 )
 
 var errNotFound = &Error{Kind: KindNotFound, Code: CodeNotFound, Message: "no such workspace"}

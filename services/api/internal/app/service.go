@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
 
@@ -26,6 +27,12 @@ type Log interface {
 // tells Claim whether the current holder of a name may be displaced.
 type Names interface {
 	Claim(ctx context.Context, name, id string, stale func(holder string, claimedAt time.Time) bool) error
+}
+
+// Engine tells whether workspaces can be started now (some provisioner
+// reaches its container engine).
+type Engine interface {
+	Check(ctx context.Context) error
 }
 
 // ErrNameTaken is returned by Names.Claim when another workspace holds the
@@ -60,7 +67,9 @@ type Options struct {
 	// AppendTimeout bounds one append, so a request fails with "unavailable"
 	// instead of hanging while the bus is down.
 	AppendTimeout time.Duration
-	Now           func() time.Time
+	// Engine, when set, is asked before a start is accepted.
+	Engine Engine
+	Now    func() time.Time
 }
 
 // Service runs the workspace and catalog commands.
@@ -344,16 +353,36 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, in UpdateInpu
 // Start asks for the workspace to run. Starting a running or starting
 // workspace changes nothing.
 func (s *Service) Start(ctx context.Context, c Caller, id string) (events.Workspace, error) {
-	return s.command(ctx, c, id, startDecision(c))
+	return s.command(ctx, c, id, s.startDecision(ctx, c))
 }
 
-func startDecision(c Caller) decision {
+func (s *Service) startDecision(ctx context.Context, c Caller) decision {
 	return func(ws events.Workspace) (events.Payload, string, error) {
 		if ws.Status == events.StatusRunning || ws.Status == events.StatusStarting {
 			return nil, "", nil
 		}
+		if err := s.engineReady(ctx); err != nil {
+			return nil, "", err
+		}
 		return &events.StartRequested{}, "start requested by " + c.Subject, nil
 	}
+}
+
+// engineReady refuses starts while provisioners report no reachable engine.
+func (s *Service) engineReady(ctx context.Context) error {
+	if s.o.Engine == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
+	defer cancel()
+	err := s.o.Engine.Check(ctx)
+	switch {
+	case errors.Is(err, enginestatus.ErrEngineUnavailable):
+		return &Error{Kind: KindUnavailable, Code: CodeEngineUnavailable, Message: "Docker is not reachable from the provisioner", Err: err}
+	case err != nil:
+		return unavailable(err) // the status board lives on the bus
+	}
+	return nil
 }
 
 // Stop asks for the workspace to stop. Stopping a stopped workspace changes
@@ -411,6 +440,10 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 		if err != nil {
 			return events.Workspace{}, false, err
 		}
+		// Checked before creating, so a refused launch leaves nothing behind.
+		if err := s.engineReady(ctx); err != nil {
+			return events.Workspace{}, false, err
+		}
 		ws, err = s.createDefined(ctx, c, def)
 		if e, ok := AsError(err); ok && e.Code == CodeNameTaken {
 			// Lost a race with a concurrent launch: start whatever won.
@@ -422,7 +455,7 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 		if err != nil {
 			return events.Workspace{}, false, err
 		}
-		ws, err = s.command(ctx, c, ws.ID, startDecision(c))
+		ws, err = s.command(ctx, c, ws.ID, s.startDecision(ctx, c))
 		return ws, true, err
 	}
 	return events.Workspace{}, false, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the workspace is changing too fast; retry"}

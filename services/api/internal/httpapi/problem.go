@@ -91,8 +91,11 @@ func toProblem(err error) *Problem {
 	if ae, ok := app.AsError(err); ok {
 		status := kindStatus[ae.Kind]
 		detail := ae.Message
-		if ae.Kind == app.KindUnavailable {
+		switch ae.Code {
+		case app.CodeUnavailable:
 			detail = "The event log (NATS JetStream) is not reachable from the API. Please contact your administrator."
+		case app.CodeEngineUnavailable:
+			detail = "Docker is not accessible from the provisioner. Please contact your administrator."
 		}
 		out := problem(status, ae.Code, detail)
 		out.Errors = ae.Fields
