@@ -177,6 +177,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 					})
 			}},
 			service.Actor{Name: "reconciler", Run: func(ctx context.Context) error {
+				resumePending(ctx, log, prov, proj)
 				return reconcileLoop(ctx, log, rec, cli, c.ReconcileInterval)
 			}},
 			service.Actor{Name: "engine-status", Run: func(ctx context.Context) error {
@@ -206,6 +207,20 @@ func reportEngine(ctx context.Context, log *slog.Logger, board *enginestatus.Boa
 			return nil
 		case <-ticker.C:
 		}
+	}
+}
+
+// resumePending handles, once at start-up, every workspace whose request is
+// still open. After a crash its message comes back only when its ack wait
+// expires; handling is idempotent, so doing it now as well is safe and
+// makes recovery immediate.
+func resumePending(ctx context.Context, log *slog.Logger, prov *app.Provisioner, proj *events.Projection) {
+	for _, ws := range proj.Workspaces(func(ws events.Workspace) bool { return app.Plan(ws) != app.ActionNone }) {
+		go func() {
+			if err := prov.Handle(ctx, ws.ID, false); err != nil && ctx.Err() == nil {
+				log.Warn("resuming open request failed; the consumer will retry", "workspace", ws.Name, "err", err)
+			}
+		}()
 	}
 }
 

@@ -222,3 +222,23 @@ func TestEngineUnreachable(t *testing.T) {
 		return errors.Is(board.Check(context.Background()), enginestatus.ErrEngineUnavailable)
 	}, 10*time.Second, 50*time.Millisecond)
 }
+
+// TestProvisionerKilledMidLaunch: a provisioner dies after creating the
+// container but before recording "running"; the next one adopts the
+// container: one container, state converges.
+func TestProvisionerKilledMidLaunch(t *testing.T) {
+	w := newWorld(t)
+	// This one never sees the workspace healthy, so it is stuck between
+	// create and record when it is stopped.
+	_, stopFirst := w.startProvisioner("--health-path", "/never-healthy")
+	id := w.create("crash", dockertest.DemoImage, true)
+	require.Eventually(t, func() bool { return len(w.containers(id)) == 1 }, 20*time.Second, 20*time.Millisecond)
+	created := w.containers(id)[0].ID
+	stopFirst()
+	assert.Equal(t, events.StatusStarting, w.state(id).Status, "nothing recorded by the dead provisioner")
+
+	w.startProvisioner()
+	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	assert.Equal(t, created, ws.Endpoint.ContainerID, "adopted the container")
+	assert.Len(t, w.containers(id), 1)
+}
