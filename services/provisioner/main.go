@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	dockerevents "github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
@@ -178,7 +177,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			}},
 			service.Actor{Name: "reconciler", Run: func(ctx context.Context) error {
 				resumePending(ctx, log, prov, proj)
-				return reconcileLoop(ctx, log, rec, cli, c.ReconcileInterval)
+				return reconcileLoop(ctx, log, rec, rt, c.ReconcileInterval)
 			}},
 			service.Actor{Name: "engine-status", Run: func(ctx context.Context) error {
 				return reportEngine(ctx, log, board, rt)
@@ -226,11 +225,11 @@ func resumePending(ctx context.Context, log *slog.Logger, prov *app.Provisioner,
 
 // reconcileLoop sweeps at start, every interval, and shortly after Docker
 // reports a workspace container dying or being destroyed.
-func reconcileLoop(ctx context.Context, log *slog.Logger, rec *app.Reconciler, cli client.APIClient, interval time.Duration) error {
+func reconcileLoop(ctx context.Context, log *slog.Logger, rec *app.Reconciler, rt *docker.Runtime, interval time.Duration) error {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	kick := make(chan struct{}, 1)
-	go watchDocker(ctx, log, cli, kick)
+	go watchDocker(ctx, log, rt, kick)
 	sweep := func() {
 		if err := rec.Sweep(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("reconcile sweep failed", "err", err)
@@ -252,11 +251,11 @@ func reconcileLoop(ctx context.Context, log *slog.Logger, rec *app.Reconciler, c
 
 // watchDocker turns die/oom/destroy events of workspace containers into
 // sweep requests; it resubscribes when the engine goes away and comes back.
-func watchDocker(ctx context.Context, log *slog.Logger, cli client.APIClient, kick chan<- struct{}) {
+func watchDocker(ctx context.Context, log *slog.Logger, rt *docker.Runtime, kick chan<- struct{}) {
 	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", docker.LabelID),
 		filters.Arg("event", "die"), filters.Arg("event", "oom"), filters.Arg("event", "destroy"))
 	for ctx.Err() == nil {
-		msgs, errs := cli.Events(ctx, dockerevents.ListOptions{Filters: f})
+		msgs, errs := rt.Events(ctx, f)
 	loop:
 		for {
 			select {

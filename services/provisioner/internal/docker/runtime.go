@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	dockerevents "github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
@@ -56,6 +58,10 @@ type Runtime struct {
 	// netMu serialises network creation: the engine's duplicate-name check
 	// is not atomic, and concurrent creates make same-named networks.
 	netMu sync.Mutex
+	// The client negotiates its API version lazily and without locking, a
+	// data race under concurrent first use; connect does it once, guarded.
+	connMu    sync.Mutex
+	connected atomic.Bool
 }
 
 // New returns a runtime; zero options get working defaults.
@@ -84,10 +90,42 @@ func New(cli client.APIClient, o Options) *Runtime {
 	return &Runtime{cli: cli, o: o, http: &http.Client{Timeout: 2 * time.Second}}
 }
 
+// connect pings the engine and negotiates the API version once; every
+// entry point calls it first.
+func (r *Runtime) connect(ctx context.Context) error {
+	if r.connected.Load() {
+		return nil
+	}
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.connected.Load() {
+		return nil
+	}
+	if _, err := r.cli.Ping(ctx); err != nil {
+		return fmt.Errorf("docker engine unreachable: %w", err)
+	}
+	r.cli.NegotiateAPIVersion(ctx)
+	r.connected.Store(true)
+	return nil
+}
+
 // Ping reports whether the engine answers (readiness).
 func (r *Runtime) Ping(ctx context.Context) error {
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
 	_, err := r.cli.Ping(ctx)
 	return err
+}
+
+// Events streams engine events matching f (see client.Events).
+func (r *Runtime) Events(ctx context.Context, f filters.Args) (<-chan dockerevents.Message, <-chan error) {
+	if err := r.connect(ctx); err != nil {
+		errs := make(chan error, 1)
+		errs <- err
+		return nil, errs
+	}
+	return r.cli.Events(ctx, dockerevents.ListOptions{Filters: f})
 }
 
 // ContainerName is the container's name, also its DNS name on the network.
@@ -111,6 +149,9 @@ func (r *Runtime) find(ctx context.Context, id string) (*container.Summary, erro
 // EnsureRunning creates the container if absent, starts it and waits until
 // it answers its health check.
 func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running, error) {
+	if err := r.connect(ctx); err != nil {
+		return events.Running{}, err
+	}
 	c, err := r.find(ctx, s.ID)
 	if err != nil {
 		return events.Running{}, err
@@ -298,6 +339,9 @@ func (r *Runtime) tail(ctx context.Context, cid string) string {
 // EnsureStopped stops the container (SIGTERM, then SIGKILL after the stop
 // timeout). No container means nothing runs: stopped.
 func (r *Runtime) EnsureStopped(ctx context.Context, id string) (int, error) {
+	if err := r.connect(ctx); err != nil {
+		return 0, err
+	}
 	c, err := r.find(ctx, id)
 	if err != nil || c == nil {
 		return 0, err
@@ -316,6 +360,9 @@ func (r *Runtime) EnsureStopped(ctx context.Context, id string) (int, error) {
 // EnsureRemoved removes the container; the home volume only when purging
 // (archiving it first is the reaper's job).
 func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) error {
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
 	c, err := r.find(ctx, id)
 	if err != nil {
 		return err
@@ -335,6 +382,9 @@ func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) 
 
 // List returns every container labelled as a Berth workspace.
 func (r *Runtime) List(ctx context.Context) ([]app.Observed, error) {
+	if err := r.connect(ctx); err != nil {
+		return nil, err
+	}
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID))})
 	if err != nil {
 		return nil, fmt.Errorf("list workspace containers: %w", err)
@@ -349,6 +399,9 @@ func (r *Runtime) List(ctx context.Context) ([]app.Observed, error) {
 // RemoveContainer removes one container by id (used by the reconciler for
 // orphans).
 func (r *Runtime) RemoveContainer(ctx context.Context, cid string) error {
+	if err := r.connect(ctx); err != nil {
+		return err
+	}
 	err := r.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true})
 	if err != nil && !client.IsErrNotFound(err) {
 		return fmt.Errorf("remove %s: %w", cid[:12], err)
