@@ -1,0 +1,84 @@
+package eventlog_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
+)
+
+// TestConsumeRetriesThenDeadLetters: a handler that keeps failing is retried
+// with backoff, told on its last attempt, then the message is dead-lettered
+// with the reason; a message that does not decode is dead-lettered at once;
+// a panicking handler is retried, not fatal.
+func TestConsumeRetriesThenDeadLetters(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nc := natstest.Conn(t, natstest.Server(t))
+	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
+	require.NoError(t, err)
+
+	failing, panicking, fine := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	for _, id := range []string{failing, panicking, fine} {
+		_, err := l.Append(ctx, ev(t, id, &events.Created{Name: "x", Owner: "o"}), 0)
+		require.NoError(t, err)
+	}
+	// A foreign writer puts garbage on a workspace subject.
+	_, err = l.JetStream().Publish(ctx, events.WorkspaceSubject(uuid.NewString()), []byte("not an event"))
+	require.NoError(t, err)
+
+	var attempts, lastSeen, panics, handled atomic.Int32
+	go func() {
+		_ = l.Consume(ctx, slog.New(slog.DiscardHandler), eventlog.DurableOptions{
+			Name: "test", MaxDeliver: 3, Backoff: func(int) time.Duration { return 10 * time.Millisecond },
+		}, func(_ context.Context, e events.Envelope, attempt int, last bool) error {
+			switch e.Subject {
+			case failing:
+				attempts.Add(1)
+				if last {
+					lastSeen.Add(1)
+				}
+				return errors.New("engine on fire")
+			case panicking:
+				if panics.Add(1) == 1 {
+					panic("boom")
+				}
+			}
+			handled.Add(1)
+			return nil
+		})
+	}()
+
+	var dl jetstream.Stream
+	require.Eventually(t, func() bool {
+		dl, err = l.JetStream().Stream(ctx, eventlog.DeadLetterStream) // created by Consume
+		if err != nil {
+			return false
+		}
+		info, err := dl.Info(ctx)
+		return err == nil && info.State.Msgs == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.EqualValues(t, 3, attempts.Load())
+	assert.EqualValues(t, 1, lastSeen.Load(), "the handler is told which attempt is the last")
+	assert.EqualValues(t, 2, panics.Load(), "a panic is retried")
+	assert.EqualValues(t, 2, handled.Load())
+
+	reasons := map[string]bool{}
+	for seq := uint64(1); seq <= 2; seq++ {
+		m, err := dl.GetMsg(ctx, seq)
+		require.NoError(t, err)
+		reasons[m.Header.Get(eventlog.DeadLetterReasonHeader)[:11]] = true
+	}
+	assert.Equal(t, map[string]bool{"failed 3 ti": true, "undecodable": true}, reasons)
+}
