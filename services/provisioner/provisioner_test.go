@@ -242,3 +242,34 @@ func TestProvisionerKilledMidLaunch(t *testing.T) {
 	assert.Equal(t, created, ws.Endpoint.ContainerID, "adopted the container")
 	assert.Len(t, w.containers(id), 1)
 }
+
+// TestOrphansRemovedOnlyAfterGrace: a labelled container the log does not
+// know is removed once older than the grace period; an unlabelled one on
+// the same network is never touched.
+func TestOrphansRemovedOnlyAfterGrace(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	stray := "00000000-0000-0000-0000-00000000dead"
+	w.ids = append(w.ids, stray)
+	mk := func(labels map[string]string) string {
+		c, err := w.cli.ContainerCreate(ctx, &container.Config{Image: dockertest.DemoImage, Labels: labels}, &container.HostConfig{}, nil, nil, "")
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = w.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
+		require.NoError(t, w.cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
+		return c.ID
+	}
+	orphan := mk(map[string]string{docker.LabelID: stray})
+	bystander := mk(map[string]string{"app": "not-berth"})
+
+	w.startProvisioner("--orphan-grace", "3s")
+	time.Sleep(1500 * time.Millisecond) // a few sweeps inside the grace period
+	_, err := w.cli.ContainerInspect(ctx, orphan)
+	require.NoError(t, err, "young orphan kept during the grace period")
+	require.Eventually(t, func() bool {
+		_, err := w.cli.ContainerInspect(ctx, orphan)
+		return err != nil
+	}, 15*time.Second, 100*time.Millisecond, "orphan removed after the grace period")
+	info, err := w.cli.ContainerInspect(ctx, bystander)
+	require.NoError(t, err)
+	assert.True(t, info.State.Running, "unlabelled containers are never touched")
+}
