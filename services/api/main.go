@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,9 +81,7 @@ type cfg struct {
 
 	BodyLimit     string
 	AppendTimeout time.Duration
-	LogLevel      string
-	LogFormat     string
-	ShutdownGrace time.Duration
+	config.Common
 }
 
 func parse(args []string, out io.Writer) (cfg, error) {
@@ -117,9 +114,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
-	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
-	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
-	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
@@ -186,15 +181,10 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}
 	defer nc.Close()
 
-	var replayed atomic.Bool
+	replayed := service.NewGate("log not replayed yet")
 	health := service.NewHealth(map[string]service.Check{
 		"nats": natsbus.Ready(nc),
-		"log": func(context.Context) error {
-			if !replayed.Load() {
-				return errors.New("log not replayed yet")
-			}
-			return nil
-		},
+		"log":  replayed.Check,
 	})
 	backend := &httpapi.Backend{}
 	e := httpapi.New(httpapi.Options{
@@ -209,7 +199,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return err
 		}
 		backend.Set(svc)
-		replayed.Store(true)
+		replayed.Open()
 		log.Info("api ready", "addr", ln.Addr().String(), "nats", natsURL, "dev_tokens", c.DevTokens)
 		if c.DevTokens {
 			printDevHelp(out, ln.Addr().String())

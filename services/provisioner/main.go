@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,9 +56,7 @@ type cfg struct {
 	RestartPolicy     string
 	Concurrency       int
 	MaxDeliver        int
-	LogLevel          string
-	LogFormat         string
-	ShutdownGrace     time.Duration
+	config.Common
 }
 
 func parse(args []string, out io.Writer) (cfg, error) {
@@ -81,9 +78,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.RestartPolicy, "restart-policy", "BERTH_RESTART_POLICY", "restart", "restart or fail: what to do when a running workspace's container vanishes or dies")
 	s.Int(&c.Concurrency, "concurrency", "BERTH_PROVISIONER_CONCURRENCY", 8, "workspaces provisioned at once")
 	s.Int(&c.MaxDeliver, "max-deliver", "BERTH_PROVISIONER_MAX_DELIVER", 6, "attempts before a transient failure is recorded and the message dead-lettered")
-	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
-	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
-	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		return c, err
 	}
@@ -130,16 +125,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}
 	defer nc.Close()
 
-	var replayed atomic.Bool
+	replayed := service.NewGate("log not replayed yet")
 	health := service.NewHealth(map[string]service.Check{
 		"nats":   natsbus.Ready(nc),
 		"docker": rt.Ping,
-		"log": func(context.Context) error {
-			if !replayed.Load() {
-				return errors.New("log not replayed yet")
-			}
-			return nil
-		},
+		"log":    replayed.Check,
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", health.Live)
@@ -160,7 +150,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err != nil {
 			return err
 		}
-		replayed.Store(true)
+		replayed.Open()
 		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.RoutingMode)})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Logger: log, OrphanGrace: c.OrphanGrace,
 			Restart: c.RestartPolicy == "restart", Now: time.Now}

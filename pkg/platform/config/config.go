@@ -162,3 +162,17 @@ func FormatBytes(n int64) string {
 	}
 	return fmt.Sprintf("%dB", n)
 }
+
+// Common are the settings every service has.
+type Common struct {
+	LogLevel      string
+	LogFormat     string
+	ShutdownGrace time.Duration
+}
+
+// Common binds the settings every service has.
+func (s *Set) Common(c *Common) {
+	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
+	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
+	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+}

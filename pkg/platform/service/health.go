@@ -3,8 +3,10 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -55,4 +57,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Gate is a readiness check that fails until Open is called (for example
+// until the log has been replayed).
+type Gate struct {
+	what string
+	open atomic.Bool
+}
+
+// NewGate returns a closed gate; what says what is not ready yet.
+func NewGate(what string) *Gate { return &Gate{what: what} }
+
+// Open marks the gate ready.
+func (g *Gate) Open() { g.open.Store(true) }
+
+// Check is the readiness check.
+func (g *Gate) Check(context.Context) error {
+	if !g.open.Load() {
+		return errors.New(g.what)
+	}
+	return nil
 }
