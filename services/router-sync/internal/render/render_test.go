@@ -1,0 +1,76 @@
+package render
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func running(name, id, ip string) events.Workspace {
+	return events.Workspace{ID: id, Name: name, Status: events.StatusRunning,
+		Endpoint: &events.Endpoint{ContainerID: "c-" + name, Host: "berth-" + name, IP: ip, Port: 8080}}
+}
+
+func TestRenderGolden(t *testing.T) {
+	pathOpts := Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://127.0.0.1:8080/api/v1/auth/forward", Backend: BackendIP}
+	subOpts := Options{Mode: wsurl.ModeSubdomain, Domain: "ws.example.com", EntryPoint: "websecure", AuthURL: "http://api:8080/api/v1/auth/forward", Backend: BackendHost}
+	two := []events.Workspace{
+		running("abc", "22222222-0000-0000-0000-000000000000", "172.18.0.3"),
+		running("ab", "11111111-0000-0000-0000-000000000000", "172.18.0.2"),
+		{ID: "33333333-0000-0000-0000-000000000000", Name: "stopped", Status: events.StatusStopped},
+		{ID: "44444444-0000-0000-0000-000000000000", Name: "starting", Status: events.StatusStarting},
+	}
+	var many []events.Workspace
+	for i := range 25 {
+		many = append(many, running(fmt.Sprintf("ws%02d", i), fmt.Sprintf("%08d-0000-0000-0000-000000000000", i), fmt.Sprintf("172.18.1.%d", i+2)))
+	}
+	cases := map[string]struct {
+		wss []events.Workspace
+		o   Options
+	}{
+		"path":      {two, pathOpts},
+		"subdomain": {two, subOpts},
+		"zero":      {nil, pathOpts},
+		"many":      {many, pathOpts},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := Render(c.wss, c.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := Render(c.wss, c.o)
+			if !bytes.Equal(got, again) {
+				t.Fatal("render is not deterministic")
+			}
+			path := filepath.Join("testdata", name+".yml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (go test -update creates it): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from golden:\n%s", name, got)
+			}
+		})
+	}
+}
+
+func TestRenderRejectsBadAuthURL(t *testing.T) {
+	_, err := Render([]events.Workspace{running("a", "id", "10.0.0.2")}, Options{Mode: wsurl.ModePath, AuthURL: "http://[::1"})
+	if err == nil {
+		t.Fatal("bad auth url accepted")
+	}
+}

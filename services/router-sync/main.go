@@ -1,0 +1,179 @@
+// Command berth-router-sync keeps Traefik's routes equal to the log: it
+// folds the log into a projection and renders the running workspaces into
+// the file provider's directory, atomically, after every change.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/config"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/service"
+	"github.com/berthdev/berth/pkg/platform/telemetry"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/router-sync/internal/configdir"
+	"github.com/berthdev/berth/services/router-sync/internal/render"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "berth-router-sync:", err)
+		os.Exit(1)
+	}
+}
+
+type cfg struct {
+	HTTPAddr    string
+	NATSURL     string
+	DynamicDir  string
+	FileName    string
+	RoutingMode string
+	PublicURL   string
+	Domain      string
+	EntryPoint  string
+	AuthURL     string
+	Backend     string
+	config.Common
+}
+
+func parse(args []string, out io.Writer) (cfg, error) {
+	var c cfg
+	s := config.New("berth-router-sync")
+	s.FS.SetOutput(out)
+	s.String(&c.HTTPAddr, "http-addr", "BERTH_ROUTER_HTTP_ADDR", "127.0.0.1:8082", "address of /healthz, /readyz and /metrics")
+	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
+	s.String(&c.DynamicDir, "dynamic-dir", "BERTH_TRAEFIK_DYNAMIC_DIR", "data/traefik/dynamic", "directory Traefik's file provider watches")
+	s.String(&c.FileName, "file-name", "BERTH_TRAEFIK_FILE", "berth-workspaces.yml", "file router-sync owns in that directory")
+	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path (/workspace-<name>/) or subdomain (<name>.<domain>)")
+	s.String(&c.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at")
+	s.String(&c.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
+	s.String(&c.EntryPoint, "entrypoint", "BERTH_TRAEFIK_ENTRYPOINT", "web", "Traefik entry point of workspace routes")
+	s.String(&c.AuthURL, "auth-url", "BERTH_AUTH_URL", "http://127.0.0.1:8080/api/v1/auth/forward", "the API's forwardAuth endpoint as Traefik reaches it")
+	s.String(&c.Backend, "backend", "BERTH_ROUTE_BACKEND", "ip", "ip (Traefik on the host) or host (Traefik on the workspace network)")
+	s.Common(&c.Common)
+	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	if c.Backend != string(render.BackendIP) && c.Backend != string(render.BackendHost) {
+		return c, fmt.Errorf("bad configuration: BERTH_ROUTE_BACKEND=%q: want ip or host", c.Backend)
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	c, err := parse(args, out)
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(out, c.LogFormat, c.LogLevel, "router-sync")
+	if err != nil {
+		return err
+	}
+	scheme, err := wsurl.Parse(c.RoutingMode, c.PublicURL, c.Domain)
+	if err != nil {
+		return fmt.Errorf("bad configuration: %w", err)
+	}
+	opts := render.Options{Mode: scheme.Mode, Domain: scheme.Domain, EntryPoint: c.EntryPoint, AuthURL: c.AuthURL, Backend: render.Backend(c.Backend)}
+	if _, err := render.Render(nil, opts); err != nil {
+		return fmt.Errorf("bad configuration: %w", err)
+	}
+	tel, err := telemetry.New("router-sync")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.HTTPAddr, err)
+	}
+	nc, err := natsbus.Connect(c.NATSURL, "berth-router-sync", log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer nc.Close()
+
+	synced := service.NewGate("routes not written yet")
+	health := service.NewHealth(map[string]service.Check{"nats": natsbus.Ready(nc), "routes": synced.Check})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.HandleFunc("GET /readyz", health.Ready)
+	mux.Handle("GET /metrics", tel.Handler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	sync := service.Actor{Name: "sync", Run: func(ctx context.Context) error {
+		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{}, log)
+		if err != nil {
+			return err
+		}
+		proj := events.NewProjection()
+		changed := make(chan struct{}, 1)
+		caughtUp, err := l.Follow(ctx, log, func(e events.Envelope) {
+			if ok, _ := proj.Apply(e); ok {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}
+		})
+		if err != nil {
+			return err
+		}
+		select {
+		case <-caughtUp:
+		case <-ctx.Done():
+			return nil
+		}
+		w := &configdir.Writer{Dir: c.DynamicDir, Name: c.FileName}
+		write := func() error {
+			content, err := render.Render(proj.Workspaces(render.Routable), opts)
+			if err != nil {
+				return err
+			}
+			if written, err := w.Write(content); err != nil {
+				return err
+			} else if written {
+				log.Info("routes written", "file", c.DynamicDir+"/"+c.FileName, "workspaces", len(proj.Workspaces(render.Routable)))
+			}
+			return nil
+		}
+		if err := write(); err != nil {
+			return err
+		}
+		synced.Open()
+		if onReady != nil {
+			onReady(ln.Addr().String())
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-changed:
+				if err := write(); err != nil {
+					log.Error("writing routes failed; retrying on the next change or in 1s", "err", err)
+					time.AfterFunc(time.Second, func() {
+						select {
+						case changed <- struct{}{}:
+						default:
+						}
+					})
+				}
+			}
+		}
+	}}
+	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), sync)
+}
