@@ -24,7 +24,7 @@ func TestCatalogDocumentsEverything(t *testing.T) {
 			t.Errorf("docs/events.md does not document status %s", s)
 		}
 	}
-	for _, name := range []string{Stream, WorkspaceSubjectPrefix, CatalogSubject, NameClaimsBucket, ServiceStatusBucket, IntakeSubjectPrefix, DeadLetterSubjectPrefix} {
+	for _, name := range []string{Stream, WorkspaceSubjectPrefix, CatalogSubject, NameClaimsBucket, ServiceStatusBucket, ActivityBucket, IntakeSubjectPrefix, DeadLetterSubjectPrefix} {
 		if !strings.Contains(doc, name) {
 			t.Errorf("docs/events.md does not mention %s", name)
 		}

@@ -28,6 +28,10 @@ const (
 	// provisioner.<instance>), so the API can refuse starts with 503 while
 	// no engine is reachable.
 	ServiceStatusBucket = "berth_services"
+	// ActivityBucket is the JetStream KV bucket of last activity per
+	// workspace (key: workspace id, value: RFC 3339 time). High-volume
+	// signals live here, not in the audit log.
+	ActivityBucket = "berth_activity"
 )
 
 // StreamSubjects are the subjects the Stream captures.

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/api/internal/activity"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/httpapi"
@@ -79,6 +81,8 @@ type cfg struct {
 	RoutingMode string
 	Domain      string
 
+	LoginURL      string
+	CookieDomain  string
 	BodyLimit     string
 	AppendTimeout time.Duration
 	config.Common
@@ -112,6 +116,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at (Traefik)")
 	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path (/workspace-<name>/) or subdomain (<name>.<domain>)")
 	s.String(&c.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
+	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
+	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
 	s.Common(&c.Common)
@@ -187,17 +193,27 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		"log":  replayed.Check,
 	})
 	backend := &httpapi.Backend{}
+	loginURL, cookieDomain := c.LoginURL, c.CookieDomain
+	if loginURL == "" {
+		loginURL = scheme.Public.String() + "/"
+	}
+	if cookieDomain == "" && scheme.Mode == wsurl.ModeSubdomain {
+		cookieDomain = scheme.Domain // the cookie must reach every <name>.<domain>
+	}
+	sink := &activitySink{}
 	e := httpapi.New(httpapi.Options{
 		Backend: backend, Verifier: verifier, DevIssuer: issuer, URLFor: scheme.URL,
 		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
+		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
 	})
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
 	core := service.Actor{Name: "log", Run: func(ctx context.Context) error {
-		svc, err := openCore(ctx, c, nc, tel, log)
+		svc, tracker, err := openCore(ctx, c, nc, tel, log)
 		if err != nil {
 			return err
 		}
+		sink.p.Store(tracker)
 		backend.Set(svc)
 		replayed.Open()
 		log.Info("api ready", "addr", ln.Addr().String(), "nats", natsURL, "dev_tokens", c.DevTokens)
@@ -219,23 +235,27 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 // openCore opens the log (retrying while NATS is unreachable: the HTTP
 // server already answers 503 meanwhile), replays it into the projection and
 // returns the use cases.
-func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, error) {
+func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, *activity.Tracker, error) {
 	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	reg, err := names.Open(ctx, l.JetStream(), c.StreamReplicas)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
+	if err != nil {
+		return nil, nil, err
 	}
 	proj := events.NewProjection()
 	start := time.Now()
 	if err := l.Replay(ctx, log, proj); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start))
 	return app.New(l, proj, reg, app.Options{
@@ -247,7 +267,18 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.MaxMemory, MilliCPUs: int64(c.MaxCPUs * 1000), Pids: int64(c.MaxPids)},
 		},
-	}), nil
+	}), tracker, nil
+}
+
+// activitySink forwards activity to the tracker once the log is open.
+type activitySink struct {
+	p atomic.Pointer[activity.Tracker]
+}
+
+func (a *activitySink) Touch(id string, now time.Time) {
+	if t := a.p.Load(); t != nil {
+		t.Touch(id, now)
+	}
 }
 
 // buildAuth picks JWKS or HS256 verification. With dev tokens on and no

@@ -519,6 +519,20 @@ func (s *Service) Get(_ context.Context, c Caller, id string) (events.Workspace,
 	return ws, nil
 }
 
+// Authorize decides whether the caller may open workspace id in a browser:
+// its owner and admins may; others get forbidden; a workspace that does not
+// exist (or is deleted) is not found.
+func (s *Service) Authorize(_ context.Context, c Caller, id string) (events.Workspace, error) {
+	ws, ok := s.proj.Workspace(id)
+	if !ok || ws.Status == events.StatusDeleted {
+		return events.Workspace{}, errNotFound
+	}
+	if !visible(c, ws) {
+		return events.Workspace{}, forbidden("only the workspace's owner and admins may open it")
+	}
+	return ws, nil
+}
+
 // ListFilter narrows List.
 type ListFilter struct {
 	Owner          string

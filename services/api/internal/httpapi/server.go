@@ -35,6 +35,7 @@ type Workspaces interface {
 	Get(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	List(ctx context.Context, c app.Caller, f app.ListFilter) []events.Workspace
 	History(ctx context.Context, c app.Caller, id string) ([]events.Envelope, error)
+	Authorize(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	AddImage(ctx context.Context, c app.Caller, in app.ImageInput) (events.CatalogImage, error)
 	RemoveImage(ctx context.Context, c app.Caller, ref string) error
 	Images() []events.CatalogImage
@@ -71,6 +72,14 @@ type Options struct {
 	Meter     metric.Meter
 	BodyLimit string
 	Now       func() time.Time
+	// Activity receives a signal for every request forwardAuth allows.
+	Activity Activity
+	// LoginURL is where unauthenticated browsers are sent to sign in.
+	LoginURL string
+	// CookieDomain scopes the session cookie (the parent domain in
+	// subdomain mode); CookieSecure marks it Secure (HTTPS deployments).
+	CookieDomain string
+	CookieSecure bool
 }
 
 // New returns the Echo server with every route registered.
@@ -98,6 +107,7 @@ func New(o Options) *echo.Echo {
 	if o.DevIssuer != nil {
 		v1.POST("/dev/token", h.devToken)
 	}
+	v1.GET("/auth/forward", h.forward)
 
 	// Auth is per route, for the same reason: as group middleware it would
 	// answer 401 for paths that do not exist.
@@ -106,6 +116,8 @@ func New(o Options) *echo.Echo {
 		v1.Add(method, path, h, append([]echo.MiddlewareFunc{authn}, m...)...)
 	}
 	authed(http.MethodGet, "/me", h.me)
+	authed(http.MethodPost, "/auth/session", h.createSession)
+	authed(http.MethodDelete, "/auth/session", h.deleteSession)
 	authed(http.MethodGet, "/images", h.listImages)
 	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
 	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)

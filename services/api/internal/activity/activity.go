@@ -1,0 +1,73 @@
+// Package activity records when a workspace was last used, from the
+// requests Traefik lets through. It is cheap on the hot path: an in-memory
+// last-seen per workspace, flushed to a KV bucket at most once per interval
+// per workspace, never an event in the audit log.
+package activity
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthdev/berth/pkg/events"
+)
+
+// Tracker throttles activity writes.
+type Tracker struct {
+	kv       jetstream.KeyValue
+	every    time.Duration
+	log      *slog.Logger
+	mu       sync.Mutex
+	lastSent map[string]time.Time
+}
+
+// Open creates the activity bucket if needed.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int, every time.Duration, log *slog.Logger) (*Tracker, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: events.ActivityBucket, Description: "last activity per workspace", History: 1,
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open kv %s: %w", events.ActivityBucket, err)
+	}
+	return &Tracker{kv: kv, every: every, log: log, lastSent: map[string]time.Time{}}, nil
+}
+
+// Touch records activity on workspace id at now; it writes to the bucket
+// only if the last write for id is older than the interval.
+func (t *Tracker) Touch(id string, now time.Time) {
+	t.mu.Lock()
+	if now.Sub(t.lastSent[id]) < t.every {
+		t.mu.Unlock()
+		return
+	}
+	t.lastSent[id] = now
+	t.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := t.kv.Put(ctx, id, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+			t.log.Warn("activity not recorded", "workspace", id, "err", err)
+			t.mu.Lock()
+			delete(t.lastSent, id) // try again on the next request
+			t.mu.Unlock()
+		}
+	}()
+}
+
+// LastSeen returns the recorded last activity of id.
+func (t *Tracker) LastSeen(ctx context.Context, id string) (time.Time, bool, error) {
+	e, err := t.kv.Get(ctx, id)
+	if err != nil {
+		if err == jetstream.ErrKeyNotFound {
+			return time.Time{}, false, nil
+		}
+		return time.Time{}, false, err
+	}
+	ts, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+	return ts, err == nil, err
+}
