@@ -1,11 +1,14 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./cmd/workspace-demo/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/...
 IMAGE_CTX := .cache/images
+# v3.7.x does not build here (some DNS-provider dependencies are not served).
+TRAEFIK_VERSION := v3.6.12
+TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 BIN := bin
 
-.PHONY: help build images run test bench lint fmt clean
+.PHONY: help build images traefik run test bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -14,6 +17,12 @@ build: ## build every service into bin/
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-api ./services/api
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-provisioner ./services/provisioner
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-router-sync ./services/router-sync
+
+traefik: $(TRAEFIK_BIN) ## build the pinned Traefik into bin/ (cached)
+
+$(TRAEFIK_BIN):
+	./scripts/build-traefik.sh $(TRAEFIK_VERSION) $@
 
 images: ## build the local images (no pull): berth/workspace-demo
 	@rm -rf $(IMAGE_CTX)/workspace-demo && mkdir -p $(IMAGE_CTX)/workspace-demo
@@ -22,9 +31,9 @@ images: ## build the local images (no pull): berth/workspace-demo
 	mkdir -p $(IMAGE_CTX)/workspace-demo/home
 	docker build -q -t berth/workspace-demo:latest $(IMAGE_CTX)/workspace-demo
 
-run: build ## start Berth locally (API with embedded NATS, provisioner; dev tokens on); Ctrl-C stops it
+run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provisioner, router-sync, Traefik); Ctrl-C stops it
 	@docker image inspect berth/workspace-demo:latest >/dev/null 2>&1 || $(MAKE) images
-	./scripts/run.sh
+	TRAEFIK_BIN=$(TRAEFIK_BIN) ./scripts/run.sh
 
 test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)

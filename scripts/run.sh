@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Starts Berth on one machine: the API (with embedded NATS) and the
-# provisioner, logs to this terminal; Ctrl-C stops everything cleanly.
+# Starts Berth on one machine: the API (with embedded NATS), the
+# provisioner, router-sync and Traefik; logs to this terminal; Ctrl-C stops
+# everything cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BERTH_DEV_TOKENS="${BERTH_DEV_TOKENS:-true}"
+traefik=${TRAEFIK_BIN:?set TRAEFIK_BIN (make run does)}
+mkdir -p data/traefik/dynamic
 
 pids=()
 stop() {
@@ -14,6 +17,9 @@ stop() {
 trap stop INT TERM EXIT
 
 ./bin/berth-api & pids+=($!)
-# The provisioner reconnects until the API's embedded NATS is up.
+# The others reconnect until the API's embedded NATS is up.
 ./bin/berth-provisioner & pids+=($!)
+./bin/berth-router-sync & pids+=($!)
+"$traefik" --configfile=deploy/traefik/traefik.yml & pids+=($!)
+echo "Workspaces are served through Traefik at http://localhost:8000/workspace-<name>/" >&2
 wait -n "${pids[@]}"

@@ -69,6 +69,7 @@ func env(k, def string) string {
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("GET /headers", s.headers)
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.HandleFunc("GET /files/{name}", s.readFile)
 	mux.HandleFunc("POST /files", s.writeFile)
@@ -78,6 +79,13 @@ func (s *server) routes() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// headers echoes the request headers, so tests can prove what the proxy
+// passes on (and that the platform's credentials are not among them).
+func (s *server) headers(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(r.Header)
 }
 
 func (s *server) health(w http.ResponseWriter, _ *http.Request) {
