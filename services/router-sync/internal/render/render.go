@@ -99,6 +99,9 @@ type server struct {
 	URL string `json:"url"`
 }
 
+// placeholder names the service that keeps the document non-empty.
+const placeholder = "berth-placeholder"
+
 // Render returns the dynamic configuration for wss (non-routable ones are
 // skipped).
 func Render(wss []events.Workspace, o Options) ([]byte, error) {
@@ -113,6 +116,10 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 			return nil, err
 		}
 	}
+	// Traefik skips an empty configuration and keeps serving the previous
+	// one, so the last stopped workspace would keep its route. A service no
+	// router uses keeps the document non-empty.
+	d.HTTP.Services[placeholder] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: "http://127.0.0.1:9"}}}}
 	out, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("render routes: %w", err)
