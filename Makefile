@@ -1,7 +1,7 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/... ./tests/e2e/...
 IMAGE_CTX := .cache/images
 # v3.7.x does not build here (some DNS-provider dependencies are not served).
 TRAEFIK_VERSION := v3.6.12
@@ -40,11 +40,11 @@ test: ## unit and integration tests (in-process NATS; Docker-backed tests need a
 
 bench: ## benchmarks: log append rate; launch latency vs raw docker run (20 launches each, needs Docker)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/events/... ./pkg/platform/... ./services/api/...
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./services/provisioner/...
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./services/provisioner/... ./tests/e2e/...
 
 lint: ## go vet and gofmt
 	$(GO) vet $(PKGS)
-	@out=$$(gofmt -l pkg services); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l pkg services cmd tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean: ## remove built binaries (keeps data/)
 	rm -rf $(BIN)

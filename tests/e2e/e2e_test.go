@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type wsView struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	URL    string `json:"url"`
+}
+
+func (s *stack) launch(token string) wsView {
+	status, b, _ := call(s.t, "POST", "http://"+s.api+"/api/v1/workspaces/launch", token, nil)
+	require.Contains(s.t, []int{200, 201, 202}, status, "%s", b)
+	var ws wsView
+	require.NoError(s.t, json.Unmarshal(b, &ws))
+	return ws
+}
+
+func (s *stack) lifecycle(token, id, action string) {
+	status, b, _ := call(s.t, "POST", "http://"+s.api+"/api/v1/workspaces/"+id+"/"+action, token, nil)
+	require.Equal(s.t, http.StatusAccepted, status, "%s: %s", action, b)
+}
+
+func get(t testing.TB, url, token string, headers ...string) (int, string) {
+	status, b, _ := call(t, "GET", url, token, nil, headers...)
+	return status, string(b)
+}
+
+// TestThroughTraefik is the routing issue's end-to-end acceptance.
+func TestThroughTraefik(t *testing.T) {
+	s := newStack(t)
+	admin, alice, bob := s.token("root", "admin"), s.token("alice", "user"), s.token("bob", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(t, 201, status, "%s", b)
+
+	ws := s.launch(alice)
+	assert.Equal(t, s.url("alice"), ws.URL, "the launch returns the URL Traefik serves")
+	until(t, 30*time.Second, "alice's workspace through Traefik", func() bool {
+		code, _ := get(t, ws.URL, alice)
+		return code == 200
+	})
+	_, page := get(t, ws.URL, alice)
+	assert.Contains(t, page, "Workspace alice")
+
+	t.Run("admin allowed", func(t *testing.T) {
+		code, _ := get(t, ws.URL, admin)
+		assert.Equal(t, 200, code)
+	})
+	t.Run("other user forbidden", func(t *testing.T) {
+		code, _ := get(t, ws.URL, bob)
+		assert.Equal(t, 403, code)
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		code, body := get(t, ws.URL, "", "Accept", "text/html")
+		assert.Equal(t, 401, code)
+		assert.Contains(t, body, "Sign in")
+	})
+	t.Run("forged identity headers", func(t *testing.T) {
+		code, _ := get(t, ws.URL, "", "X-Forwarded-User", "alice", "X-Berth-User", "alice", "X-Auth-Request-User", "alice")
+		assert.Equal(t, 401, code)
+		code, _ = get(t, ws.URL, bob, "X-Forwarded-User", "alice")
+		assert.Equal(t, 403, code)
+	})
+	t.Run("session cookie, not passed on", func(t *testing.T) {
+		code, body := get(t, ws.URL+"headers", "", "Cookie", "berth_session="+alice+"; theme=dark")
+		require.Equal(t, 200, code)
+		assert.Contains(t, body, "theme=dark")
+		assert.NotContains(t, body, "berth_session")
+		assert.NotContains(t, body, alice, "the platform token never reaches the workspace")
+		code, body = get(t, ws.URL+"headers", alice)
+		require.Equal(t, 200, code)
+		assert.NotContains(t, body, "Authorization")
+	})
+	t.Run("bare path redirects", func(t *testing.T) {
+		status, _, h := call(t, "GET", strings.TrimSuffix(ws.URL, "/"), alice, nil)
+		assert.Equal(t, http.StatusMovedPermanently, status)
+		assert.Equal(t, ws.URL, h.Get("Location"))
+	})
+
+	// Stop: the route goes away within a second.
+	fast := &http.Client{Timeout: 300 * time.Millisecond}
+	s.lifecycle(alice, ws.ID, "stop")
+	took := until(t, 5*time.Second, "route gone after stop", func() bool {
+		req, _ := http.NewRequest("GET", ws.URL, nil)
+		req.Header.Set("Authorization", "Bearer "+alice)
+		res, err := fast.Do(req)
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 404
+	})
+	t.Logf("stop -> 404 in %s", took)
+	assert.Less(t, took, time.Second, "stop -> 404")
+
+	s.lifecycle(alice, ws.ID, "start")
+	until(t, 30*time.Second, "route back after start", func() bool {
+		code, _ := get(t, ws.URL, alice)
+		return code == 200
+	})
+
+	// Router-sync restarted on an empty directory restores every route.
+	s.restart("router-sync", func() {
+		entries, err := os.ReadDir(s.dynamic)
+		require.NoError(t, err)
+		for _, e := range entries {
+			require.NoError(t, os.Remove(s.dynamic+"/"+e.Name()))
+		}
+	})
+	until(t, 30*time.Second, "routes restored by a fresh router-sync", func() bool {
+		code, _ := get(t, ws.URL, alice)
+		return code == 200
+	})
+
+	// Siblings: ab and abc never see each other's traffic.
+	for _, name := range []string{"ab", "abc"} {
+		status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{"name": name, "owner": "alice"})
+		require.Equal(t, 201, status, "%s", b)
+		var created wsView
+		require.NoError(t, json.Unmarshal(b, &created))
+		s.lifecycle(admin, created.ID, "start")
+	}
+	for _, name := range []string{"ab", "abc"} {
+		until(t, 30*time.Second, name+" routed", func() bool {
+			code, _ := get(t, s.url(name), alice)
+			return code == 200
+		})
+	}
+	for _, name := range []string{"ab", "abc"} {
+		for _, path := range []string{"", "files/x", "headers"} {
+			code, body := get(t, s.url(name)+path, alice)
+			if path == "" {
+				assert.Contains(t, body, "Workspace "+name+"<", "%s/%s", name, path)
+			}
+			assert.NotEqual(t, 502, code)
+		}
+	}
+	_, abPage := get(t, s.url("ab"), alice)
+	assert.NotContains(t, abPage, "Workspace abc")
+}

@@ -1,0 +1,236 @@
+// Package e2e runs Berth the way `make run` does, as real processes (API
+// with embedded NATS, provisioner, router-sync, Traefik) against the real
+// Docker Engine, and checks it from the outside over HTTP.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/stretchr/testify/require"
+
+	"github.com/berthdev/berth/pkg/platform/dockertest"
+)
+
+func repoRoot(t testing.TB) string {
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		require.NotEqual(t, dir, filepath.Dir(dir), "go.work not found above the test")
+		dir = filepath.Dir(dir)
+	}
+}
+
+func freePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one running program of the stack.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	args []string
+	env  []string
+}
+
+// stack is a whole Berth on this machine.
+type stack struct {
+	t                           testing.TB
+	root, bin, dir              string
+	api, web, router, provAddr  string
+	natsAddr, network, dynamic  string
+	procs                       map[string]*proc
+	cli                         *client.Client
+}
+
+func newStack(t testing.TB) *stack {
+	cli := dockertest.Client(t)
+	dockertest.EnsureImages(t, cli)
+	root := repoRoot(t)
+	s := &stack{t: t, root: root, dir: t.TempDir(), procs: map[string]*proc{}, cli: cli}
+	s.bin = filepath.Join(s.dir, "bin")
+	build := exec.Command("go", "build", "-o", s.bin+"/", "./services/api", "./services/provisioner", "./services/router-sync")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "build services: %s", out)
+	mk := exec.Command("make", "-s", "traefik")
+	mk.Dir = root
+	out, err = mk.CombinedOutput()
+	require.NoError(t, err, "make traefik: %s", out)
+
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	s.network = "berth-e2e-" + hex.EncodeToString(suffix)
+	s.api, s.web, s.router, s.provAddr, s.natsAddr = freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	s.dynamic = filepath.Join(s.dir, "dynamic")
+	require.NoError(t, os.MkdirAll(s.dynamic, 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(s.dir, "projects"), 0o755))
+
+	static, err := os.ReadFile(filepath.Join(root, "deploy/traefik/traefik.yml"))
+	require.NoError(t, err)
+	cfg := strings.NewReplacer(`"127.0.0.1:8000"`, `"`+s.web+`"`, `"127.0.0.1:8090"`, `"`+freePort(t)+`"`,
+		"directory: data/traefik/dynamic", "directory: "+s.dynamic).Replace(string(static))
+	require.NotEqual(t, string(static), cfg)
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "traefik.yml"), []byte(cfg), 0o644))
+
+	t.Cleanup(s.stopAll)
+	common := []string{"BERTH_LOG_LEVEL=info", "BERTH_PROJECTS_ROOT=" + filepath.Join(s.dir, "projects"),
+		"BERTH_PUBLIC_URL=http://" + s.web, "BERTH_NATS_URL=nats://" + s.natsAddr}
+	s.start("api", filepath.Join(s.bin, "api"), nil, append(common[:3:3], "BERTH_HTTP_ADDR="+s.api, "BERTH_NATS_LISTEN="+s.natsAddr,
+		"BERTH_DATA_DIR="+filepath.Join(s.dir, "data"), "BERTH_DEV_TOKENS=true"))
+	s.waitReady("http://" + s.api + "/readyz")
+	s.start("provisioner", filepath.Join(s.bin, "provisioner"), nil, append(common, "BERTH_PROVISIONER_HTTP_ADDR="+s.provAddr, "BERTH_NETWORK="+s.network))
+	s.start("router-sync", filepath.Join(s.bin, "router-sync"), nil, append(common, "BERTH_ROUTER_HTTP_ADDR="+s.router,
+		"BERTH_TRAEFIK_DYNAMIC_DIR="+s.dynamic, "BERTH_AUTH_URL=http://"+s.api+"/api/v1/auth/forward"))
+	s.start("traefik", filepath.Join(root, "bin/traefik-v3.6.12"), []string{"--configfile=" + filepath.Join(s.dir, "traefik.yml")}, nil)
+	s.waitReady("http://" + s.provAddr + "/readyz")
+	s.waitReady("http://" + s.router + "/readyz")
+	return s
+}
+
+func (s *stack) start(name, path string, args, env []string) {
+	p := &proc{name: name, log: &bytes.Buffer{}, args: args, env: env}
+	p.cmd = exec.Command(path, args...)
+	p.cmd.Dir = s.dir
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	require.NoError(s.t, p.cmd.Start(), "start %s", name)
+	s.procs[name] = p
+}
+
+// restart stops a program and starts it again with the same settings.
+func (s *stack) restart(name string, between func()) {
+	p := s.procs[name]
+	s.stop(p)
+	if between != nil {
+		between()
+	}
+	s.start(name, p.cmd.Path, p.args, p.env)
+}
+
+func (s *stack) stop(p *proc) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+		s.t.Errorf("%s did not stop on SIGTERM within 15s", p.name)
+	}
+}
+
+func (s *stack) stopAll() {
+	for _, name := range []string{"traefik", "router-sync", "provisioner", "api"} {
+		if p := s.procs[name]; p != nil {
+			s.stop(p)
+			if s.t.Failed() {
+				s.t.Logf("--- %s log ---\n%s", name, p.log.String())
+			}
+		}
+	}
+	ctx := context.Background()
+	list, _ := s.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("network", s.network))})
+	for _, c := range list {
+		_ = s.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		if id := c.Labels["berth.workspace.id"]; id != "" {
+			_ = s.cli.VolumeRemove(ctx, "berth-home-"+id, true)
+		}
+	}
+	_ = s.cli.NetworkRemove(ctx, s.network)
+}
+
+func (s *stack) waitReady(url string) {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := quick.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("%s not ready after 30s", url)
+}
+
+var quick = &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// call sends a request and returns status and body.
+func call(t testing.TB, method, url, token string, body any, headers ...string) (int, []byte, http.Header) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := quick.Do(req)
+	if err != nil {
+		return 0, nil, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b, res.Header
+}
+
+func (s *stack) token(sub string, roles ...string) string {
+	_, b, _ := call(s.t, "POST", "http://"+s.api+"/api/v1/dev/token", "", map[string]any{"sub": sub, "roles": roles})
+	var out struct{ Token string }
+	require.NoError(s.t, json.Unmarshal(b, &out), "%s", b)
+	return out.Token
+}
+
+func (s *stack) url(name string) string { return fmt.Sprintf("http://%s/workspace-%s/", s.web, name) }
+
+// until polls f every 10ms and returns how long it took to become true.
+func until(t testing.TB, within time.Duration, what string, f func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !f() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return time.Since(start)
+}
