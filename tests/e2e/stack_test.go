@@ -59,12 +59,12 @@ type proc struct {
 
 // stack is a whole Berth on this machine.
 type stack struct {
-	t                           testing.TB
-	root, bin, dir              string
-	api, web, router, provAddr  string
-	natsAddr, network, dynamic  string
-	procs                       map[string]*proc
-	cli                         *client.Client
+	t                          testing.TB
+	root, bin, dir             string
+	api, web, router, provAddr string
+	natsAddr, network, dynamic string
+	procs                      map[string]*proc
+	cli                        *client.Client
 }
 
 func newStack(t testing.TB) *stack {
