@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 GO ?= go
 PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/... ./tests/e2e/...
+BIN := bin
 IMAGE_CTX := .cache/images
 # v3.7.x does not build here (some DNS-provider dependencies are not served).
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
-BIN := bin
 
 .PHONY: help build images traefik run test bench lint fmt clean
 
