@@ -8,7 +8,7 @@ IMAGE_CTX := .cache/images
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 
-.PHONY: help build images traefik run test bench lint fmt clean
+.PHONY: help build images traefik traefik-path run test bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ traefik: $(TRAEFIK_BIN) ## build the pinned Traefik into bin/ (cached)
 
 $(TRAEFIK_BIN):
 	./scripts/build-traefik.sh $(TRAEFIK_VERSION) $@
+
+traefik-path: # used by tests: where `make traefik` puts the binary
+	@echo $(TRAEFIK_BIN)
 
 images: ## build the local images (no pull): berth/workspace-demo
 	@rm -rf $(IMAGE_CTX)/workspace-demo && mkdir -p $(IMAGE_CTX)/workspace-demo

@@ -81,6 +81,11 @@ func newStack(t testing.TB) *stack {
 	mk.Dir = root
 	out, err = mk.CombinedOutput()
 	require.NoError(t, err, "make traefik: %s", out)
+	where := exec.Command("make", "-s", "traefik-path")
+	where.Dir = root
+	out, err = where.Output()
+	require.NoError(t, err, "make traefik-path")
+	traefik := filepath.Join(root, strings.TrimSpace(string(out)))
 
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
@@ -106,7 +111,7 @@ func newStack(t testing.TB) *stack {
 	s.start("provisioner", filepath.Join(s.bin, "provisioner"), nil, append(common, "BERTH_PROVISIONER_HTTP_ADDR="+s.provAddr, "BERTH_NETWORK="+s.network))
 	s.start("router-sync", filepath.Join(s.bin, "router-sync"), nil, append(common, "BERTH_ROUTER_HTTP_ADDR="+s.router,
 		"BERTH_TRAEFIK_DYNAMIC_DIR="+s.dynamic, "BERTH_AUTH_URL=http://"+s.api+"/api/v1/auth/forward"))
-	s.start("traefik", filepath.Join(root, "bin/traefik-v3.6.12"), []string{"--configfile=" + filepath.Join(s.dir, "traefik.yml")}, nil)
+	s.start("traefik", traefik, []string{"--configfile=" + filepath.Join(s.dir, "traefik.yml")}, nil)
 	s.waitReady("http://" + s.provAddr + "/readyz")
 	s.waitReady("http://" + s.router + "/readyz")
 	return s
