@@ -131,11 +131,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		"docker": rt.Ping,
 		"log":    replayed.Check,
 	})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", health.Live)
-	mux.HandleFunc("GET /readyz", health.Ready)
-	mux.Handle("GET /metrics", tel.Handler)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
 
 	work := service.Actor{Name: "provisioner", Run: func(ctx context.Context) error {
 		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)

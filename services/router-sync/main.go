@@ -109,11 +109,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 
 	synced := service.NewGate("routes not written yet")
 	health := service.NewHealth(map[string]service.Check{"nats": natsbus.Ready(nc), "routes": synced.Check})
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", health.Live)
-	mux.HandleFunc("GET /readyz", health.Ready)
-	mux.Handle("GET /metrics", tel.Handler)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
 
 	sync := service.Actor{Name: "sync", Run: func(ctx context.Context) error {
 		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{}, log)

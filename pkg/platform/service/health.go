@@ -79,3 +79,13 @@ func (g *Gate) Check(context.Context) error {
 	}
 	return nil
 }
+
+// OpsHandler serves /healthz, /readyz and /metrics: the whole HTTP surface
+// of a service without an API of its own.
+func OpsHandler(h *Health, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", h.Live)
+	mux.HandleFunc("GET /readyz", h.Ready)
+	mux.Handle("GET /metrics", metrics)
+	return mux
+}

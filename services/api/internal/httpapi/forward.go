@@ -39,7 +39,7 @@ func (h *handlers) forward(c echo.Context) error {
 	}
 	p, err := h.o.Verifier.Verify(raw)
 	switch {
-	case errors.Is(err, auth.ErrMissing), errors.Is(err, auth.ErrExpired), err != nil:
+	case err != nil:
 		return h.signIn(c, err)
 	case !p.User:
 		return problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
