@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -148,4 +149,43 @@ func TestThroughTraefik(t *testing.T) {
 	}
 	_, abPage := get(t, s.url("ab"), alice)
 	assert.NotContains(t, abPage, "Workspace abc")
+}
+
+// TestSubdomainMode: with BERTH_ROUTING_MODE=subdomain each workspace is its
+// own host, <name>.<domain>, served at its root.
+func TestSubdomainMode(t *testing.T) {
+	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test")
+	admin, alice, bob := s.token("root", "admin"), s.token("alice", "user"), s.token("bob", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(t, 201, status, "%s", b)
+	ws := s.launch(alice)
+	assert.Equal(t, "http://alice.berth.test:"+strings.Split(s.web, ":")[1]+"/", ws.URL)
+
+	at := func(host, token string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+s.web+"/", nil)
+		req.Host = host
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := quick.Do(req)
+		if err != nil {
+			return 0, ""
+		}
+		defer res.Body.Close()
+		body := new(strings.Builder)
+		_, _ = io.Copy(body, res.Body)
+		return res.StatusCode, body.String()
+	}
+	until(t, 30*time.Second, "alice.berth.test routed", func() bool {
+		code, _ := at("alice.berth.test", alice)
+		return code == 200
+	})
+	_, page := at("alice.berth.test", alice)
+	assert.Contains(t, page, "Workspace alice")
+	code, _ := at("alice.berth.test", bob)
+	assert.Equal(t, 403, code)
+	code, _ = at("alice.berth.test", "")
+	assert.Equal(t, 401, code)
+	code, _ = at("someone.berth.test", alice)
+	assert.Equal(t, 404, code)
 }

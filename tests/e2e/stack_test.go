@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,7 +68,9 @@ type stack struct {
 	cli                        *client.Client
 }
 
-func newStack(t testing.TB) *stack {
+// newStack starts the stack; env is added to every Berth service's
+// environment (e.g. BERTH_ROUTING_MODE=subdomain).
+func newStack(t testing.TB, env ...string) *stack {
 	cli := dockertest.Client(t)
 	dockertest.EnsureImages(t, cli)
 	root := repoRoot(t)
@@ -103,13 +106,14 @@ func newStack(t testing.TB) *stack {
 	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "traefik.yml"), []byte(cfg), 0o644))
 
 	t.Cleanup(s.stopAll)
-	common := []string{"BERTH_LOG_LEVEL=info", "BERTH_PROJECTS_ROOT=" + filepath.Join(s.dir, "projects"),
-		"BERTH_PUBLIC_URL=http://" + s.web, "BERTH_NATS_URL=nats://" + s.natsAddr}
-	s.start("api", filepath.Join(s.bin, "api"), nil, append(common[:3:3], "BERTH_HTTP_ADDR="+s.api, "BERTH_NATS_LISTEN="+s.natsAddr,
+	common := append([]string{"BERTH_LOG_LEVEL=info", "BERTH_PROJECTS_ROOT=" + filepath.Join(s.dir, "projects"),
+		"BERTH_PUBLIC_URL=http://" + s.web}, env...)
+	nats := "BERTH_NATS_URL=nats://" + s.natsAddr // the API's embedded server
+	s.start("api", filepath.Join(s.bin, "api"), nil, append(slices.Clone(common), "BERTH_HTTP_ADDR="+s.api, "BERTH_NATS_LISTEN="+s.natsAddr,
 		"BERTH_DATA_DIR="+filepath.Join(s.dir, "data"), "BERTH_DEV_TOKENS=true"))
 	s.waitReady("http://" + s.api + "/readyz")
-	s.start("provisioner", filepath.Join(s.bin, "provisioner"), nil, append(common, "BERTH_PROVISIONER_HTTP_ADDR="+s.provAddr, "BERTH_NETWORK="+s.network))
-	s.start("router-sync", filepath.Join(s.bin, "router-sync"), nil, append(common, "BERTH_ROUTER_HTTP_ADDR="+s.router,
+	s.start("provisioner", filepath.Join(s.bin, "provisioner"), nil, append(slices.Clone(common), nats, "BERTH_PROVISIONER_HTTP_ADDR="+s.provAddr, "BERTH_NETWORK="+s.network))
+	s.start("router-sync", filepath.Join(s.bin, "router-sync"), nil, append(slices.Clone(common), nats, "BERTH_ROUTER_HTTP_ADDR="+s.router,
 		"BERTH_TRAEFIK_DYNAMIC_DIR="+s.dynamic, "BERTH_AUTH_URL=http://"+s.api+"/api/v1/auth/forward"))
 	s.start("traefik", traefik, []string{"--configfile=" + filepath.Join(s.dir, "traefik.yml")}, nil)
 	s.waitReady("http://" + s.provAddr + "/readyz")
