@@ -266,6 +266,8 @@ func TestValidationRejects(t *testing.T) {
 		{"bad include_deleted", "GET", "/api/v1/workspaces?include_deleted=yes-please", admin, nil, 400, "invalid_query"},
 		{"image bad ref", "POST", "/api/v1/images", admin, map[string]any{"ref": "UPPER/case"}, 422, "validation_failed"},
 		{"image bad capability", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"SYS_ADMIN"}}, 422, "validation_failed"},
+		{"image prefixed capability", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"CAP_SYS_ADMIN"}}, 422, "validation_failed"},
+		{"image capability all", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"ALL"}}, 422, "validation_failed"},
 		{"image twice", "POST", "/api/v1/images", admin, map[string]any{"ref": demoImage}, 409, "image_exists"},
 		{"remove unknown image", "DELETE", "/api/v1/images/nope%2Fnope:1", admin, nil, 404, "image_not_found"},
 		{"unknown route", "GET", "/api/v1/nothing", admin, nil, 404, "route_not_found"},

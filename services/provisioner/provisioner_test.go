@@ -38,6 +38,12 @@ func httpGet(t *testing.T, u string) (int, string) {
 // container with the home file intact; delete.
 func TestLifecycleOnRealEngine(t *testing.T) {
 	w := newWorld(t)
+	// The catalog entry declares one capability: it, and only it, comes back.
+	img, err := events.New(events.CatalogSubject, &events.ImageAdded{Ref: dockertest.DemoImage, CapAdd: []string{"NET_BIND_SERVICE"}},
+		events.Meta{Source: "test", Actor: "user:admin"}, time.Now())
+	require.NoError(t, err)
+	_, err = w.log.Append(context.Background(), img, 0)
+	require.NoError(t, err)
 	w.startProvisioner()
 	id := w.create("lab", dockertest.DemoImage, true, "course-101")
 	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
@@ -54,7 +60,7 @@ func TestLifecycleOnRealEngine(t *testing.T) {
 	hc := info.HostConfig
 	assert.False(t, hc.Privileged)
 	assert.Equal(t, []string{"ALL"}, []string(hc.CapDrop))
-	assert.Empty(t, hc.CapAdd)
+	assert.Equal(t, []string{"CAP_NET_BIND_SERVICE"}, []string(hc.CapAdd), "Docker writes capabilities with their CAP_ prefix")
 	assert.Contains(t, hc.SecurityOpt, "no-new-privileges:true")
 	assert.EqualValues(t, 256<<20, hc.Memory)
 	assert.EqualValues(t, 500_000_000, hc.NanoCPUs)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -82,6 +85,23 @@ func TestThroughTraefik(t *testing.T) {
 		code, body = get(t, ws.URL+"headers", alice)
 		require.Equal(t, 200, code)
 		assert.NotContains(t, body, "Authorization")
+	})
+	t.Run("allowed requests are activity", func(t *testing.T) {
+		nc, err := nats.Connect("nats://" + s.natsAddr)
+		require.NoError(t, err)
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		kv, err := js.KeyValue(context.Background(), "berth_activity")
+		require.NoError(t, err)
+		until(t, 5*time.Second, "activity recorded", func() bool {
+			e, err := kv.Get(context.Background(), ws.ID)
+			if err != nil {
+				return false
+			}
+			at, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+			return err == nil && time.Since(at) < time.Minute
+		})
 	})
 	t.Run("bare path redirects", func(t *testing.T) {
 		status, _, h := call(t, "GET", strings.TrimSuffix(ws.URL, "/"), alice, nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
@@ -28,7 +29,8 @@ func (s *Service) AddImage(ctx context.Context, c Caller, in ImageInput) (events
 	in.Ref = trimmed(in.Ref)
 	fields := nonNil(validateImageRef(in.Ref), validateDescription(in.Description))
 	for i, cp := range in.CapAdd {
-		if !capName.MatchString(cp) || cp == "SYS_ADMIN" || cp == "ALL" {
+		name := strings.TrimPrefix(cp, "CAP_")
+		if !capName.MatchString(cp) || name == "SYS_ADMIN" || name == "ALL" {
 			fields = append(fields, FieldError{Field: fmt.Sprintf("cap_add[%d]", i), Code: "invalid_capability",
 				Message: fmt.Sprintf("capability %q is not allowed (use names like NET_BIND_SERVICE; SYS_ADMIN and ALL are refused)", cp)})
 		}
