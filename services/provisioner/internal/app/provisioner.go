@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -185,7 +186,15 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 		s.Mounts = append(s.Mounts, Mount{Source: src, Target: path.Join(p.o.HomeDir, "project", rel)})
 	}
 	if img, ok := p.catalog.Image(ws.Image); ok {
-		s.CapAdd = img.CapAdd
+		for _, c := range img.CapAdd {
+			// Defence in depth: the API refuses these, but the log may have
+			// other writers.
+			if n := strings.TrimPrefix(strings.ToUpper(c), "CAP_"); n == "SYS_ADMIN" || n == "ALL" {
+				p.logger.Warn("ignoring capability the catalog must not grant", "image", ws.Image, "capability", c)
+				continue
+			}
+			s.CapAdd = append(s.CapAdd, c)
+		}
 	}
 	base := ""
 	if p.o.Routing == wsurl.ModePath {
