@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 export BERTH_DEV_TOKENS="${BERTH_DEV_TOKENS:-true}"
 traefik=${TRAEFIK_BIN:?set TRAEFIK_BIN (make run does)}
 mkdir -p data/traefik/dynamic
+# Static routes (the API) next to the file router-sync writes.
+cp deploy/traefik/dynamic/*.yml data/traefik/dynamic/
 
 pids=()
 stop() {
@@ -21,5 +23,5 @@ trap stop INT TERM EXIT
 ./bin/berth-provisioner & pids+=($!)
 ./bin/berth-router-sync & pids+=($!)
 "$traefik" --configfile=deploy/traefik/traefik.yml & pids+=($!)
-echo "Workspaces are served through Traefik at http://localhost:8000/workspace-<name>/" >&2
+echo "Traefik: http://localhost:8000/api/ (the API) and http://localhost:8000/workspace-<name>/" >&2
 wait -n "${pids[@]}"
