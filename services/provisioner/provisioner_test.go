@@ -264,11 +264,14 @@ func TestOrphansRemovedOnlyAfterGrace(t *testing.T) {
 		require.NoError(t, w.cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
 		return c.ID
 	}
+	createdAt := time.Now()
 	orphan := mk(map[string]string{docker.LabelID: stray})
 	bystander := mk(map[string]string{"app": "not-berth"})
 
-	w.startProvisioner("--orphan-grace", "3s")
-	time.Sleep(1500 * time.Millisecond) // a few sweeps inside the grace period
+	// Docker reports creation to the second, so the grace period can look
+	// up to 1 s shorter: 5 s grace, checked 2 s after creation.
+	w.startProvisioner("--orphan-grace", "5s")
+	time.Sleep(time.Until(createdAt.Add(2 * time.Second))) // sweeps ran inside the grace period
 	_, err := w.cli.ContainerInspect(ctx, orphan)
 	require.NoError(t, err, "young orphan kept during the grace period")
 	require.Eventually(t, func() bool {
