@@ -7,6 +7,7 @@ require (
 	github.com/berthdev/berth/pkg/platform v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
 )
 
 require (
