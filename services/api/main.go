@@ -7,18 +7,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -38,19 +34,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/names"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
-		if errors.Is(err, errHelp) {
-			return
-		}
-		fmt.Fprintln(os.Stderr, "berth-api:", err)
-		os.Exit(1)
-	}
-}
-
-var errHelp = errors.New("help requested")
+func main() { service.Main("berth-api", run) }
 
 type cfg struct {
 	HTTPAddr       string
@@ -122,9 +106,6 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, errHelp
-		}
 		return c, err
 	}
 	if c.DefaultMemory > c.MaxMemory || c.DefaultCPUs > c.MaxCPUs || c.DefaultPids > c.MaxPids {
@@ -137,10 +118,6 @@ func parse(args []string, out io.Writer) (cfg, error) {
 // once the log is replayed and the API serves.
 func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
 	c, err := parse(args, out)
-	if err != nil {
-		return err
-	}
-	log, err := telemetry.NewLogger(out, c.LogFormat, c.LogLevel, "api")
 	if err != nil {
 		return err
 	}
@@ -159,33 +136,25 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.New("api")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
-
-	ln, err := net.Listen("tcp", c.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.HTTPAddr, err)
-	}
 	natsURL := c.NATSURL
 	if natsURL == "" {
 		srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats")})
 		if err != nil {
-			ln.Close()
 			return err
 		}
+		// Deferred first, so it runs last: after every client is closed.
 		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
 		natsURL = srv.ClientURL()
-		log.Info("embedded nats started", "url", natsURL, "store", filepath.Join(c.DataDir, "nats"))
 	}
-	nc, err := natsbus.Connect(natsURL, "berth-api", log)
+	p, err := service.Start("api", out, c.Common, c.HTTPAddr, natsURL)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	defer nc.Close()
+	defer p.Close()
+	log, tel, ln, nc := p.Log, p.Tel, p.Listener, p.NATS
+	if c.NATSURL == "" {
+		log.Info("embedded nats started", "url", natsURL, "store", filepath.Join(c.DataDir, "nats"))
+	}
 
 	replayed := service.NewGate("log not replayed yet")
 	health := service.NewHealth(map[string]service.Check{

@@ -4,16 +4,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
@@ -25,20 +20,12 @@ import (
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
-	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"github.com/berthdev/berth/services/provisioner/internal/app"
 	"github.com/berthdev/berth/services/provisioner/internal/docker"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "berth-provisioner:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("berth-provisioner", run) }
 
 type cfg struct {
 	HTTPAddr          string
@@ -98,32 +85,18 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(out, c.LogFormat, c.LogLevel, "provisioner")
+	p, err := service.Start("provisioner", out, c.Common, c.HTTPAddr, c.NATSURL)
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.New("provisioner")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
+	defer p.Close()
+	log, tel, ln, nc := p.Log, p.Tel, p.Listener, p.NATS
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
 	rt := docker.New(cli, docker.Options{Network: c.Network, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
-
-	ln, err := net.Listen("tcp", c.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.HTTPAddr, err)
-	}
-	nc, err := natsbus.Connect(c.NATSURL, "berth-provisioner", log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer nc.Close()
 
 	replayed := service.NewGate("log not replayed yet")
 	health := service.NewHealth(map[string]service.Check{

@@ -5,15 +5,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -21,20 +15,12 @@ import (
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
-	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"github.com/berthdev/berth/services/router-sync/internal/configdir"
 	"github.com/berthdev/berth/services/router-sync/internal/render"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "berth-router-sync:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("berth-router-sync", run) }
 
 type cfg struct {
 	HTTPAddr    string
@@ -79,10 +65,6 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(out, c.LogFormat, c.LogLevel, "router-sync")
-	if err != nil {
-		return err
-	}
 	scheme, err := wsurl.Parse(c.RoutingMode, c.PublicURL, c.Domain)
 	if err != nil {
 		return fmt.Errorf("bad configuration: %w", err)
@@ -91,21 +73,12 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if _, err := render.Render(nil, opts); err != nil {
 		return fmt.Errorf("bad configuration: %w", err)
 	}
-	tel, err := telemetry.New("router-sync")
+	p, err := service.Start("router-sync", out, c.Common, c.HTTPAddr, c.NATSURL)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
-	ln, err := net.Listen("tcp", c.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.HTTPAddr, err)
-	}
-	nc, err := natsbus.Connect(c.NATSURL, "berth-router-sync", log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	defer nc.Close()
+	defer p.Close()
+	log, tel, ln, nc := p.Log, p.Tel, p.Listener, p.NATS
 
 	synced := service.NewGate("routes not written yet")
 	health := service.NewHealth(map[string]service.Check{"nats": natsbus.Ready(nc), "routes": synced.Check})
