@@ -209,3 +209,31 @@ func TestSubdomainMode(t *testing.T) {
 	code, _ = at("someone.berth.test", alice)
 	assert.Equal(t, 404, code)
 }
+
+// TestBusRestart: the API (which hosts the embedded NATS) restarts while the
+// other services keep running; they reconnect, and the next launch is
+// provisioned and routed as before. Nothing acknowledged is lost.
+func TestBusRestart(t *testing.T) {
+	s := newStack(t)
+	admin, alice := s.token("root", "admin"), s.token("alice", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(t, 201, status, "%s", b)
+	first := s.launch(alice)
+	until(t, 30*time.Second, "alice routed", func() bool { code, _ := get(t, first.URL, alice); return code == 200 })
+
+	s.restart("api", nil)
+	s.waitReady("http://" + s.api + "/readyz")
+	// Tokens survive: the dev secret is kept in the data dir.
+	code, _ := get(t, first.URL, alice)
+	assert.Equal(t, 200, code, "running workspace still served after the restart")
+
+	bob := s.token("bob", "user")
+	second := s.launch(bob)
+	until(t, 60*time.Second, "bob provisioned and routed after the bus restart", func() bool {
+		code, _ := get(t, second.URL, bob)
+		return code == 200
+	})
+	_, body, _ := call(t, "GET", "http://"+s.api+"/api/v1/workspaces", admin, nil)
+	assert.Contains(t, string(body), `"alice"`)
+	assert.Contains(t, string(body), `"bob"`)
+}
