@@ -1,7 +1,7 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/... ./tests/e2e/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/... ./cmd/probe/... ./tests/e2e/...
 BIN := bin
 IMAGE_CTX := .cache/images
 # v3.7.x does not build here (some DNS-provider dependencies are not served).
@@ -27,12 +27,8 @@ $(TRAEFIK_BIN):
 traefik-path: # used by tests: where `make traefik` puts the binary
 	@echo $(TRAEFIK_BIN)
 
-images: ## build the local images (no pull): berth/workspace-demo
-	@rm -rf $(IMAGE_CTX)/workspace-demo && mkdir -p $(IMAGE_CTX)/workspace-demo
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(IMAGE_CTX)/workspace-demo/workspace-demo ./cmd/workspace-demo
-	cp deploy/images/workspace-demo/Dockerfile $(IMAGE_CTX)/workspace-demo/
-	mkdir -p $(IMAGE_CTX)/workspace-demo/home
-	docker build -q -t berth/workspace-demo:latest $(IMAGE_CTX)/workspace-demo
+images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, api, provisioner, router-sync, nats, traefik
+	./scripts/build-images.sh $(TRAEFIK_BIN)
 
 run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provisioner, router-sync, Traefik); Ctrl-C stops it
 	@docker image inspect berth/workspace-demo:latest >/dev/null 2>&1 || $(MAKE) images

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 export BERTH_DEV_TOKENS="${BERTH_DEV_TOKENS:-true}"
 traefik=${TRAEFIK_BIN:?set TRAEFIK_BIN (make run does)}
 mkdir -p data/traefik/dynamic
-# Static routes (the API) next to the file router-sync writes.
-cp deploy/traefik/dynamic/*.yml data/traefik/dynamic/
+# Router-sync also routes /api/ to the API: one origin for the session cookie.
+export BERTH_ROUTE_API_URL="${BERTH_ROUTE_API_URL:-http://127.0.0.1:8080}"
 
 pids=()
 stop() {

@@ -33,6 +33,7 @@ type cfg struct {
 	EntryPoint  string
 	AuthURL     string
 	Backend     string
+	APIURL      string
 	config.Common
 }
 
@@ -50,6 +51,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.EntryPoint, "entrypoint", "BERTH_TRAEFIK_ENTRYPOINT", "web", "Traefik entry point of workspace routes")
 	s.String(&c.AuthURL, "auth-url", "BERTH_AUTH_URL", "http://127.0.0.1:8080/api/v1/auth/forward", "the API's forwardAuth endpoint as Traefik reaches it")
 	s.String(&c.Backend, "backend", "BERTH_ROUTE_BACKEND", "ip", "ip (Traefik on the host) or host (Traefik on the workspace network)")
+	s.String(&c.APIURL, "api-url", "BERTH_ROUTE_API_URL", "", "also route /api/ to this API URL (one origin for API and workspaces)")
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		return c, err
@@ -69,7 +71,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return fmt.Errorf("bad configuration: %w", err)
 	}
-	opts := render.Options{Mode: scheme.Mode, Domain: scheme.Domain, EntryPoint: c.EntryPoint, AuthURL: c.AuthURL, Backend: render.Backend(c.Backend)}
+	opts := render.Options{Mode: scheme.Mode, Domain: scheme.Domain, EntryPoint: c.EntryPoint, AuthURL: c.AuthURL, Backend: render.Backend(c.Backend), APIURL: c.APIURL}
 	if _, err := render.Render(nil, opts); err != nil {
 		return fmt.Errorf("bad configuration: %w", err)
 	}

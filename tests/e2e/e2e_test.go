@@ -77,6 +77,11 @@ func TestThroughTraefik(t *testing.T) {
 		assert.Equal(t, 403, code)
 	})
 	t.Run("session cookie, not passed on", func(t *testing.T) {
+		// The browser flow: the API, behind the same Traefik, sets the cookie.
+		status, _, h := call(t, "POST", "http://"+s.web+"/api/v1/auth/session", alice, nil)
+		require.Equal(t, http.StatusNoContent, status)
+		require.Contains(t, h.Get("Set-Cookie"), "berth_session="+alice)
+		assert.Contains(t, h.Get("Set-Cookie"), "HttpOnly")
 		code, body := get(t, ws.URL+"headers", "", "Cookie", "berth_session="+alice+"; theme=dark")
 		require.Equal(t, 200, code)
 		assert.Contains(t, body, "theme=dark")

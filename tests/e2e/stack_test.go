@@ -114,7 +114,7 @@ func newStack(t testing.TB, env ...string) *stack {
 	s.waitReady("http://" + s.api + "/readyz")
 	s.start("provisioner", filepath.Join(s.bin, "provisioner"), nil, append(slices.Clone(common), nats, "BERTH_PROVISIONER_HTTP_ADDR="+s.provAddr, "BERTH_NETWORK="+s.network))
 	s.start("router-sync", filepath.Join(s.bin, "router-sync"), nil, append(slices.Clone(common), nats, "BERTH_ROUTER_HTTP_ADDR="+s.router,
-		"BERTH_TRAEFIK_DYNAMIC_DIR="+s.dynamic, "BERTH_AUTH_URL=http://"+s.api+"/api/v1/auth/forward"))
+		"BERTH_TRAEFIK_DYNAMIC_DIR="+s.dynamic, "BERTH_AUTH_URL=http://"+s.api+"/api/v1/auth/forward", "BERTH_ROUTE_API_URL=http://"+s.api))
 	s.start("traefik", traefik, []string{"--configfile=" + filepath.Join(s.dir, "traefik.yml")}, nil)
 	s.waitReady("http://" + s.provAddr + "/readyz")
 	s.waitReady("http://" + s.router + "/readyz")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // FROM-scratch images have no zoneinfo
 
 	"github.com/nats-io/nats.go"
 

@@ -37,6 +37,9 @@ type Options struct {
 	// workspace, never one named by the client.
 	AuthURL string
 	Backend Backend
+	// APIURL, when set, also routes /api/ to the API, so browsers reach the
+	// API and the workspaces on one origin (the session cookie is shared).
+	APIURL string
 }
 
 // Routable reports whether a workspace should have a route: only running
@@ -115,6 +118,10 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 		if err := add(&d.HTTP, ws, o); err != nil {
 			return nil, err
 		}
+	}
+	if o.APIURL != "" {
+		d.HTTP.Routers["berth-api"] = router{Rule: "PathPrefix(`/api/`)", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
+		d.HTTP.Services["berth-api"] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: o.APIURL}}}}
 	}
 	// Traefik skips an empty configuration and keeps serving the previous
 	// one, so the last stopped workspace would keep its route. A service no

@@ -40,6 +40,7 @@ func TestRenderGolden(t *testing.T) {
 		"subdomain": {two, subOpts},
 		"zero":      {nil, pathOpts},
 		"many":      {many, pathOpts},
+		"with-api":  {two[:1], Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://api:8080/api/v1/auth/forward", Backend: BackendHost, APIURL: "http://api:8080"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
