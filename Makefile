@@ -8,7 +8,7 @@ IMAGE_CTX := .cache/images
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 
-.PHONY: help build images traefik traefik-path run test bench lint fmt clean
+.PHONY: help build images traefik traefik-path up down logs run test bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,6 +29,24 @@ traefik-path: # used by tests: where `make traefik` puts the binary
 
 images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, api, provisioner, router-sync, nats, traefik
 	./scripts/build-images.sh $(TRAEFIK_BIN)
+
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# make up: the compose stack on the local images (no pull), dev tokens on.
+COMPOSE_LOCAL := BERTH_NATS_IMAGE=berth/nats:local BERTH_TRAEFIK_IMAGE=berth/traefik:local \
+	BERTH_PROJECTS_ROOT=$${BERTH_PROJECTS_ROOT:-$(CURDIR)/data/projects} BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} \
+	$(COMPOSE) -p berth -f deploy/compose/compose.yaml
+
+up: images ## start Berth with compose on the local images (Traefik on :8000, API on :8080)
+	@mkdir -p data/projects
+	@docker network inspect berth-workspaces >/dev/null 2>&1 || docker network create --label berth.managed=true berth-workspaces >/dev/null
+	$(COMPOSE_LOCAL) up -d
+	@echo "Berth is starting: API http://localhost:8080, workspaces http://localhost:8000/workspace-<name>/"
+
+down: ## stop the compose stack (volumes kept)
+	$(COMPOSE_LOCAL) down
+
+logs: ## follow the compose stack's logs
+	$(COMPOSE_LOCAL) logs -f
 
 run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provisioner, router-sync, Traefik); Ctrl-C stops it
 	@docker image inspect berth/workspace-demo:latest >/dev/null 2>&1 || $(MAKE) images

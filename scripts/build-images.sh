@@ -23,6 +23,7 @@ for svc in api provisioner router-sync; do
   fresh "$svc"
   gobuild -o "$ctx/$svc/service" "./services/$svc"
   cp deploy/images/service/Dockerfile "$certs" "$ctx/probe" "$ctx/$svc/"
+  mkdir -p "$ctx/$svc/data"
   docker build -q -t "berth/$svc:latest" "$ctx/$svc"
 done
 
