@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 GO ?= go
 PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./cmd/workspace-demo/... ./cmd/probe/... ./tests/e2e/...
+LINT_PKGS := $(PKGS) ./tests/compose/...
 BIN := bin
 IMAGE_CTX := .cache/images
 # v3.7.x does not build here (some DNS-provider dependencies are not served).
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 
-.PHONY: help build images traefik traefik-path up down logs run test bench lint fmt clean
+.PHONY: help build images traefik traefik-path up down logs run test test-compose bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -55,12 +56,15 @@ run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provision
 test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)
 
+test-compose: images ## the compose stack end to end (its own project and ports 18000/18080)
+	$(GO) test -count=1 -timeout 15m ./tests/compose/...
+
 bench: ## benchmarks: log append rate; launch latency vs raw docker run (20 launches each, needs Docker)
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/events/... ./pkg/platform/... ./services/api/...
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./services/provisioner/... ./tests/e2e/...
 
 lint: ## go vet and gofmt
-	$(GO) vet $(PKGS)
+	$(GO) vet $(LINT_PKGS)
 	@out=$$(gofmt -l pkg services cmd tests); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean: ## remove built binaries (keeps data/)

@@ -36,9 +36,11 @@ type Board struct{ kv jetstream.KeyValue }
 
 // Open creates the bucket if needed.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Board, error) {
+	// File storage: a memory bucket would vanish when NATS restarts and
+	// every later check would fail.
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: events.ServiceStatusBucket, Description: "provisioner engine reachability", History: 1,
-		TTL: TTL, Storage: jetstream.MemoryStorage, Replicas: max(replicas, 1),
+		TTL: TTL, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", events.ServiceStatusBucket, err)

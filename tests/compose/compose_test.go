@@ -1,0 +1,186 @@
+// Package compose brings the compose stack up from the local images and
+// checks it from the outside: launches through the compose Traefik, service
+// restarts, `down` then `up`, and who holds the Docker socket.
+package compose
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/berthdev/berth/pkg/platform/dockertest"
+)
+
+// Ports of the test stack, apart from make up's defaults so a developer's
+// running stack is not disturbed.
+const (
+	project  = "berth-composetest"
+	httpPort = "18000"
+	apiPort  = "18080"
+)
+
+type stack struct {
+	t    *testing.T
+	root string
+	env  []string
+}
+
+func (s *stack) compose(args ...string) string {
+	s.t.Helper()
+	bin, pre := "docker-compose", []string{}
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		bin, pre = "docker", []string{"compose"}
+	}
+	cmd := exec.Command(bin, append(append(pre, "-p", project, "-f", filepath.Join(s.root, "deploy/compose/compose.yaml")), args...)...)
+	cmd.Env = append(os.Environ(), s.env...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(s.t, err, "compose %v: %s", args, out)
+	return string(out)
+}
+
+func call(method, url, token string, body any) (int, []byte) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := (&http.Client{Timeout: 3 * time.Second}).Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+func eventually(t *testing.T, within time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestComposeStack(t *testing.T) {
+	cli := dockertest.Client(t)
+	root, err := filepath.Abs("../..")
+	require.NoError(t, err)
+	mk := exec.Command("make", "-s", "images")
+	mk.Dir = root
+	out, err := mk.CombinedOutput()
+	require.NoError(t, err, "make images: %s", out)
+	_ = exec.Command("docker", "network", "create", "berth-workspaces").Run()
+
+	s := &stack{t: t, root: root, env: []string{
+		"BERTH_NATS_IMAGE=berth/nats:local", "BERTH_TRAEFIK_IMAGE=berth/traefik:local",
+		"BERTH_PROJECTS_ROOT=" + t.TempDir(), "BERTH_DEV_TOKENS=true",
+		"BERTH_HTTP_PORT=" + httpPort, "BERTH_API_PORT=" + apiPort,
+		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
+	}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.compose("logs", "--tail=40"))
+		}
+		s.compose("down", "-v")
+		list, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+			Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.owner=composetest"))})
+		for _, c := range list {
+			_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
+			_ = cli.VolumeRemove(context.Background(), "berth-home-"+c.Labels["berth.workspace.id"], true)
+		}
+	})
+	start := time.Now()
+	s.compose("up", "-d")
+	api := "http://localhost:" + apiPort
+	eventually(t, 90*time.Second, "api ready", func() bool { c, _ := call("GET", api+"/readyz", "", nil); return c == 200 })
+	t.Logf("cold up: %s", time.Since(start))
+
+	token := func(sub, role string) string {
+		_, b := call("POST", api+"/api/v1/dev/token", "", map[string]any{"sub": sub, "roles": []string{role}})
+		var out struct{ Token string }
+		require.NoError(t, json.Unmarshal(b, &out), "%s", b)
+		return out.Token
+	}
+	admin, user := token("root", "admin"), token("composetest", "user")
+	code, b := call("POST", api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Contains(t, []int{201, 409}, code, "%s", b)
+
+	launch := func(name string) string {
+		code, b := call("POST", api+"/api/v1/workspaces/launch", user, map[string]any{"name": name})
+		require.Contains(t, []int{200, 201, 202}, code, "%s", b)
+		return fmt.Sprintf("http://localhost:%s/workspace-%s/", httpPort, name)
+	}
+	routed := func(url string) bool { c, _ := call("GET", url, user, nil); return c == 200 }
+
+	first := launch("ct-one")
+	eventually(t, 60*time.Second, "first workspace through the compose Traefik", func() bool { return routed(first) })
+
+	// Only the provisioner holds the Docker socket.
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "com.docker.compose.project="+project))})
+	require.NoError(t, err)
+	require.Len(t, list, 5)
+	for _, c := range list {
+		holds := false
+		for _, m := range c.Mounts {
+			holds = holds || strings.Contains(m.Source, "docker.sock")
+		}
+		assert.Equal(t, c.Labels["com.docker.compose.service"] == "provisioner", holds, "socket in %s", c.Labels["com.docker.compose.service"])
+	}
+
+	// A launch in flight while the provisioner restarts still completes, once.
+	second := launch("ct-two")
+	s.compose("restart", "provisioner")
+	eventually(t, 90*time.Second, "launch completes across a provisioner restart", func() bool { return routed(second) })
+	byName, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
+		Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.name=ct-two"))})
+	require.NoError(t, err)
+	assert.Len(t, byName, 1)
+
+	// NATS restarts: acknowledged events survive, the services reconnect.
+	// While the bus is down the API answers 503, which clients retry.
+	s.compose("restart", "nats")
+	eventually(t, 60*time.Second, "launch accepted after a NATS restart", func() bool {
+		code, body := call("POST", api+"/api/v1/workspaces/launch", user, map[string]any{"name": "ct-three"})
+		if code < 200 || code >= 300 {
+			t.Logf("launch after NATS restart: %d %s", code, body)
+		}
+		return code >= 200 && code < 300
+	})
+	third := launch("ct-three")
+	eventually(t, 90*time.Second, "launch after a NATS restart", func() bool { return routed(third) })
+	_, listed := call("GET", api+"/api/v1/workspaces", user, nil)
+	for _, n := range []string{"ct-one", "ct-two", "ct-three"} {
+		assert.Contains(t, string(listed), `"`+n+`"`)
+	}
+
+	// down then up: every running workspace's route comes back by itself.
+	s.compose("down")
+	s.compose("up", "-d")
+	for _, u := range []string{first, second, third} {
+		eventually(t, 90*time.Second, "route back after down/up: "+u, func() bool { return routed(u) })
+	}
+}
