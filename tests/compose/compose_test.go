@@ -135,9 +135,13 @@ func TestComposeStack(t *testing.T) {
 	code, b := call("POST", api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
 	require.Contains(t, []int{201, 409}, code, "%s", b)
 
+	ids := map[string]string{}
 	launch := func(name string) string {
 		code, b := call("POST", api+"/api/v1/workspaces/launch", user, map[string]any{"name": name})
 		require.Contains(t, []int{200, 201, 202}, code, "%s", b)
+		var ws struct{ ID string }
+		require.NoError(t, json.Unmarshal(b, &ws))
+		ids[name] = ws.ID
 		return fmt.Sprintf("http://localhost:%s/workspace-%s/", httpPort, name)
 	}
 	routed := func(url string) bool { c, _ := call("GET", url, user, nil); return c == 200 }
@@ -156,6 +160,13 @@ func TestComposeStack(t *testing.T) {
 		}
 		assert.Equal(t, c.Labels["com.docker.compose.service"] == "provisioner", holds, "socket in %s", c.Labels["com.docker.compose.service"])
 	}
+
+	// Stop: the route goes away.
+	stopped := launch("ct-stop")
+	eventually(t, 60*time.Second, "workspace to stop is routed", func() bool { return routed(stopped) })
+	code, b = call("POST", api+"/api/v1/workspaces/"+ids["ct-stop"]+"/stop", user, nil)
+	require.Equal(t, 202, code, "%s", b)
+	eventually(t, 10*time.Second, "stopped workspace loses its route", func() bool { c, _ := call("GET", stopped, user, nil); return c == 404 })
 
 	// A launch in flight while the provisioner restarts still completes, once.
 	second := launch("ct-two")
@@ -183,10 +194,13 @@ func TestComposeStack(t *testing.T) {
 		assert.Contains(t, string(listed), `"`+n+`"`)
 	}
 
-	// down then up: every running workspace's route comes back by itself.
+	// down then up: every running workspace's route comes back by itself;
+	// the stopped one stays stopped.
 	s.compose("down")
 	s.compose("up", "-d")
 	for _, u := range []string{first, second, third} {
 		eventually(t, 90*time.Second, "route back after down/up: "+u, func() bool { return routed(u) })
 	}
+	c, _ := call("GET", stopped, user, nil)
+	assert.Equal(t, 404, c, "a stopped workspace is not routed after down/up")
 }
