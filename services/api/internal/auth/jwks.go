@@ -146,15 +146,24 @@ func (j jwk) publicKey() (any, error) {
 		default:
 			return nil, fmt.Errorf("curve %q", j.Crv)
 		}
-		x, err := b64int(j.X)
+		x, err := base64.RawURLEncoding.DecodeString(j.X)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("x: %w", err)
 		}
-		y, err := b64int(j.Y)
+		y, err := base64.RawURLEncoding.DecodeString(j.Y)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("y: %w", err)
 		}
-		return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+		size := (curve.Params().BitSize + 7) / 8
+		if len(x) > size || len(y) > size {
+			return nil, fmt.Errorf("coordinates too long for %s", j.Crv)
+		}
+		// Uncompressed point: 0x04 || X || Y, each left-padded to the size.
+		point := make([]byte, 1+2*size)
+		point[0] = 4
+		copy(point[1+size-len(x):1+size], x)
+		copy(point[1+2*size-len(y):], y)
+		return ecdsa.ParseUncompressedPublicKey(curve, point)
 	}
 	return nil, fmt.Errorf("key type %q", j.Kty)
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	dockerevents "github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
@@ -23,7 +24,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/services/provisioner/internal/app"
@@ -161,7 +161,7 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 		cid = c.ID // adopt: never a second container
 	} else {
 		cid, err = r.create(ctx, s)
-		if errdefs.IsConflict(err) {
+		if cerrdefs.IsConflict(err) {
 			// Another worker created it a moment ago: the deterministic name
 			// makes a second container impossible; adopt the winner's.
 			cid, err = r.awaitCreated(ctx, s.ID)
@@ -198,7 +198,7 @@ func (r *Runtime) awaitCreated(ctx context.Context, id string) (string, error) {
 
 func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
 	img, err := r.cli.ImageInspect(ctx, s.Image)
-	if client.IsErrNotFound(err) {
+	if cerrdefs.IsNotFound(err) {
 		return "", &app.Failure{Code: "image_missing", Message: fmt.Sprintf("image %s is not on this host; an admin must build or pull it (for the demo image: make images)", s.Image)}
 	}
 	if err != nil {
@@ -260,7 +260,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if !client.IsErrNotFound(err) {
+	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect network %s: %w", r.o.Network, err)
 	}
 	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelManaged: "true"}})
@@ -347,7 +347,7 @@ func (r *Runtime) EnsureStopped(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	secs := int(r.o.StopTimeout.Seconds())
-	if err := r.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}); err != nil && !client.IsErrNotFound(err) {
+	if err := r.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}); err != nil && !cerrdefs.IsNotFound(err) {
 		return 0, fmt.Errorf("stop %s: %w", c.ID[:12], err)
 	}
 	info, err := r.cli.ContainerInspect(ctx, c.ID)
@@ -368,12 +368,12 @@ func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) 
 		return err
 	}
 	if c != nil {
-		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !client.IsErrNotFound(err) {
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 		}
 	}
 	if purgeHome {
-		if err := r.cli.VolumeRemove(ctx, VolumeName(id), true); err != nil && !client.IsErrNotFound(err) {
+		if err := r.cli.VolumeRemove(ctx, VolumeName(id), true); err != nil && !cerrdefs.IsNotFound(err) {
 			return fmt.Errorf("remove volume of %s: %w", id, err)
 		}
 	}
@@ -403,7 +403,7 @@ func (r *Runtime) RemoveContainer(ctx context.Context, cid string) error {
 		return err
 	}
 	err := r.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true})
-	if err != nil && !client.IsErrNotFound(err) {
+	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", cid[:12], err)
 	}
 	return nil
