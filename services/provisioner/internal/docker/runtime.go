@@ -274,7 +274,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 // network until it answers 200, the container exits, or time runs out.
 func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string) (events.Running, error) {
 	deadline := time.Now().Add(r.o.HealthTimeout)
-	wait := 20 * time.Millisecond
+	started := time.Now()
 	for {
 		info, err := r.cli.ContainerInspect(ctx, cid)
 		if err != nil {
@@ -298,10 +298,19 @@ func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string) (events.Ru
 		select {
 		case <-ctx.Done():
 			return events.Running{}, ctx.Err()
-		case <-time.After(wait):
+		case <-time.After(pollInterval(time.Since(started))):
 		}
-		wait = min(wait*2, 500*time.Millisecond)
 	}
+}
+
+// pollInterval polls tightly while a healthy IDE is likely to appear soon (a
+// doubling backoff added up to half the start time to every launch), then
+// eases off for slow images.
+func pollInterval(elapsed time.Duration) time.Duration {
+	if elapsed > 3*time.Second {
+		return 250 * time.Millisecond
+	}
+	return 10 * time.Millisecond
 }
 
 func (r *Runtime) healthy(ctx context.Context, ip string) bool {
