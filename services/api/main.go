@@ -61,9 +61,7 @@ type cfg struct {
 	DefaultPids   int
 	MaxPids       int
 
-	PublicURL   string
-	RoutingMode string
-	Domain      string
+	config.Routing
 
 	LoginURL      string
 	CookieDomain  string
@@ -74,8 +72,7 @@ type cfg struct {
 
 func parse(args []string, out io.Writer) (cfg, error) {
 	var c cfg
-	s := config.New("berth-api")
-	s.FS.SetOutput(out)
+	s := config.New("berth-api", out)
 	s.String(&c.HTTPAddr, "http-addr", "BERTH_HTTP_ADDR", "127.0.0.1:8080", "address the API listens on")
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "", "external NATS URL; empty starts an embedded NATS server")
 	s.String(&c.NATSListen, "nats-listen", "BERTH_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (other services connect here)")
@@ -97,9 +94,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Float(&c.MaxCPUs, "max-cpus", "BERTH_MAX_CPUS", 4, "largest CPU limit admins may set")
 	s.Int(&c.DefaultPids, "default-pids", "BERTH_DEFAULT_PIDS", 512, "default process limit")
 	s.Int(&c.MaxPids, "max-pids", "BERTH_MAX_PIDS", 4096, "largest process limit admins may set")
-	s.String(&c.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at (Traefik)")
-	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path (/workspace-<name>/) or subdomain (<name>.<domain>)")
-	s.String(&c.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
+	s.Routing(&c.Routing)
 	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
@@ -121,7 +116,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	scheme, err := wsurl.Parse(c.RoutingMode, c.PublicURL, c.Domain)
+	scheme, err := wsurl.Parse(c.Routing.Mode, c.PublicURL, c.Domain)
 	if err != nil {
 		return err
 	}

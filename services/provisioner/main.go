@@ -28,16 +28,16 @@ import (
 func main() { service.Main("berth-provisioner", run) }
 
 type cfg struct {
-	HTTPAddr          string
-	NATSURL           string
-	StreamReplicas    int
-	ProjectsRoot      string
-	Network           string
-	Port              int
-	HealthPath        string
-	HealthTimeout     time.Duration
-	StopTimeout       time.Duration
-	RoutingMode       string
+	HTTPAddr       string
+	NATSURL        string
+	StreamReplicas int
+	ProjectsRoot   string
+	Network        string
+	Port           int
+	HealthPath     string
+	HealthTimeout  time.Duration
+	StopTimeout    time.Duration
+	config.Routing
 	ReconcileInterval time.Duration
 	OrphanGrace       time.Duration
 	RestartPolicy     string
@@ -48,8 +48,7 @@ type cfg struct {
 
 func parse(args []string, out io.Writer) (cfg, error) {
 	var c cfg
-	s := config.New("berth-provisioner")
-	s.FS.SetOutput(out)
+	s := config.New("berth-provisioner", out)
 	s.String(&c.HTTPAddr, "http-addr", "BERTH_PROVISIONER_HTTP_ADDR", "127.0.0.1:8081", "address of /healthz, /readyz and /metrics")
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
 	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream")
@@ -59,7 +58,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.HealthPath, "health-path", "BERTH_HEALTH_PATH", "/healthz", "HTTP path answering 200 when the IDE is ready")
 	s.Duration(&c.HealthTimeout, "health-timeout", "BERTH_HEALTH_TIMEOUT", 60*time.Second, "how long a workspace may take to answer its health check")
 	s.Duration(&c.StopTimeout, "stop-timeout", "BERTH_STOP_TIMEOUT", 10*time.Second, "grace before a stopping container is killed")
-	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path or subdomain (sets the IDE's base path)")
+	s.Routing(&c.Routing)
 	s.Duration(&c.ReconcileInterval, "reconcile-interval", "BERTH_RECONCILE_INTERVAL", 30*time.Second, "how often the log is compared with Docker")
 	s.Duration(&c.OrphanGrace, "orphan-grace", "BERTH_ORPHAN_GRACE", 5*time.Minute, "age before a labelled container unknown to the log is removed")
 	s.String(&c.RestartPolicy, "restart-policy", "BERTH_RESTART_POLICY", "restart", "restart or fail: what to do when a running workspace's container vanishes or dies")
@@ -72,8 +71,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	if c.RestartPolicy != "restart" && c.RestartPolicy != "fail" {
 		return c, fmt.Errorf("bad configuration: BERTH_RESTART_POLICY=%q: want restart or fail", c.RestartPolicy)
 	}
-	if c.RoutingMode != string(wsurl.ModePath) && c.RoutingMode != string(wsurl.ModeSubdomain) {
-		return c, fmt.Errorf("bad configuration: BERTH_ROUTING_MODE=%q: want path or subdomain", c.RoutingMode)
+	if _, err := wsurl.Parse(c.Routing.Mode, c.PublicURL, c.Domain); err != nil {
+		return c, fmt.Errorf("bad configuration: %w", err)
 	}
 	return c, nil
 }
@@ -120,7 +119,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return err
 		}
 		replayed.Open()
-		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.RoutingMode)})
+		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode)})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Logger: log, OrphanGrace: c.OrphanGrace,
 			Restart: c.RestartPolicy == "restart", Now: time.Now}
 		if onReady != nil {

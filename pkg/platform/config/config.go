@@ -6,6 +6,7 @@ package config
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -19,9 +20,11 @@ type Set struct {
 	errs []string
 }
 
-// New returns a Set for the named program.
-func New(name string) *Set {
-	return &Set{FS: flag.NewFlagSet(name, flag.ContinueOnError)}
+// New returns a Set for the named program; usage and errors go to out.
+func New(name string, out io.Writer) *Set {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &Set{FS: fs}
 }
 
 func (s *Set) env(key string) (string, bool) {
@@ -175,4 +178,20 @@ func (s *Set) Common(c *Common) {
 	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+}
+
+// Routing are the settings that say where workspaces are served. The API
+// (URLs it returns), the provisioner (the IDE's base path) and router-sync
+// (the routes) must agree, so they bind them in one place.
+type Routing struct {
+	Mode      string
+	PublicURL string
+	Domain    string
+}
+
+// Routing binds the routing settings.
+func (s *Set) Routing(r *Routing) {
+	s.String(&r.Mode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path (/workspace-<name>/) or subdomain (<name>.<domain>)")
+	s.String(&r.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at (Traefik)")
+	s.String(&r.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
 }

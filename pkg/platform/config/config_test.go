@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestEnvAndFlags(t *testing.T) {
 	t.Setenv("BERTH_T_ADDR", "0.0.0.0:9")
 	t.Setenv("BERTH_T_N", "7")
 	t.Setenv("BERTH_T_MEM", "1GiB")
-	s := New("t")
+	s := New("t", io.Discard)
 	var addr string
 	var n int
 	var mem int64
@@ -45,7 +46,7 @@ func TestEnvAndFlags(t *testing.T) {
 
 	t.Setenv("BERTH_T_N", "seven")
 	t.Setenv("BERTH_T_D", "soon")
-	s = New("t")
+	s = New("t", io.Discard)
 	s.Int(&n, "n", "BERTH_T_N", 1, "")
 	s.Duration(&d, "d", "BERTH_T_D", time.Second, "")
 	err := s.Parse(nil)

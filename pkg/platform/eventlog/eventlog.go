@@ -5,6 +5,7 @@ package eventlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -102,9 +103,9 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	if err := e.Validate(); err != nil {
 		return 0, err
 	}
-	body, err := jsonMarshal(e)
+	body, err := json.Marshal(e)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("marshal event %s: %w", e.ID, err)
 	}
 	start := time.Now()
 	outcome := "ok"
