@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -23,31 +24,26 @@ import (
 func main() { service.Main("berth-router-sync", run) }
 
 type cfg struct {
-	HTTPAddr    string
-	NATSURL     string
-	DynamicDir  string
-	FileName    string
-	RoutingMode string
-	PublicURL   string
-	Domain      string
-	EntryPoint  string
-	AuthURL     string
-	Backend     string
-	APIURL      string
+	HTTPAddr   string
+	NATSURL    string
+	DynamicDir string
+	FileName   string
+	config.Routing
+	EntryPoint string
+	AuthURL    string
+	Backend    string
+	APIURL     string
 	config.Common
 }
 
 func parse(args []string, out io.Writer) (cfg, error) {
 	var c cfg
-	s := config.New("berth-router-sync")
-	s.FS.SetOutput(out)
+	s := config.New("berth-router-sync", out)
 	s.String(&c.HTTPAddr, "http-addr", "BERTH_ROUTER_HTTP_ADDR", "127.0.0.1:8082", "address of /healthz, /readyz and /metrics")
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
 	s.String(&c.DynamicDir, "dynamic-dir", "BERTH_TRAEFIK_DYNAMIC_DIR", "data/traefik/dynamic", "directory Traefik's file provider watches")
 	s.String(&c.FileName, "file-name", "BERTH_TRAEFIK_FILE", "berth-workspaces.yml", "file router-sync owns in that directory")
-	s.String(&c.RoutingMode, "routing-mode", "BERTH_ROUTING_MODE", "path", "path (/workspace-<name>/) or subdomain (<name>.<domain>)")
-	s.String(&c.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at")
-	s.String(&c.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
+	s.Routing(&c.Routing)
 	s.String(&c.EntryPoint, "entrypoint", "BERTH_TRAEFIK_ENTRYPOINT", "web", "Traefik entry point of workspace routes")
 	s.String(&c.AuthURL, "auth-url", "BERTH_AUTH_URL", "http://127.0.0.1:8080/api/v1/auth/forward", "the API's forwardAuth endpoint as Traefik reaches it")
 	s.String(&c.Backend, "backend", "BERTH_ROUTE_BACKEND", "ip", "ip (Traefik on the host) or host (Traefik on the workspace network)")
@@ -59,6 +55,14 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	if c.Backend != string(render.BackendIP) && c.Backend != string(render.BackendHost) {
 		return c, fmt.Errorf("bad configuration: BERTH_ROUTE_BACKEND=%q: want ip or host", c.Backend)
 	}
+	for key, v := range map[string]string{"BERTH_AUTH_URL": c.AuthURL, "BERTH_ROUTE_API_URL": c.APIURL} {
+		if v == "" && key == "BERTH_ROUTE_API_URL" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c, fmt.Errorf("bad configuration: %s=%q: want http(s)://host[:port][/path]", key, v)
+		}
+	}
 	return c, nil
 }
 
@@ -67,14 +71,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	scheme, err := wsurl.Parse(c.RoutingMode, c.PublicURL, c.Domain)
+	scheme, err := wsurl.Parse(c.Routing.Mode, c.PublicURL, c.Domain)
 	if err != nil {
 		return fmt.Errorf("bad configuration: %w", err)
 	}
 	opts := render.Options{Mode: scheme.Mode, Domain: scheme.Domain, EntryPoint: c.EntryPoint, AuthURL: c.AuthURL, Backend: render.Backend(c.Backend), APIURL: c.APIURL}
-	if _, err := render.Render(nil, opts); err != nil {
-		return fmt.Errorf("bad configuration: %w", err)
-	}
 	p, err := service.Start("router-sync", out, c.Common, c.HTTPAddr, c.NATSURL)
 	if err != nil {
 		return err

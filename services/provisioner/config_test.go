@@ -1,0 +1,30 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseRejectsBadSettings(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"restart policy": {[]string{"--restart-policy", "sometimes"}, "BERTH_RESTART_POLICY"},
+		"routing mode":   {[]string{"--routing-mode", "vhost"}, "routing mode"},
+		"public url":     {[]string{"--public-url", "localhost:8000"}, "public url"},
+		"duration":       {[]string{"--health-timeout", "soon"}, "health-timeout"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := parse(c.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want an error naming %q, got %v", c.want, err)
+			}
+		})
+	}
+	if _, err := parse(nil, io.Discard); err != nil {
+		t.Fatalf("defaults must be valid: %v", err)
+	}
+}
