@@ -21,7 +21,8 @@ const (
 	StatusArchiving Status = "archiving" // archive requested
 	StatusArchived  Status = "archived"  // home volume archived and verified
 	StatusDeleting  Status = "deleting"  // delete requested
-	StatusDeleted   Status = "deleted"   // container gone; terminal
+	StatusDeleted   Status = "deleted"   // container gone (volume too if archived or purged)
+	StatusRestoring Status = "restoring" // restore from the archive requested
 )
 
 // Desired is the state the last intent asked for.
@@ -41,54 +42,72 @@ var transitions = map[Status]map[Type]Status{
 		TypeCreated: StatusCreated,
 	},
 	StatusCreated: {
-		TypeUpdated:         StatusCreated,
-		TypeStartRequested:  StatusStarting,
-		TypeDeleteRequested: StatusDeleting,
+		TypeUpdated:          StatusCreated,
+		TypeLifecycleChanged: StatusCreated,
+		TypeStartRequested:   StatusStarting,
+		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusStarting: {
-		TypeRunning:         StatusRunning,
-		TypeStopRequested:   StatusStopping,
-		TypeFailed:          StatusError,
-		TypeDeleteRequested: StatusDeleting,
+		TypeLifecycleChanged: StatusStarting,
+		TypeRunning:          StatusRunning,
+		TypeStopRequested:    StatusStopping,
+		TypeFailed:           StatusError,
+		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusRunning: {
-		TypeRunning:         StatusRunning, // re-observed (adopted after a crash, new address)
-		TypeStopRequested:   StatusStopping,
-		TypeStopped:         StatusStopped, // container exited on its own
-		TypeFailed:          StatusError,
-		TypeDeleteRequested: StatusDeleting,
+		TypeLifecycleChanged: StatusRunning,
+		TypeIdleWarning:      StatusRunning,
+		TypeRunning:          StatusRunning, // re-observed (adopted after a crash, new address)
+		TypeStopRequested:    StatusStopping,
+		TypeStopped:          StatusStopped, // container exited on its own
+		TypeFailed:           StatusError,
+		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusStopping: {
-		TypeStopped:         StatusStopped,
-		TypeStartRequested:  StatusStarting, // launch while a stop is in flight
-		TypeFailed:          StatusError,
-		TypeDeleteRequested: StatusDeleting,
+		TypeLifecycleChanged: StatusStopping,
+		TypeStopped:          StatusStopped,
+		TypeStartRequested:   StatusStarting, // launch while a stop is in flight
+		TypeFailed:           StatusError,
+		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusStopped: {
 		TypeUpdated:          StatusStopped,
+		TypeLifecycleChanged: StatusStopped,
 		TypeStartRequested:   StatusStarting,
 		TypeArchiveRequested: StatusArchiving,
 		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusError: {
 		TypeUpdated:          StatusError,
+		TypeLifecycleChanged: StatusError,
 		TypeStartRequested:   StatusStarting, // retry
 		TypeStopRequested:    StatusStopping,
 		TypeArchiveRequested: StatusArchiving,
 		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusArchiving: {
-		TypeArchived:      StatusArchived,
-		TypeArchiveFailed: StatusStopped, // data untouched, failure in the log
+		TypeLifecycleChanged: StatusArchiving,
+		TypeArchived:         StatusArchived,
+		TypeArchiveFailed:    StatusStopped, // data untouched, failure in the log
 	},
 	StatusArchived: {
-		TypeDeleteRequested: StatusDeleting,
+		TypeLifecycleChanged: StatusArchived,
+		TypeStartRequested:   StatusStarting, // the volume is still there until deleted
+		TypeDeleteRequested:  StatusDeleting,
 	},
 	StatusDeleting: {
-		TypeDeleted: StatusDeleted,
-		TypeFailed:  StatusError,
+		TypeLifecycleChanged: StatusDeleting,
+		TypeDeleted:          StatusDeleted,
+		TypeFailed:           StatusError,
 	},
-	StatusDeleted: {},
+	StatusDeleted: {
+		TypeRestoreRequested: StatusRestoring, // only with a verified archive
+	},
+	StatusRestoring: {
+		TypeLifecycleChanged: StatusRestoring,
+		TypeRestored:         StatusStopped,
+		TypeRestoreFailed:    StatusDeleted, // archive untouched, failure in the log
+	},
 }
 
 // Statuses lists every status of the lifecycle (StatusNone included).
@@ -157,8 +176,17 @@ type Workspace struct {
 	Endpoint    *Endpoint    `json:"endpoint,omitempty"`
 	Archive     *ArchiveInfo `json:"archive,omitempty"`
 	Purge       bool         `json:"purge,omitempty"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
+	// Lifecycle policy (see LifecycleChanged) and the reaper's inputs.
+	Hold               bool         `json:"hold"`
+	HoldReason         string       `json:"hold_reason,omitempty"`
+	IdleTimeoutSeconds int64        `json:"idle_timeout_seconds,omitempty"`
+	IdleWarning        *IdleWarning `json:"idle_warning,omitempty"`
+	// LastError is the message of the last failed archive or restore,
+	// cleared when one succeeds.
+	LastError   string    `json:"last_error,omitempty"`
+	StatusSince time.Time `json:"status_since"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 	// Version is the stream sequence of the last event applied: the expected
 	// last subject sequence for the next append.
 	Version uint64 `json:"version"`
@@ -190,6 +218,12 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	if next != StatusError {
 		out.Failure = nil
 	}
+	if next != ws.Status {
+		out.StatusSince = e.Time
+	}
+	if next != StatusRunning {
+		out.IdleWarning = nil
+	}
 	switch p := p.(type) {
 	case *Created:
 		out.ID = id
@@ -216,6 +250,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		}
 	case *StartRequested:
 		out.Desired = DesiredRunning
+		out.IdleWarning = nil
 	case *Running:
 		out.Endpoint = &Endpoint{ContainerID: p.ContainerID, Host: p.Host, IP: p.IP, Port: p.Port}
 	case *StopRequested:
@@ -230,13 +265,36 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		out.Desired = DesiredArchived
 	case *Archived:
 		out.Archive = &ArchiveInfo{Path: p.Path, SizeBytes: p.SizeBytes, SHA256: p.SHA256}
+		out.LastError = ""
 	case *ArchiveFailed:
 		out.Desired = DesiredStopped
+		out.LastError = p.Message
 	case *DeleteRequested:
 		out.Desired = DesiredDeleted
 		out.Purge = p.Purge
 	case *Deleted:
 		out.Endpoint = nil
+	case *LifecycleChanged:
+		if p.Hold != nil {
+			out.Hold = *p.Hold
+		}
+		if p.HoldReason != nil {
+			out.HoldReason = *p.HoldReason
+		}
+		if p.IdleTimeoutSeconds != nil {
+			out.IdleTimeoutSeconds = *p.IdleTimeoutSeconds
+		}
+	case *IdleWarning:
+		w := *p
+		out.IdleWarning = &w
+	case *RestoreRequested:
+		out.Desired = DesiredStopped
+		out.Purge = false
+	case *Restored:
+		out.LastError = ""
+	case *RestoreFailed:
+		out.Desired = DesiredDeleted
+		out.LastError = p.Message
 	default:
 		return ws, &IllegalTransitionError{From: ws.Status, Type: e.Type}
 	}

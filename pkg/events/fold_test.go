@@ -22,16 +22,17 @@ func envOf(t *testing.T, p Payload, seq uint64) Envelope {
 // transitions map so a change to either shows up here.
 var legal = map[Status]map[Type]Status{
 	StatusNone:      {TypeCreated: StatusCreated},
-	StatusCreated:   {TypeUpdated: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
-	StatusStarting:  {TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
-	StatusRunning:   {TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
-	StatusStopping:  {TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
-	StatusStopped:   {TypeUpdated: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
-	StatusError:     {TypeUpdated: StatusError, TypeStartRequested: StatusStarting, TypeStopRequested: StatusStopping, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
-	StatusArchiving: {TypeArchived: StatusArchived, TypeArchiveFailed: StatusStopped},
-	StatusArchived:  {TypeDeleteRequested: StatusDeleting},
-	StatusDeleting:  {TypeDeleted: StatusDeleted, TypeFailed: StatusError},
-	StatusDeleted:   {},
+	StatusCreated:   {TypeUpdated: StatusCreated, TypeLifecycleChanged: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
+	StatusStarting:  {TypeLifecycleChanged: StatusStarting, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
+	StatusRunning:   {TypeLifecycleChanged: StatusRunning, TypeIdleWarning: StatusRunning, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
+	StatusStopping:  {TypeLifecycleChanged: StatusStopping, TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
+	StatusStopped:   {TypeUpdated: StatusStopped, TypeLifecycleChanged: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
+	StatusError:     {TypeUpdated: StatusError, TypeLifecycleChanged: StatusError, TypeStartRequested: StatusStarting, TypeStopRequested: StatusStopping, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
+	StatusArchiving: {TypeLifecycleChanged: StatusArchiving, TypeArchived: StatusArchived, TypeArchiveFailed: StatusStopped},
+	StatusArchived:  {TypeLifecycleChanged: StatusArchived, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
+	StatusDeleting:  {TypeLifecycleChanged: StatusDeleting, TypeDeleted: StatusDeleted, TypeFailed: StatusError},
+	StatusDeleted:   {TypeRestoreRequested: StatusRestoring},
+	StatusRestoring: {TypeLifecycleChanged: StatusRestoring, TypeRestored: StatusStopped, TypeRestoreFailed: StatusDeleted},
 }
 
 // TestApplyEveryPair applies every workspace event type in every status and

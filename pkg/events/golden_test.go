@@ -20,6 +20,7 @@ var goldenTime = time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
 func samples() map[Type]Payload {
 	res := Resources{MemoryBytes: 2 << 30, MilliCPUs: 500, Pids: 512}
 	desc, img, projects := "pairing session", "berth/workspace-demo:latest", []string{"course-101"}
+	hold, holdReason, idle := true, "course CS-101 until grades are final", int64(4*3600)
 	return map[Type]Payload{
 		TypeCreated:          &Created{Name: "alice", Description: "alice's workspace", Image: img, Projects: projects, Owner: "alice", Resources: res},
 		TypeUpdated:          &Updated{Description: &desc, Image: &img, Projects: &projects, Resources: &res},
@@ -33,6 +34,11 @@ func samples() map[Type]Payload {
 		TypeArchiveFailed:    &ArchiveFailed{Message: "archive dir is read-only"},
 		TypeDeleteRequested:  &DeleteRequested{Purge: false},
 		TypeDeleted:          &Deleted{},
+		TypeLifecycleChanged: &LifecycleChanged{Hold: &hold, HoldReason: &holdReason, IdleTimeoutSeconds: &idle},
+		TypeIdleWarning:      &IdleWarning{IdleSince: goldenTime.Add(-23 * time.Hour), StopAt: goldenTime.Add(time.Hour)},
+		TypeRestoreRequested: &RestoreRequested{},
+		TypeRestored:         &Restored{Path: "archives/0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21/41.tar.gz", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Files: 12},
+		TypeRestoreFailed:    &RestoreFailed{Message: "archive checksum does not match the archived event"},
 		TypeImageAdded:       &ImageAdded{Ref: "berth/workspace-demo:latest", Description: "demo IDE", CapAdd: []string{}},
 		TypeImageRemoved:     &ImageRemoved{Ref: "berth/workspace-demo:latest"},
 	}

@@ -80,7 +80,9 @@ func (p *Projection) Apply(e Envelope) (bool, error) {
 		if p.byName[next.Name] == next.ID {
 			delete(p.byName, next.Name)
 		}
-	} else {
+	} else if holder, taken := p.byName[next.Name]; !taken || holder == next.ID {
+		// A restored workspace gets its name back only if nobody else took
+		// it meanwhile (writers check the name claim before restoring).
 		p.byName[next.Name] = next.ID
 	}
 	return true, nil

@@ -1,5 +1,7 @@
 package events
 
+import "time"
+
 // Type is the stable CloudEvents type name of an event. Names never change
 // once released; a payload change that is not backward compatible bumps the
 // schema version instead.
@@ -21,6 +23,12 @@ const (
 	TypeArchiveFailed    Type = "berth.workspace.archive_failed"
 	TypeDeleteRequested  Type = "berth.workspace.delete_requested"
 	TypeDeleted          Type = "berth.workspace.deleted"
+	// Lifecycle policy and reaping.
+	TypeLifecycleChanged Type = "berth.workspace.lifecycle_changed"
+	TypeIdleWarning      Type = "berth.workspace.idle_warning"
+	TypeRestoreRequested Type = "berth.workspace.restore_requested"
+	TypeRestored         Type = "berth.workspace.restored"
+	TypeRestoreFailed    Type = "berth.workspace.restore_failed"
 )
 
 // Catalog (image allow-list) events, on CatalogSubject.
@@ -116,6 +124,41 @@ type DeleteRequested struct {
 // volume) is gone.
 type Deleted struct{}
 
+// LifecycleChanged sets how the reaper treats a workspace. Nil fields are
+// unchanged. Hold exempts the workspace from idle stops and retention (set by
+// admins, e.g. for a course or a legal hold); IdleTimeoutSeconds overrides
+// the default idle timeout (0 = back to the default; the reaper clamps it to
+// the admin bounds).
+type LifecycleChanged struct {
+	Hold               *bool   `json:"hold,omitempty"`
+	HoldReason         *string `json:"hold_reason,omitempty"`
+	IdleTimeoutSeconds *int64  `json:"idle_timeout_seconds,omitempty"`
+}
+
+// IdleWarning tells dashboards that a running workspace will be stopped for
+// inactivity at StopAt unless it is used before then.
+type IdleWarning struct {
+	IdleSince time.Time `json:"idle_since"`
+	StopAt    time.Time `json:"stop_at"`
+}
+
+// RestoreRequested asks for a deleted workspace's home volume to be
+// recreated from its verified archive (admins only).
+type RestoreRequested struct{}
+
+// Restored is recorded once the home volume holds the archive's contents
+// again; the workspace is then stopped and can be started.
+type Restored struct {
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	Files  int    `json:"files"`
+}
+
+// RestoreFailed leaves the workspace deleted; the archive is untouched.
+type RestoreFailed struct {
+	Message string `json:"message"`
+}
+
 // ImageAdded puts an image on the allow-list.
 type ImageAdded struct {
 	Ref         string `json:"ref"`
@@ -143,6 +186,11 @@ func (Archived) EventType() Type         { return TypeArchived }
 func (ArchiveFailed) EventType() Type    { return TypeArchiveFailed }
 func (DeleteRequested) EventType() Type  { return TypeDeleteRequested }
 func (Deleted) EventType() Type          { return TypeDeleted }
+func (LifecycleChanged) EventType() Type { return TypeLifecycleChanged }
+func (IdleWarning) EventType() Type      { return TypeIdleWarning }
+func (RestoreRequested) EventType() Type { return TypeRestoreRequested }
+func (Restored) EventType() Type         { return TypeRestored }
+func (RestoreFailed) EventType() Type    { return TypeRestoreFailed }
 func (ImageAdded) EventType() Type       { return TypeImageAdded }
 func (ImageRemoved) EventType() Type     { return TypeImageRemoved }
 
@@ -161,6 +209,11 @@ var registry = map[Type]func() Payload{
 	TypeArchiveFailed:    func() Payload { return &ArchiveFailed{} },
 	TypeDeleteRequested:  func() Payload { return &DeleteRequested{} },
 	TypeDeleted:          func() Payload { return &Deleted{} },
+	TypeLifecycleChanged: func() Payload { return &LifecycleChanged{} },
+	TypeIdleWarning:      func() Payload { return &IdleWarning{} },
+	TypeRestoreRequested: func() Payload { return &RestoreRequested{} },
+	TypeRestored:         func() Payload { return &Restored{} },
+	TypeRestoreFailed:    func() Payload { return &RestoreFailed{} },
 	TypeImageAdded:       func() Payload { return &ImageAdded{} },
 	TypeImageRemoved:     func() Payload { return &ImageRemoved{} },
 }
