@@ -251,6 +251,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	case *StartRequested:
 		out.Desired = DesiredRunning
 		out.IdleWarning = nil
+		out.LastError = "" // a new run: retention starts over
 	case *Running:
 		out.Endpoint = &Endpoint{ContainerID: p.ContainerID, Host: p.Host, IP: p.IP, Port: p.Port}
 	case *StopRequested:

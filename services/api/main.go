@@ -27,7 +27,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
-	"github.com/berthdev/berth/services/api/internal/activity"
+	"github.com/berthdev/berth/pkg/platform/activity"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/httpapi"

@@ -195,3 +195,41 @@ func (s *Set) Routing(r *Routing) {
 	s.String(&r.PublicURL, "public-url", "BERTH_PUBLIC_URL", "http://localhost:8000", "base URL users reach workspaces at (Traefik)")
 	s.String(&r.Domain, "domain", "BERTH_DOMAIN", "", "parent domain in subdomain mode (default: host of the public URL)")
 }
+
+// Lifecycle is the reaper's policy. The API validates per-workspace idle
+// timeouts against the same bounds, so both bind them here.
+type Lifecycle struct {
+	IdleTimeout    time.Duration
+	IdleTimeoutMin time.Duration
+	IdleTimeoutMax time.Duration
+	IdleWarning    time.Duration
+	Retention      time.Duration
+	ArchiveRetry   time.Duration
+}
+
+// Lifecycle binds the lifecycle policy settings.
+func (s *Set) Lifecycle(l *Lifecycle) {
+	s.Duration(&l.IdleTimeout, "idle-timeout", "BERTH_IDLE_TIMEOUT", 24*time.Hour, "stop a running workspace after this long without activity (0 = never)")
+	s.Duration(&l.IdleTimeoutMin, "idle-timeout-min", "BERTH_IDLE_TIMEOUT_MIN", 15*time.Minute, "shortest per-workspace idle timeout allowed")
+	s.Duration(&l.IdleTimeoutMax, "idle-timeout-max", "BERTH_IDLE_TIMEOUT_MAX", 7*24*time.Hour, "longest per-workspace idle timeout allowed")
+	s.Duration(&l.IdleWarning, "idle-warning", "BERTH_IDLE_WARNING", time.Hour, "append an idle_warning this long before an idle stop (0 = no warning)")
+	s.Duration(&l.Retention, "retention", "BERTH_RETENTION", 7*24*time.Hour, "archive, then delete, a workspace stopped this long (0 = keep forever)")
+	s.Duration(&l.ArchiveRetry, "archive-retry", "BERTH_ARCHIVE_RETRY", time.Hour, "wait this long after a failed archive before trying again")
+}
+
+// Validate reports settings that contradict each other.
+func (l Lifecycle) Validate() error {
+	for key, d := range map[string]time.Duration{"BERTH_IDLE_TIMEOUT": l.IdleTimeout, "BERTH_IDLE_TIMEOUT_MIN": l.IdleTimeoutMin,
+		"BERTH_IDLE_TIMEOUT_MAX": l.IdleTimeoutMax, "BERTH_IDLE_WARNING": l.IdleWarning, "BERTH_RETENTION": l.Retention, "BERTH_ARCHIVE_RETRY": l.ArchiveRetry} {
+		if d < 0 {
+			return fmt.Errorf("bad configuration: %s=%s: must not be negative", key, d)
+		}
+	}
+	if l.IdleTimeoutMin > l.IdleTimeoutMax {
+		return fmt.Errorf("bad configuration: BERTH_IDLE_TIMEOUT_MIN=%s is above BERTH_IDLE_TIMEOUT_MAX=%s", l.IdleTimeoutMin, l.IdleTimeoutMax)
+	}
+	if l.IdleTimeout != 0 && (l.IdleTimeout < l.IdleTimeoutMin || l.IdleTimeout > l.IdleTimeoutMax) {
+		return fmt.Errorf("bad configuration: BERTH_IDLE_TIMEOUT=%s is outside [%s, %s]", l.IdleTimeout, l.IdleTimeoutMin, l.IdleTimeoutMax)
+	}
+	return nil
+}

@@ -1,11 +1,13 @@
-// Package activity records when a workspace was last used, from the
-// requests Traefik lets through. It is cheap on the hot path: an in-memory
-// last-seen per workspace, flushed to a KV bucket at most once per interval
-// per workspace, never an event in the audit log.
+// Package activity is the last-activity record of every workspace: the API
+// writes it (requests Traefik lets through, owner API calls, heartbeats,
+// the intake subject) and the reaper reads it. It is cheap on the hot path:
+// an in-memory last-seen per workspace, flushed to a KV bucket at most once
+// per interval per workspace, never an event in the audit log.
 package activity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -50,7 +52,7 @@ func (t *Tracker) Touch(id string, now time.Time) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if _, err := t.kv.Put(ctx, id, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+		if err := t.Record(ctx, id, now); err != nil {
 			t.log.Warn("activity not recorded", "workspace", id, "err", err)
 			t.mu.Lock()
 			delete(t.lastSent, id) // try again on the next request
@@ -59,11 +61,43 @@ func (t *Tracker) Touch(id string, now time.Time) {
 	}()
 }
 
+// Record writes activity on workspace id at time at, unthrottled, unless
+// a later time is already recorded (several writers race; the latest wins).
+func (t *Tracker) Record(ctx context.Context, id string, at time.Time) error {
+	for range 5 {
+		e, err := t.kv.Get(ctx, id)
+		val := []byte(at.UTC().Format(time.RFC3339Nano))
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = t.kv.Create(ctx, id, val)
+		case err != nil:
+			return fmt.Errorf("read activity of %s: %w", id, err)
+		default:
+			if prev, perr := time.Parse(time.RFC3339Nano, string(e.Value())); perr == nil && !prev.Before(at) {
+				return nil
+			}
+			_, err = t.kv.Update(ctx, id, val, e.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !isWrongSequence(err) {
+			return fmt.Errorf("record activity of %s: %w", id, err)
+		}
+	}
+	return fmt.Errorf("record activity of %s: too many concurrent writers", id)
+}
+
+func isWrongSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
+
 // LastSeen returns the recorded last activity of id.
 func (t *Tracker) LastSeen(ctx context.Context, id string) (time.Time, bool, error) {
 	e, err := t.kv.Get(ctx, id)
 	if err != nil {
-		if err == jetstream.ErrKeyNotFound {
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			return time.Time{}, false, nil
 		}
 		return time.Time{}, false, err
