@@ -252,6 +252,9 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		out.Desired = DesiredRunning
 		out.IdleWarning = nil
 		out.LastError = "" // a new run: retention starts over
+		// The data will diverge from any archive: it no longer allows
+		// deleting the volume (the archive stays in the history).
+		out.Archive = nil
 	case *Running:
 		out.Endpoint = &Endpoint{ContainerID: p.ContainerID, Host: p.Host, IP: p.IP, Port: p.Port}
 	case *StopRequested:

@@ -43,6 +43,8 @@ type cfg struct {
 	RestartPolicy     string
 	Concurrency       int
 	MaxDeliver        int
+	ArchiveDir        string
+	ArchiveProjects   bool
 	config.Common
 }
 
@@ -64,9 +66,14 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.RestartPolicy, "restart-policy", "BERTH_RESTART_POLICY", "restart", "restart or fail: what to do when a running workspace's container vanishes or dies")
 	s.Int(&c.Concurrency, "concurrency", "BERTH_PROVISIONER_CONCURRENCY", 8, "workspaces provisioned at once")
 	s.Int(&c.MaxDeliver, "max-deliver", "BERTH_PROVISIONER_MAX_DELIVER", 6, "attempts before a transient failure is recorded and the message dead-lettered")
+	s.String(&c.ArchiveDir, "archive-dir", "BERTH_ARCHIVE_DIR", "data/archives", "folder where workspace archives (<id>/<version>.tar.gz) are written and restored from")
+	s.Bool(&c.ArchiveProjects, "archive-projects", "BERTH_ARCHIVE_PROJECTS", false, "also put the workspace's project folders in its archive (never restored)")
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		return c, err
+	}
+	if c.ArchiveDir == "" {
+		return c, fmt.Errorf("bad configuration: BERTH_ARCHIVE_DIR is empty")
 	}
 	if c.RestartPolicy != "restart" && c.RestartPolicy != "fail" {
 		return c, fmt.Errorf("bad configuration: BERTH_RESTART_POLICY=%q: want restart or fail", c.RestartPolicy)
@@ -97,6 +104,12 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	defer cli.Close()
 	rt := docker.New(cli, docker.Options{Network: c.Network, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
 
+	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
+		// Not fatal: archives will fail and be recorded as archive_failed,
+		// and nothing is deleted without one.
+		log.Error("archive folder is not usable; archives will fail until it is fixed", "dir", c.ArchiveDir, "err", err)
+	}
+
 	replayed := service.NewGate("log not replayed yet")
 	health := service.NewHealth(map[string]service.Check{
 		"nats":   natsbus.Ready(nc),
@@ -119,7 +132,8 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return err
 		}
 		replayed.Open()
-		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode)})
+		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
+			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Logger: log, OrphanGrace: c.OrphanGrace,
 			Restart: c.RestartPolicy == "restart", Now: time.Now}
 		if onReady != nil {

@@ -12,10 +12,12 @@ const (
 	ActionEnsureRunning
 	ActionEnsureStopped
 	ActionEnsureRemoved
+	ActionArchive
+	ActionRestore
 )
 
 func (a Action) String() string {
-	return [...]string{"none", "ensure-running", "ensure-stopped", "ensure-removed"}[a]
+	return [...]string{"none", "ensure-running", "ensure-stopped", "ensure-removed", "archive", "restore"}[a]
 }
 
 // Plan decides from the workspace's current state, never from the event
@@ -29,6 +31,10 @@ func Plan(ws events.Workspace) Action {
 		return ActionEnsureStopped
 	case events.StatusDeleting:
 		return ActionEnsureRemoved
+	case events.StatusArchiving:
+		return ActionArchive
+	case events.StatusRestoring:
+		return ActionRestore
 	}
 	return ActionNone
 }

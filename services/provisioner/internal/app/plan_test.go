@@ -11,9 +11,11 @@ import (
 
 func TestPlan(t *testing.T) {
 	want := map[events.Status]Action{
-		events.StatusStarting: ActionEnsureRunning,
-		events.StatusStopping: ActionEnsureStopped,
-		events.StatusDeleting: ActionEnsureRemoved,
+		events.StatusStarting:  ActionEnsureRunning,
+		events.StatusStopping:  ActionEnsureStopped,
+		events.StatusDeleting:  ActionEnsureRemoved,
+		events.StatusArchiving: ActionArchive,
+		events.StatusRestoring: ActionRestore,
 	}
 	for _, s := range events.Statuses() {
 		if got := Plan(events.Workspace{Status: s}); got != want[s] {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/projectpath"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/provisioner/internal/archive"
 )
 
 // Log is the audit log as the provisioner needs it.
@@ -50,6 +53,12 @@ type Runtime interface {
 	EnsureRunning(ctx context.Context, s Spec) (events.Running, error)
 	EnsureStopped(ctx context.Context, id string) (exitCode int, err error)
 	EnsureRemoved(ctx context.Context, id string, purgeHome bool) error
+	// ExportHome hands write the stopped workspace's home volume (and
+	// project folders if asked) as archive sources.
+	ExportHome(ctx context.Context, s Spec, projects bool, write func([]archive.Source) error) error
+	// ImportHome recreates the home volume from the tar stream write
+	// produces (entries under "data/").
+	ImportHome(ctx context.Context, s Spec, write func(io.Writer) error) error
 }
 
 // Failure is an outcome to record as a "failed" event rather than retry:
@@ -69,7 +78,13 @@ type Options struct {
 	HomeDir string
 	// Routing decides the base path the workspace serves under.
 	Routing wsurl.Mode
-	Now     func() time.Time
+	// ArchiveDir holds workspace archives (<id>/<version>.tar.gz); the
+	// events record paths relative to it.
+	ArchiveDir string
+	// ArchiveProjects also puts the project folders in archives (they are
+	// never restored: they belong to the host).
+	ArchiveProjects bool
+	Now             func() time.Time
 }
 
 // Provisioner turns a workspace's state into containers and records what
@@ -123,7 +138,7 @@ func (p *Provisioner) Handle(ctx context.Context, id string, lastAttempt bool) e
 			default:
 				return err
 			}
-			payload, reason = &events.Failed{Code: f.Code, Message: f.Message, Retryable: true}, f.Message
+			payload, reason = failure(act, f), f.Message
 		}
 		e, err := events.New(ws.ID, payload, events.Meta{Source: source, Actor: "service:provisioner", Reason: reason}, p.o.Now())
 		if err != nil {
@@ -161,16 +176,105 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		}
 		return &events.Stopped{ExitCode: code}, "container stopped", nil
 	case ActionEnsureRemoved:
-		if err := p.rt.EnsureRemoved(ctx, ws.ID, ws.Purge); err != nil {
+		// The volume goes only with an explicit purge or once a verified
+		// archive holds its contents.
+		archived := ws.Archive != nil && ws.Archive.SHA256 != ""
+		if err := p.rt.EnsureRemoved(ctx, ws.ID, ws.Purge || archived); err != nil {
 			return nil, "", err
 		}
 		reason := "container removed; home volume kept"
-		if ws.Purge {
+		switch {
+		case ws.Purge:
 			reason = "container and home volume removed (purge)"
+		case archived:
+			reason = "container and home volume removed; archive " + ws.Archive.Path + " kept"
 		}
 		return &events.Deleted{}, reason, nil
+	case ActionArchive:
+		return p.archiveHome(ctx, ws)
+	case ActionRestore:
+		return p.restoreHome(ctx, ws)
 	}
 	return nil, "", fmt.Errorf("unknown action %d", act)
+}
+
+// failure is the event that records f for act: archive and restore
+// failures have their own events (the data is untouched; the lifecycle goes
+// back), everything else marks the workspace failed.
+func failure(act Action, f *Failure) events.Payload {
+	switch act {
+	case ActionArchive:
+		return &events.ArchiveFailed{Message: f.Message}
+	case ActionRestore:
+		return &events.RestoreFailed{Message: f.Message}
+	}
+	return &events.Failed{Code: f.Code, Message: f.Message, Retryable: true}
+}
+
+// archiveHome writes the workspace's archive and verifies it by reading it
+// back. The file name is fixed by the log position of the request, so a
+// retried archive replaces its own half-written attempt and never an
+// older archive.
+func (p *Provisioner) archiveHome(ctx context.Context, ws events.Workspace) (events.Payload, string, error) {
+	spec, err := p.volumeSpec(ws)
+	if err != nil {
+		return nil, "", err
+	}
+	rel := path.Join(ws.ID, strconv.FormatUint(ws.Version, 10)+".tar.gz")
+	var written archive.Info
+	err = p.rt.ExportHome(ctx, spec, p.o.ArchiveProjects, func(src []archive.Source) error {
+		var err error
+		if written, err = archive.Create(p.o.ArchiveDir, rel, src); err != nil {
+			return &Failure{Code: "archive_failed", Message: fmt.Sprintf("writing the archive under %s failed: %v; the workspace and its data are unchanged", p.o.ArchiveDir, err)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	got, err := archive.Verify(p.o.ArchiveDir, written)
+	if err != nil {
+		return nil, "", &Failure{Code: "archive_unverified", Message: fmt.Sprintf("reading the archive back failed: %v; the workspace and its data are unchanged", err)}
+	}
+	return &events.Archived{Path: rel, SizeBytes: got.Size, SHA256: got.SHA256},
+		fmt.Sprintf("archived %d entries (%d bytes) and verified by reading back", got.Files, got.Size), nil
+}
+
+// restoreHome recreates the home volume from the workspace's archive.
+func (p *Provisioner) restoreHome(ctx context.Context, ws events.Workspace) (events.Payload, string, error) {
+	if ws.Archive == nil || ws.Archive.SHA256 == "" {
+		return nil, "", &Failure{Code: "no_archive", Message: "the workspace has no verified archive to restore from"}
+	}
+	spec, err := p.volumeSpec(ws)
+	if err != nil {
+		return nil, "", err
+	}
+	want := archive.Info{Path: ws.Archive.Path, Size: ws.Archive.SizeBytes, SHA256: ws.Archive.SHA256}
+	files := 0
+	err = p.rt.ImportHome(ctx, spec, func(w io.Writer) error {
+		var err error
+		if files, err = archive.Extract(p.o.ArchiveDir, want, "home", path.Base(helperHome), w); err != nil {
+			return &Failure{Code: "archive_unreadable", Message: fmt.Sprintf("the archive cannot be restored: %v; it was left as it is", err)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return &events.Restored{Path: want.Path, SHA256: want.SHA256, Files: files},
+		fmt.Sprintf("home volume recreated from %s (%d entries, checksum verified)", want.Path, files), nil
+}
+
+// helperHome is where ImportHome expects the volume's entries ("data/").
+const helperHome = "/data"
+
+// volumeSpec is the spec of the volume helper: projects are mounted only if
+// they are archived (and must then be valid).
+func (p *Provisioner) volumeSpec(ws events.Workspace) (Spec, error) {
+	if p.o.ArchiveProjects {
+		return p.spec(ws)
+	}
+	return Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image}, nil
 }
 
 // spec builds the container spec, re-validating every project folder: the
