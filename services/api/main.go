@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/activity"
 	"github.com/berthdev/berth/pkg/platform/config"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
@@ -27,7 +28,6 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
-	"github.com/berthdev/berth/pkg/platform/activity"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/httpapi"
@@ -67,6 +67,7 @@ type cfg struct {
 	CookieDomain  string
 	BodyLimit     string
 	AppendTimeout time.Duration
+	Idle          config.Lifecycle
 	config.Common
 }
 
@@ -99,8 +100,12 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
+	s.IdleBounds(&c.Idle)
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.Idle.Validate(); err != nil {
 		return c, err
 	}
 	if c.DefaultMemory > c.MaxMemory || c.DefaultCPUs > c.MaxCPUs || c.DefaultPids > c.MaxPids {
@@ -223,10 +228,12 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	}
 	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start))
 	return app.New(l, proj, reg, app.Options{
-		ProjectsRoot:  c.ProjectsRoot,
-		DefaultImage:  c.DefaultImage,
-		AppendTimeout: c.AppendTimeout,
-		Engine:        board,
+		ProjectsRoot:   c.ProjectsRoot,
+		DefaultImage:   c.DefaultImage,
+		AppendTimeout:  c.AppendTimeout,
+		Engine:         board,
+		IdleTimeoutMin: c.Idle.IdleTimeoutMin,
+		IdleTimeoutMax: c.Idle.IdleTimeoutMax,
 		Bounds: app.Bounds{
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.MaxMemory, MilliCPUs: int64(c.MaxCPUs * 1000), Pids: int64(c.MaxPids)},

@@ -210,11 +210,17 @@ type Lifecycle struct {
 // Lifecycle binds the lifecycle policy settings.
 func (s *Set) Lifecycle(l *Lifecycle) {
 	s.Duration(&l.IdleTimeout, "idle-timeout", "BERTH_IDLE_TIMEOUT", 24*time.Hour, "stop a running workspace after this long without activity (0 = never)")
-	s.Duration(&l.IdleTimeoutMin, "idle-timeout-min", "BERTH_IDLE_TIMEOUT_MIN", 15*time.Minute, "shortest per-workspace idle timeout allowed")
-	s.Duration(&l.IdleTimeoutMax, "idle-timeout-max", "BERTH_IDLE_TIMEOUT_MAX", 7*24*time.Hour, "longest per-workspace idle timeout allowed")
+	s.IdleBounds(l)
 	s.Duration(&l.IdleWarning, "idle-warning", "BERTH_IDLE_WARNING", time.Hour, "append an idle_warning this long before an idle stop (0 = no warning)")
 	s.Duration(&l.Retention, "retention", "BERTH_RETENTION", 7*24*time.Hour, "archive, then delete, a workspace stopped this long (0 = keep forever)")
 	s.Duration(&l.ArchiveRetry, "archive-retry", "BERTH_ARCHIVE_RETRY", time.Hour, "wait this long after a failed archive before trying again")
+}
+
+// IdleBounds binds only the bounds of per-workspace idle timeouts (the API
+// validates overrides against them).
+func (s *Set) IdleBounds(l *Lifecycle) {
+	s.Duration(&l.IdleTimeoutMin, "idle-timeout-min", "BERTH_IDLE_TIMEOUT_MIN", 15*time.Minute, "shortest per-workspace idle timeout allowed")
+	s.Duration(&l.IdleTimeoutMax, "idle-timeout-max", "BERTH_IDLE_TIMEOUT_MAX", 7*24*time.Hour, "longest per-workspace idle timeout allowed")
 }
 
 // Validate reports settings that contradict each other.

@@ -53,6 +53,7 @@ const (
 	CodeConcurrent        = "concurrent_modification"
 	CodeUnavailable       = "unavailable"
 	CodeEngineUnavailable = "engine_unavailable"
+	CodeNoArchive         = "no_archive"
 )
 
 var errNotFound = &Error{Kind: KindNotFound, Code: CodeNotFound, Message: "no such workspace"}

@@ -69,7 +69,11 @@ type Options struct {
 	AppendTimeout time.Duration
 	// Engine, when set, is asked before a start is accepted.
 	Engine Engine
-	Now    func() time.Time
+	// IdleTimeoutMin and IdleTimeoutMax bound per-workspace idle timeouts
+	// (the reaper clamps to the same bounds).
+	IdleTimeoutMin time.Duration
+	IdleTimeoutMax time.Duration
+	Now            func() time.Time
 }
 
 // Service runs the workspace and catalog commands.
@@ -200,6 +204,10 @@ func verb(t events.Type) string {
 		return "delete"
 	case events.TypeUpdated:
 		return "update (stop it first)"
+	case events.TypeRestoreRequested:
+		return "restore (only deleted workspaces are restored)"
+	case events.TypeLifecycleChanged:
+		return "a lifecycle change"
 	}
 	return string(t)
 }

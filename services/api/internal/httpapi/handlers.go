@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -223,6 +224,7 @@ func (h *handlers) getWorkspace(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.touch(c, ws)
 	return c.JSON(http.StatusOK, h.view(ws))
 }
 
@@ -253,7 +255,59 @@ func (h *handlers) lifecycle(c echo.Context, run func(w Workspaces, c echo.Conte
 	if err != nil {
 		return err
 	}
+	h.touch(c, ws)
 	return c.JSON(http.StatusAccepted, h.view(ws))
+}
+
+// touch records the owner's API calls as activity on their workspace (an
+// admin looking at it is not the user using it).
+func (h *handlers) touch(c echo.Context, ws events.Workspace) {
+	if h.o.Activity != nil && ws.Owner == caller(c).Subject && ws.Status == events.StatusRunning {
+		h.o.Activity.Touch(ws.ID, h.o.Now())
+	}
+}
+
+func (h *handlers) setLifecycle(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	var in app.LifecycleInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	ws, err := w.Lifecycle(c.Request().Context(), caller(c), c.Param("id"), in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, h.view(ws))
+}
+
+func (h *handlers) restoreWorkspace(c echo.Context) error {
+	return h.lifecycle(c, func(w Workspaces, c echo.Context) (events.Workspace, error) {
+		return w.Restore(c.Request().Context(), caller(c), c.Param("id"))
+	})
+}
+
+// heartbeat is the explicit "still in use" signal (an IDE extension, a
+// dashboard tab the user interacts with). It writes no event: activity lives
+// in the activity bucket, not the audit log.
+func (h *handlers) heartbeat(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	ws, err := w.Get(c.Request().Context(), caller(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	if ws.Status != events.StatusRunning {
+		return problem(http.StatusConflict, app.CodeIllegalTransition, fmt.Sprintf("workspace %s is %s; only a running workspace takes heartbeats", ws.Name, ws.Status))
+	}
+	if h.o.Activity != nil {
+		h.o.Activity.Touch(ws.ID, h.o.Now())
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (h *handlers) startWorkspace(c echo.Context) error {

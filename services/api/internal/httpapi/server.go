@@ -36,6 +36,8 @@ type Workspaces interface {
 	List(ctx context.Context, c app.Caller, f app.ListFilter) []events.Workspace
 	History(ctx context.Context, c app.Caller, id string) ([]events.Envelope, error)
 	Authorize(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
+	Lifecycle(ctx context.Context, c app.Caller, id string, in app.LifecycleInput) (events.Workspace, error)
+	Restore(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	AddImage(ctx context.Context, c app.Caller, in app.ImageInput) (events.CatalogImage, error)
 	RemoveImage(ctx context.Context, c app.Caller, ref string) error
 	Images() []events.CatalogImage
@@ -72,7 +74,8 @@ type Options struct {
 	Meter     metric.Meter
 	BodyLimit string
 	Now       func() time.Time
-	// Activity receives a signal for every request forwardAuth allows.
+	// Activity receives a signal for every request forwardAuth allows, every
+	// heartbeat and every workspace call by its owner.
 	Activity Activity
 	// LoginURL is where unauthenticated browsers are sent to sign in.
 	LoginURL string
@@ -130,5 +133,8 @@ func New(o Options) *echo.Echo {
 	authed(http.MethodPost, "/workspaces/:id/start", h.startWorkspace)
 	authed(http.MethodPost, "/workspaces/:id/stop", h.stopWorkspace)
 	authed(http.MethodGet, "/workspaces/:id/events", h.workspaceEvents)
+	authed(http.MethodPatch, "/workspaces/:id/lifecycle", h.setLifecycle)
+	authed(http.MethodPost, "/workspaces/:id/restore", h.restoreWorkspace)
+	authed(http.MethodPost, "/workspaces/:id/activity", h.heartbeat)
 	return e
 }
