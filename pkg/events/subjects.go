@@ -17,6 +17,10 @@ const (
 	// Berth to act (start, stop, activity). The API validates them and
 	// appends to the log, or dead-letters them. It is not part of Stream.
 	IntakeSubjectPrefix = "berth.intake."
+	// IntakeActivitySubject is where other systems report that a workspace
+	// is in use (core NATS, body {"workspace_id": "<id>"}); the API records
+	// it in ActivityBucket. Not part of Stream: activity is not audit.
+	IntakeActivitySubject = IntakeSubjectPrefix + "activity"
 	// DeadLetterSubjectPrefix receives messages that can never be applied,
 	// with the reason in the Berth-Dead-Letter-Reason header.
 	DeadLetterSubjectPrefix = "berth.deadletter."

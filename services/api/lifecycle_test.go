@@ -133,3 +133,49 @@ func TestLifecycleSettingsRestoreAndHeartbeat(t *testing.T) {
 	archiveAndDelete(plain, false)
 	expectProblem(t, a.do("POST", wsPath(plain, "/restore"), admin, nil), http.StatusConflict, "no_archive")
 }
+
+// Other systems report activity on the intake subject; malformed reports
+// are dead-lettered with the reason, never dropped silently.
+func TestIntakeActivity(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI()
+	admin := e.token("root", "admin")
+	a.addImage(admin, demoImage)
+	r := a.do("POST", "/api/v1/workspaces", admin, map[string]any{"name": "busy", "image": demoImage, "owner": "erin"})
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	id := r.str(t, "id")
+	require.Equal(t, http.StatusAccepted, a.do("POST", wsPath(id, "/start"), admin, nil).Status)
+	e.provisionerSays(id, &events.Running{ContainerID: "c", IP: "10.0.0.9", Port: 8080})
+	a.waitStatus(admin, id, "running")
+
+	nc := natstest.Conn(t, e.nats)
+	l, err := eventlog.Open(context.Background(), nc, eventlog.Options{})
+	require.NoError(t, err)
+	tracker, err := activity.Open(context.Background(), l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish(events.IntakeActivitySubject, []byte(`{"workspace_id":"`+id+`"}`)))
+	require.Eventually(t, func() bool { _, ok, _ := tracker.LastSeen(context.Background(), id); return ok }, 5*time.Second, 10*time.Millisecond)
+
+	bad := map[string]string{
+		`not json`:                   "malformed",
+		`{"workspace":"x"}`:          "malformed",
+		`{}`:                         "without workspace_id",
+		`{"workspace_id":"missing"}`: "no such workspace",
+	}
+	for body := range bad {
+		require.NoError(t, nc.Publish(events.IntakeActivitySubject, []byte(body)))
+	}
+	stream, err := l.JetStream().Stream(context.Background(), eventlog.DeadLetterStream)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		info, err := stream.Info(context.Background())
+		return err == nil && info.State.Msgs == uint64(len(bad))
+	}, 5*time.Second, 10*time.Millisecond)
+	for seq := uint64(1); seq <= uint64(len(bad)); seq++ {
+		m, err := stream.GetMsg(context.Background(), seq)
+		require.NoError(t, err)
+		assert.Equal(t, "berth.deadletter.intake", m.Subject)
+		assert.Contains(t, m.Header.Get(eventlog.DeadLetterReasonHeader), bad[string(m.Data)])
+		assert.Equal(t, events.IntakeActivitySubject, m.Header.Get("Berth-Original-Subject"))
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/httpapi"
+	"github.com/berthdev/berth/services/api/internal/intake"
 	"github.com/berthdev/berth/services/api/internal/names"
 )
 
@@ -227,6 +228,14 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		return nil, nil, err
 	}
 	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start))
+	if err := l.EnsureDeadLetters(ctx); err != nil {
+		return nil, nil, err
+	}
+	sub, err := intake.Activity(nc, proj, tracker, l, time.Now, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
 	return app.New(l, proj, reg, app.Options{
 		ProjectsRoot:   c.ProjectsRoot,
 		DefaultImage:   c.DefaultImage,

@@ -56,10 +56,8 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 			return min(time.Duration(attempt*attempt)*time.Second, 30*time.Second)
 		}
 	}
-	if _, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: DeadLetterStream, Subjects: []string{events.DeadLetterSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-	}); err != nil {
-		return fmt.Errorf("dead-letter stream: %w: %w", ErrUnavailable, err)
+	if err := l.EnsureDeadLetters(ctx); err != nil {
+		return err
 	}
 	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
 		Durable:        o.Name,
@@ -138,17 +136,34 @@ func safeCall(f func() error) (err error) {
 }
 
 func (l *Log) deadLetter(ctx context.Context, log *slog.Logger, consumer string, m jetstream.Msg, reason string) {
-	dl := nats.NewMsg(events.DeadLetterSubjectPrefix + consumer)
-	dl.Data = m.Data()
-	dl.Header.Set(DeadLetterReasonHeader, reason)
-	dl.Header.Set("Berth-Original-Subject", m.Subject())
-	if _, err := l.js.PublishMsg(ctx, dl); err != nil {
+	if err := l.DeadLetter(ctx, consumer, m.Subject(), m.Data(), reason); err != nil {
 		log.Error("dead-letter publish failed; message will be redelivered", "subject", m.Subject(), "err", err)
 		_ = m.Nak()
 		return
 	}
 	log.Error("message dead-lettered", "consumer", consumer, "subject", m.Subject(), "reason", reason)
 	_ = m.Term()
+}
+
+// EnsureDeadLetters creates the dead-letter stream if it is missing.
+func (l *Log) EnsureDeadLetters(ctx context.Context) error {
+	if _, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: DeadLetterStream, Subjects: []string{events.DeadLetterSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return fmt.Errorf("dead-letter stream: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// DeadLetter stores a message that can never be handled on
+// berth.deadletter.<consumer>, with why and where it came from.
+func (l *Log) DeadLetter(ctx context.Context, consumer, subject string, data []byte, reason string) error {
+	dl := nats.NewMsg(events.DeadLetterSubjectPrefix + consumer)
+	dl.Data = data
+	dl.Header.Set(DeadLetterReasonHeader, reason)
+	dl.Header.Set("Berth-Original-Subject", subject)
+	_, err := l.js.PublishMsg(ctx, dl)
+	return err
 }
 
 // keyedMutex serialises work per key (workspace subject).
