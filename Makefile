@@ -1,7 +1,7 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/probe/... ./tests/e2e/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/probe/... ./cmd/berthctl/... ./tests/e2e/...
 LINT_PKGS := $(PKGS) ./tests/compose/...
 BIN := bin
 IMAGE_CTX := .cache/images
@@ -20,6 +20,7 @@ build: ## build every service into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-provisioner ./services/provisioner
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-router-sync ./services/router-sync
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berth-reaper ./services/reaper
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/berthctl ./cmd/berthctl
 
 traefik: $(TRAEFIK_BIN) ## build the pinned Traefik into bin/ (cached)
 

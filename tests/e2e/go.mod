@@ -3,7 +3,9 @@ module github.com/berthdev/berth/tests/e2e
 go 1.26.0
 
 require (
+	github.com/berthdev/berth/pkg/events v0.0.0
 	github.com/berthdev/berth/pkg/platform v0.0.0
+	github.com/berthdev/berth/services/reaper v0.0.0
 	github.com/docker/docker v28.5.2+incompatible
 	github.com/nats-io/nats.go v1.55.0
 	github.com/stretchr/testify v1.12.1
@@ -22,6 +24,7 @@ require (
 	github.com/felixge/httpsnoop v1.1.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/moby/docker-image-spec v1.3.1 // indirect
 	github.com/moby/sys/sequential v0.7.0 // indirect
@@ -47,4 +50,5 @@ require (
 replace (
 	github.com/berthdev/berth/pkg/events => ../../pkg/events
 	github.com/berthdev/berth/pkg/platform => ../../pkg/platform
+	github.com/berthdev/berth/services/reaper => ../../services/reaper
 )

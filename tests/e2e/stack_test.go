@@ -76,7 +76,7 @@ func newStack(t testing.TB, env ...string) *stack {
 	root := repoRoot(t)
 	s := &stack{t: t, root: root, dir: t.TempDir(), procs: map[string]*proc{}, cli: cli}
 	s.bin = filepath.Join(s.dir, "bin")
-	build := exec.Command("go", "build", "-o", s.bin+"/", "./services/api", "./services/provisioner", "./services/router-sync")
+	build := exec.Command("go", "build", "-o", s.bin+"/", "./services/api", "./services/provisioner", "./services/router-sync", "./cmd/berthctl")
 	build.Dir = root
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build services: %s", out)

@@ -1,0 +1,222 @@
+// Command berthctl is the admin's command line for the Berth API: list
+// workspaces, read a workspace's audit history, put it on hold, set its idle
+// timeout, and restore it from its archive.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+const usage = `usage: berthctl [flags] <command> [args]
+
+commands:
+  list                              workspaces you may see
+  get <workspace>                   one workspace (id or name)
+  history <workspace>               its events from the audit log
+  hold <workspace> [reason]         exempt it from idle stops and retention (admins)
+  release <workspace>               end the hold (admins)
+  idle-timeout <workspace> <dur>    e.g. 2h; 0 = the default
+  restore <workspace>               recreate a deleted workspace from its archive (admins)
+
+flags:
+`
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "berthctl:", err)
+		os.Exit(1)
+	}
+}
+
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func run(ctx context.Context, args []string, out, errOut io.Writer) error {
+	fs := flag.NewFlagSet("berthctl", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.Usage = func() { fmt.Fprint(errOut, usage); fs.PrintDefaults() }
+	api := fs.String("api", envOr("BERTH_API_URL", "http://127.0.0.1:8080"), "API base URL (env BERTH_API_URL)")
+	token := fs.String("token", os.Getenv("BERTH_TOKEN"), "bearer token (env BERTH_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errors.New("no command")
+	}
+	if *token == "" {
+		return errors.New("no token: set BERTH_TOKEN or --token")
+	}
+	c := &client{base: strings.TrimRight(*api, "/"), token: *token, http: &http.Client{Timeout: 20 * time.Second}}
+	cmd, rest := rest[0], rest[1:]
+	need := func(n int) error {
+		if len(rest) != n {
+			return fmt.Errorf("%s takes %d argument(s); see berthctl -h", cmd, n)
+		}
+		return nil
+	}
+	switch cmd {
+	case "list":
+		return c.print(ctx, out, "GET", "/api/v1/workspaces", nil)
+	case "get", "history", "restore", "release":
+		if err := need(1); err != nil {
+			return err
+		}
+		id, err := c.resolve(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		switch cmd {
+		case "get":
+			return c.print(ctx, out, "GET", "/api/v1/workspaces/"+id, nil)
+		case "history":
+			return c.print(ctx, out, "GET", "/api/v1/workspaces/"+id+"/events", nil)
+		case "restore":
+			return c.print(ctx, out, "POST", "/api/v1/workspaces/"+id+"/restore", nil)
+		default:
+			return c.print(ctx, out, "PATCH", "/api/v1/workspaces/"+id+"/lifecycle", map[string]any{"hold": false})
+		}
+	case "hold":
+		if len(rest) < 1 {
+			return need(1)
+		}
+		id, err := c.resolve(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		return c.print(ctx, out, "PATCH", "/api/v1/workspaces/"+id+"/lifecycle", map[string]any{"hold": true, "hold_reason": strings.Join(rest[1:], " ")})
+	case "idle-timeout":
+		if err := need(2); err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(rest[1])
+		if err != nil {
+			return fmt.Errorf("idle timeout %q: %w (e.g. 90m, 2h, 0)", rest[1], err)
+		}
+		id, err := c.resolve(ctx, rest[0])
+		if err != nil {
+			return err
+		}
+		return c.print(ctx, out, "PATCH", "/api/v1/workspaces/"+id+"/lifecycle", map[string]any{"idle_timeout_seconds": int64(d.Seconds())})
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// resolve accepts a workspace id or name. Deleted workspaces are found by
+// name too (restore needs them).
+func (c *client) resolve(ctx context.Context, ref string) (string, error) {
+	var list struct {
+		Workspaces []struct {
+			ID     string `json:"id"`
+			Name   string `json:"name"`
+			Status string `json:"status"`
+		} `json:"workspaces"`
+	}
+	body, err := c.do(ctx, "GET", "/api/v1/workspaces?include_deleted=true", nil)
+	if err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return "", fmt.Errorf("list workspaces: %w", err)
+	}
+	var found []string
+	for _, w := range list.Workspaces {
+		if w.ID == ref {
+			return w.ID, nil
+		}
+		if w.Name == ref {
+			found = append(found, w.ID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no workspace %q", ref)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("several workspaces were named %q (%s); use the id", ref, strings.Join(found, ", "))
+}
+
+func (c *client) print(ctx context.Context, out io.Writer, method, path string, body any) error {
+	b, err := c.do(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, b, "", "  ") != nil {
+		_, err = out.Write(b)
+		return err
+	}
+	pretty.WriteByte('\n')
+	_, err = out.Write(pretty.Bytes())
+	return err
+}
+
+func (c *client) do(ctx context.Context, method, path string, body any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u, err := url.Parse(c.base + path)
+	if err != nil {
+		return nil, fmt.Errorf("bad API URL: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if res.StatusCode >= 300 {
+		var p struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+			Title  string `json:"title"`
+		}
+		if json.Unmarshal(b, &p) == nil && p.Code != "" {
+			return nil, fmt.Errorf("%s (%s): %s", p.Title, p.Code, p.Detail)
+		}
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, res.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
