@@ -30,7 +30,7 @@ $(TRAEFIK_BIN):
 traefik-path: # used by tests: where `make traefik` puts the binary
 	@echo $(TRAEFIK_BIN)
 
-images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, api, provisioner, router-sync, nats, traefik
+images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, api, provisioner, router-sync, reaper, nats, traefik
 	./scripts/build-images.sh $(TRAEFIK_BIN)
 
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
@@ -51,7 +51,7 @@ down: ## stop the compose stack (volumes kept)
 logs: ## follow the compose stack's logs
 	$(COMPOSE_LOCAL) logs -f
 
-run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provisioner, router-sync, Traefik); Ctrl-C stops it
+run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provisioner, router-sync, reaper, Traefik); Ctrl-C stops it
 	@docker image inspect berth/workspace-demo:latest >/dev/null 2>&1 || $(MAKE) images
 	TRAEFIK_BIN=$(TRAEFIK_BIN) ./scripts/run.sh
 

@@ -19,7 +19,7 @@ mkdir -p "$ctx/workspace-demo/home"
 docker build -q -t berth/workspace-demo:latest "$ctx/workspace-demo"
 
 gobuild -o "$ctx/probe" ./cmd/probe
-for svc in api provisioner router-sync; do
+for svc in api provisioner router-sync reaper; do
   fresh "$svc"
   gobuild -o "$ctx/$svc/service" "./services/$svc"
   cp deploy/images/service/Dockerfile "$certs" "$ctx/probe" "$ctx/$svc/"

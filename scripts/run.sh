@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts Berth on one machine: the API (with embedded NATS), the
-# provisioner, router-sync and Traefik; logs to this terminal; Ctrl-C stops
+# provisioner, router-sync, the reaper and Traefik; logs to this terminal; Ctrl-C stops
 # everything cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ trap stop INT TERM EXIT
 # The others reconnect until the API's embedded NATS is up.
 ./bin/berth-provisioner & pids+=($!)
 ./bin/berth-router-sync & pids+=($!)
+./bin/berth-reaper & pids+=($!)
 "$traefik" --configfile=deploy/traefik/traefik.yml & pids+=($!)
 echo "Traefik: http://localhost:8000/api/ (the API) and http://localhost:8000/workspace-<name>/" >&2
 wait -n "${pids[@]}"

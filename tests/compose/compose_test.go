@@ -106,6 +106,8 @@ func TestComposeStack(t *testing.T) {
 		"BERTH_PROJECTS_ROOT=" + t.TempDir(), "BERTH_DEV_TOKENS=true",
 		"BERTH_HTTP_PORT=" + httpPort, "BERTH_API_PORT=" + apiPort,
 		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
+		// Lets one workspace below ask for a 2 s idle timeout.
+		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",
 	}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -152,7 +154,7 @@ func TestComposeStack(t *testing.T) {
 	// Only the provisioner holds the Docker socket.
 	list, err := cli.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "com.docker.compose.project="+project))})
 	require.NoError(t, err)
-	require.Len(t, list, 5)
+	require.Len(t, list, 6)
 	for _, c := range list {
 		holds := false
 		for _, m := range c.Mounts {
@@ -160,6 +162,17 @@ func TestComposeStack(t *testing.T) {
 		}
 		assert.Equal(t, c.Labels["com.docker.compose.service"] == "provisioner", holds, "socket in %s", c.Labels["com.docker.compose.service"])
 	}
+
+	// The reaper container stops a workspace idle past its timeout; the
+	// history says why.
+	idle := launch("ct-idle")
+	eventually(t, 60*time.Second, "idle workspace routed", func() bool { return routed(idle) })
+	code, b = call("PATCH", api+"/api/v1/workspaces/"+ids["ct-idle"]+"/lifecycle", user, map[string]any{"idle_timeout_seconds": 2})
+	require.Equal(t, 200, code, "%s", b)
+	eventually(t, 30*time.Second, "reaper stops the idle workspace", func() bool { c, _ := call("GET", idle, user, nil); return c == 404 })
+	_, b = call("GET", api+"/api/v1/workspaces/"+ids["ct-idle"]+"/events", user, nil)
+	assert.Contains(t, string(b), `"actor":"service:reaper:`)
+	assert.Contains(t, string(b), `"reason":"idle"`)
 
 	// Stop: the route goes away.
 	stopped := launch("ct-stop")
