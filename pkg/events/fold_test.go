@@ -181,3 +181,63 @@ func TestSubjects(t *testing.T) {
 		t.Fatalf("catalog subject parsed as workspace %q", got)
 	}
 }
+
+// TestLifecycleFields: the reaper's inputs follow the log: status_since
+// moves only on a status change, warnings end with the running period, a
+// new run forgets the last archive (its data will diverge) and the last
+// archive error, and restore brings a deleted workspace back stopped.
+func TestLifecycleFields(t *testing.T) {
+	hold, reason, idle := true, "exam", int64(7200)
+	evs := []Envelope{
+		envOf(t, &Created{Name: "w", Owner: "alice"}, 1),
+		envOf(t, &StartRequested{}, 2),
+		envOf(t, &Running{IP: "10.0.0.2", Port: 8080}, 3),
+		envOf(t, &LifecycleChanged{Hold: &hold, HoldReason: &reason, IdleTimeoutSeconds: &idle}, 4),
+		envOf(t, &Running{IP: "10.0.0.3", Port: 8080}, 5),
+		envOf(t, &IdleWarning{IdleSince: goldenTime, StopAt: goldenTime.Add(time.Hour)}, 6),
+	}
+	ws, err := Fold(evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ws.StatusSince.Equal(evs[2].Time) {
+		t.Errorf("status_since %s, want the first running event's time", ws.StatusSince)
+	}
+	if !ws.Hold || ws.HoldReason != "exam" || ws.IdleTimeoutSeconds != 7200 || ws.IdleWarning == nil {
+		t.Fatalf("lifecycle fields %+v", ws)
+	}
+	more := []Envelope{
+		envOf(t, &StopRequested{}, 7),
+		envOf(t, &Stopped{}, 8),
+		envOf(t, &ArchiveRequested{}, 9),
+		envOf(t, &ArchiveFailed{Message: "read-only"}, 10),
+	}
+	for _, e := range more {
+		if ws, err = Apply(ws, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ws.IdleWarning != nil || ws.LastError != "read-only" || ws.Status != StatusStopped || !ws.StatusSince.Equal(more[3].Time) {
+		t.Fatalf("after a failed archive: %+v", ws)
+	}
+	for _, e := range []Envelope{envOf(t, &ArchiveRequested{}, 11), envOf(t, &Archived{Path: "p", SizeBytes: 1, SHA256: "s"}, 12)} {
+		if ws, err = Apply(ws, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ws.LastError != "" || ws.Archive == nil {
+		t.Fatalf("after archiving: %+v", ws)
+	}
+	restarted, err := Apply(ws, envOf(t, &StartRequested{}, 13))
+	if err != nil || restarted.Archive != nil {
+		t.Fatalf("a new run must forget the archive: %+v %v", restarted, err)
+	}
+	for _, e := range []Envelope{envOf(t, &DeleteRequested{}, 13), envOf(t, &Deleted{}, 14), envOf(t, &RestoreRequested{}, 15), envOf(t, &Restored{Path: "p", SHA256: "s", Files: 3}, 16)} {
+		if ws, err = Apply(ws, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ws.Status != StatusStopped || ws.Desired != DesiredStopped || ws.Archive == nil {
+		t.Fatalf("after restore: %+v", ws)
+	}
+}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+)
+
+// Commands that cannot work fail before any request, saying why. (The
+// commands themselves run against the real API in tests/e2e.)
+func TestRunRejectsBadInvocations(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"no command":        {[]string{"--token", "t"}, "no command"},
+		"no token":          {[]string{"--token", "", "list"}, "no token"},
+		"unknown command":   {[]string{"--token", "t", "explode"}, `unknown command "explode"`},
+		"missing argument":  {[]string{"--token", "t", "restore"}, "restore takes 1 argument"},
+		"bad idle timeout":  {[]string{"--token", "t", "idle-timeout", "w", "soon"}, `idle timeout "soon"`},
+		"unreachable API":   {[]string{"--token", "t", "--api", "http://127.0.0.1:1", "list"}, "GET /api/v1/workspaces"},
+		"hold without name": {[]string{"--token", "t", "hold"}, "hold takes 1 argument"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := run(context.Background(), c.args, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("want an error containing %q, got %v", c.want, err)
+			}
+		})
+	}
+}
