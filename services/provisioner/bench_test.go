@@ -1,8 +1,11 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"testing"
@@ -92,4 +95,79 @@ func BenchmarkRawDockerRun(b *testing.B) {
 		ds = append(ds, time.Since(start))
 	}
 	report(b, ds)
+}
+
+// BenchmarkArchiveRestore measures, on a home volume holding 64 MiB
+// (pseudo-random, so gzip cannot shrink it away), archive requested ->
+// archived (written, fsynced, read back and verified) and restore requested
+// -> restored (checksum verified, volume recreated and filled), from the
+// events' own timestamps. Run with -benchtime 5x or more.
+func BenchmarkArchiveRestore(b *testing.B) {
+	w := newWorld(b)
+	w.startProvisioner("--archive-dir", b.TempDir())
+	id := w.create("archbench", dockertest.DemoImage, true)
+	ws := w.waitStatus(id, events.StatusRunning, 60*time.Second)
+	const size = 64 << 20
+	if err := w.cli.CopyToContainer(context.Background(), ws.Endpoint.ContainerID, "/home/coder", bigTar(b, size), container.CopyToContainerOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	w.request(id, &events.StopRequested{})
+	w.waitStatus(id, events.StatusStopped, 30*time.Second)
+	span := func(from, to events.Type) time.Duration {
+		evs, err := w.log.Read(context.Background(), id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var start time.Time
+		for _, e := range evs {
+			if e.Type == from {
+				start = e.Time
+			}
+		}
+		return evs[len(evs)-1].Time.Sub(start)
+	}
+	var archive, restore []time.Duration
+	for b.Loop() {
+		w.request(id, &events.ArchiveRequested{})
+		w.waitStatus(id, events.StatusArchived, 120*time.Second)
+		archive = append(archive, span(events.TypeArchiveRequested, events.TypeArchived))
+		w.request(id, &events.DeleteRequested{})
+		w.waitStatus(id, events.StatusDeleted, 30*time.Second)
+		w.request(id, &events.RestoreRequested{})
+		w.waitStatus(id, events.StatusStopped, 120*time.Second)
+		restore = append(restore, span(events.TypeRestoreRequested, events.TypeRestored))
+	}
+	mb := float64(size) / (1 << 20)
+	med := func(ds []time.Duration) time.Duration {
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	b.ReportMetric(float64(med(archive).Milliseconds()), "archive-p50-ms")
+	b.ReportMetric(mb/med(archive).Seconds(), "archive-MiB/s")
+	b.ReportMetric(float64(med(restore).Milliseconds()), "restore-p50-ms")
+	b.ReportMetric(mb/med(restore).Seconds(), "restore-MiB/s")
+}
+
+// bigTar is one file of n pseudo-random bytes.
+func bigTar(tb testing.TB, n int) io.Reader {
+	data := make([]byte, n)
+	x := uint64(88172645463325252)
+	for i := range data {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		data[i] = byte(x)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	if err := tw.WriteHeader(&tar.Header{Name: "big.bin", Mode: 0o644, Size: int64(n), Uid: 1000, Gid: 1000, ModTime: time.Now()}); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := tw.Write(data); err != nil {
+		tb.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return &buf
 }

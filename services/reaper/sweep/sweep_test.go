@@ -119,7 +119,9 @@ func TestTwoReapersActOnce(t *testing.T) {
 		old:      {events.TypeCreated, events.TypeStartRequested, events.TypeRunning, events.TypeStopRequested, events.TypeStopped, events.TypeArchiveRequested},
 		archived: {events.TypeCreated, events.TypeStartRequested, events.TypeRunning, events.TypeStopRequested, events.TypeStopped, events.TypeArchiveRequested, events.TypeArchived, events.TypeDeleteRequested},
 	}
-	require.Eventually(t, func() bool { return len(types(t, l, idle)) == 4 && len(types(t, l, old)) == 6 && len(types(t, l, archived)) == 8 },
+	require.Eventually(t, func() bool {
+		return len(types(t, l, idle)) == 4 && len(types(t, l, old)) == 6 && len(types(t, l, archived)) == 8
+	},
 		5*time.Second, 10*time.Millisecond)
 
 	// Sweep again on both (a via its tick channel, after the projections
