@@ -9,6 +9,16 @@ import (
 
 var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
+type testCase struct {
+	name     string
+	s        Settings
+	ws       events.Workspace
+	activity time.Time
+	now      time.Time
+	want     Action
+	reason   string
+}
+
 func TestDecide(t *testing.T) {
 	s := Settings{IdleTimeout: 24 * time.Hour, MinIdleTimeout: time.Hour, MaxIdleTimeout: 72 * time.Hour,
 		Warning: time.Hour, Retention: 7 * 24 * time.Hour, ArchiveRetry: time.Hour}
@@ -20,15 +30,7 @@ func TestDecide(t *testing.T) {
 	held := func(ws events.Workspace) events.Workspace {
 		return with(ws, func(w *events.Workspace) { w.Hold = true })
 	}
-	cases := []struct {
-		name     string
-		s        Settings
-		ws       events.Workspace
-		activity time.Time
-		now      time.Time
-		want     Action
-		reason   string
-	}{
+	cases := []testCase{
 		{"running, started recently", s, running, time.Time{}, h(1), None, ""},
 		{"running, active an hour ago", s, running, h(30), h(31), None, ""},
 		{"running, idle just under the timeout minus warning", s, running, time.Time{}, h(22.9), None, ""},
@@ -64,15 +66,7 @@ func TestDecide(t *testing.T) {
 		case events.StatusRunning, events.StatusStopped, events.StatusArchived:
 			continue
 		}
-		cases = append(cases, struct {
-			name     string
-			s        Settings
-			ws       events.Workspace
-			activity time.Time
-			now      time.Time
-			want     Action
-			reason   string
-		}{"status " + string(st) + " is never reaped", s, events.Workspace{Status: st, StatusSince: t0}, time.Time{}, h(10000), None, ""})
+		cases = append(cases, testCase{"status " + string(st) + " is never reaped", s, events.Workspace{Status: st, StatusSince: t0}, time.Time{}, h(10000), None, ""})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -10,9 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/activity"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
-	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 	"github.com/berthdev/berth/services/reaper/policy"
 	"github.com/berthdev/berth/services/reaper/sweep"
 )
@@ -22,11 +19,7 @@ import (
 // real KV bucket, none is reaped). Reports the time per sweep.
 func BenchmarkSweepNothingToDo(b *testing.B) {
 	ctx := context.Background()
-	nc := natstest.Conn(b, natstest.Server(b))
-	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
-	require.NoError(b, err)
-	tracker, err := activity.Open(ctx, l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
-	require.NoError(b, err)
+	l, tracker := openBus(b)
 	proj := events.NewProjection()
 	now := time.Now()
 	for i := range 1000 {

@@ -36,6 +36,17 @@ func seed(t *testing.T, l *eventlog.Log, name string, at time.Time, ps ...events
 	return id
 }
 
+// openBus starts a real in-process NATS and opens the log and the
+// activity bucket on it.
+func openBus(t testing.TB) (*eventlog.Log, *activity.Tracker) {
+	nc := natstest.Conn(t, natstest.Server(t))
+	l, err := eventlog.Open(context.Background(), nc, eventlog.Options{})
+	require.NoError(t, err)
+	tracker, err := activity.Open(context.Background(), l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	return l, tracker
+}
+
 func follow(t *testing.T, ctx context.Context, l *eventlog.Log) *events.Projection {
 	proj := events.NewProjection()
 	caughtUp, err := l.Follow(ctx, slog.New(slog.DiscardHandler), func(e events.Envelope) { _, _ = proj.Apply(e) })
@@ -75,11 +86,7 @@ func types(t *testing.T, l *eventlog.Log, id string) []events.Type {
 func TestTwoReapersActOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc := natstest.Conn(t, natstest.Server(t))
-	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
-	require.NoError(t, err)
-	tracker, err := activity.Open(ctx, l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+	l, tracker := openBus(t)
 
 	run := &events.Running{ContainerID: "c", Host: "h", IP: "10.0.0.2", Port: 8080}
 	hold := true
@@ -147,11 +154,7 @@ func TestTwoReapersActOnce(t *testing.T) {
 func TestIdleWarningOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	nc := natstest.Conn(t, natstest.Server(t))
-	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
-	require.NoError(t, err)
-	tracker, err := activity.Open(ctx, l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
+	l, tracker := openBus(t)
 	id := seed(t, l, "w", t0, &events.StartRequested{}, &events.Running{ContainerID: "c", IP: "10.0.0.2", Port: 8080})
 	clock := t0.Add(23*time.Hour + 45*time.Minute)
 	proj := follow(t, ctx, l)
