@@ -128,6 +128,21 @@ func TestArchiveDeleteRestoreRoundTrip(t *testing.T) {
 	assert.Error(t, err, "the volume goes once a verified archive holds it")
 	assert.FileExists(t, file)
 
+	// A damaged archive is refused: restore_failed, still deleted, no
+	// half-filled volume, the archive left as it was.
+	good, err := os.ReadFile(file)
+	require.NoError(t, err)
+	bad := bytes.Clone(good)
+	bad[len(bad)/2] ^= 0xff
+	require.NoError(t, os.WriteFile(file, bad, 0o600))
+	w.request(id, &events.RestoreRequested{})
+	ws = w.waitStatus(id, events.StatusDeleted, 60*time.Second)
+	assert.Equal(t, events.TypeRestoreFailed, w.lastType(id))
+	assert.Contains(t, ws.LastError, "cannot be restored")
+	_, err = w.cli.VolumeInspect(ctx, docker.VolumeName(id))
+	assert.Error(t, err, "no volume after a failed restore")
+	require.NoError(t, os.WriteFile(file, good, 0o600))
+
 	w.request(id, &events.RestoreRequested{})
 	ws = w.waitStatus(id, events.StatusStopped, 60*time.Second)
 	assert.Equal(t, events.TypeRestored, w.lastType(id))

@@ -57,7 +57,7 @@ type Runtime interface {
 	// project folders if asked) as archive sources.
 	ExportHome(ctx context.Context, s Spec, projects bool, write func([]archive.Source) error) error
 	// ImportHome recreates the home volume from the tar stream write
-	// produces (entries under "data/").
+	// produces (entries under VolumeTree + "/").
 	ImportHome(ctx context.Context, s Spec, write func(io.Writer) error) error
 }
 
@@ -253,7 +253,7 @@ func (p *Provisioner) restoreHome(ctx context.Context, ws events.Workspace) (eve
 	files := 0
 	err = p.rt.ImportHome(ctx, spec, func(w io.Writer) error {
 		var err error
-		if files, err = archive.Extract(p.o.ArchiveDir, want, "home", path.Base(helperHome), w); err != nil {
+		if files, err = archive.Extract(p.o.ArchiveDir, want, "home", VolumeTree, w); err != nil {
 			return &Failure{Code: "archive_unreadable", Message: fmt.Sprintf("the archive cannot be restored: %v; it was left as it is", err)}
 		}
 		return nil
@@ -265,8 +265,9 @@ func (p *Provisioner) restoreHome(ctx context.Context, ws events.Workspace) (eve
 		fmt.Sprintf("home volume recreated from %s (%d entries, checksum verified)", want.Path, files), nil
 }
 
-// helperHome is where ImportHome expects the volume's entries ("data/").
-const helperHome = "/data"
+// VolumeTree is the top folder of the tar stream ImportHome takes: the
+// volume's root.
+const VolumeTree = "data"
 
 // volumeSpec is the spec of the volume helper: projects are mounted only if
 // they are archived (and must then be valid).

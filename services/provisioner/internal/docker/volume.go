@@ -22,7 +22,7 @@ const LabelRole = "berth.role"
 
 // Paths in the volume-access helper container.
 const (
-	helperHome     = "/data"
+	helperHome     = "/" + app.VolumeTree
 	helperProjects = "/projects"
 )
 
@@ -125,7 +125,7 @@ func (r *Runtime) ImportHome(ctx context.Context, s app.Spec, write func(io.Writ
 	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(s.ID), Labels: labels}); err != nil {
 		return fmt.Errorf("create volume for %s: %w", s.Name, err)
 	}
-	return r.withHelper(ctx, s, false, func(cid string) error {
+	err := r.withHelper(ctx, s, false, func(cid string) error {
 		pr, pw := io.Pipe()
 		werr := make(chan error, 1)
 		go func() {
@@ -143,4 +143,10 @@ func (r *Runtime) ImportHome(ctx context.Context, s app.Spec, write func(io.Writ
 		}
 		return nil
 	})
+	if err != nil {
+		// A half-filled volume is worse than none: the workspace stays
+		// deleted, and the next restore starts from the archive again.
+		_ = r.cli.VolumeRemove(context.WithoutCancel(ctx), VolumeName(s.ID), true)
+	}
+	return err
 }
