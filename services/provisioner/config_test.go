@@ -15,6 +15,8 @@ func TestParseRejectsBadSettings(t *testing.T) {
 		"routing mode":   {[]string{"--routing-mode", "vhost"}, "routing mode"},
 		"public url":     {[]string{"--public-url", "localhost:8000"}, "public url"},
 		"duration":       {[]string{"--health-timeout", "soon"}, "health-timeout"},
+		"heartbeat file": {[]string{"--heartbeat-file", "relative/beat"}, "BERTH_HEARTBEAT_FILE"},
+		"archive dir":    {[]string{"--archive-dir", ""}, "BERTH_ARCHIVE_DIR"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/activity"
 	"github.com/berthdev/berth/pkg/platform/config"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
@@ -45,6 +47,8 @@ type cfg struct {
 	MaxDeliver        int
 	ArchiveDir        string
 	ArchiveProjects   bool
+	HeartbeatFile     string
+	HeartbeatInterval time.Duration
 	config.Common
 }
 
@@ -68,9 +72,14 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Int(&c.MaxDeliver, "max-deliver", "BERTH_PROVISIONER_MAX_DELIVER", 6, "attempts before a transient failure is recorded and the message dead-lettered")
 	s.String(&c.ArchiveDir, "archive-dir", "BERTH_ARCHIVE_DIR", "data/archives", "folder where workspace archives (<id>/<version>.tar.gz) are written and restored from")
 	s.Bool(&c.ArchiveProjects, "archive-projects", "BERTH_ARCHIVE_PROJECTS", false, "also put the workspace's project folders in its archive (never restored)")
+	s.String(&c.HeartbeatFile, "heartbeat-file", "BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat", "file in a workspace whose modification time counts as activity (code-server keeps this one)")
+	s.Duration(&c.HeartbeatInterval, "heartbeat-interval", "BERTH_HEARTBEAT_INTERVAL", 30*time.Second, "how often heartbeat files are read (0 = never)")
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		return c, err
+	}
+	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && !strings.HasPrefix(c.HeartbeatFile, "/")) {
+		return c, fmt.Errorf("bad configuration: BERTH_HEARTBEAT_FILE=%q, BERTH_HEARTBEAT_INTERVAL=%s: want an absolute path and a non-negative interval", c.HeartbeatFile, c.HeartbeatInterval)
 	}
 	if c.ArchiveDir == "" {
 		return c, fmt.Errorf("bad configuration: BERTH_ARCHIVE_DIR is empty")
@@ -131,6 +140,10 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err != nil {
 			return err
 		}
+		tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
+		if err != nil {
+			return err
+		}
 		replayed.Open()
 		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
 			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects})
@@ -153,6 +166,23 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			}},
 			service.Actor{Name: "engine-status", Run: func(ctx context.Context) error {
 				return reportEngine(ctx, log, board, rt)
+			}},
+			service.Actor{Name: "heartbeats", Run: func(ctx context.Context) error {
+				if c.HeartbeatInterval == 0 {
+					<-ctx.Done()
+					return nil
+				}
+				hb := &app.Heartbeats{Projection: proj, Files: rt, Activity: tracker, Path: c.HeartbeatFile, Logger: log, Now: time.Now}
+				ticker := time.NewTicker(c.HeartbeatInterval)
+				defer ticker.Stop()
+				for {
+					hb.Poll(ctx)
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-ticker.C:
+					}
+				}
 			}},
 		)
 	}}

@@ -80,14 +80,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return err
 		}
 		proj := events.NewProjection()
-		done, err := l.Follow(ctx, log, func(e events.Envelope) { _, _ = proj.Apply(e) })
-		if err != nil {
+		if err := l.Replay(ctx, log, proj); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
-		}
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return nil
 		}
 		caughtUp.Open()
 		if onReady != nil {

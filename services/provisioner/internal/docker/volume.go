@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -149,4 +150,20 @@ func (r *Runtime) ImportHome(ctx context.Context, s app.Spec, write func(io.Writ
 		_ = r.cli.VolumeRemove(context.WithoutCancel(ctx), VolumeName(s.ID), true)
 	}
 	return err
+}
+
+// FileModTime returns the modification time of path in a container, and
+// false if it does not exist.
+func (r *Runtime) FileModTime(ctx context.Context, cid, p string) (time.Time, bool, error) {
+	if err := r.connect(ctx); err != nil {
+		return time.Time{}, false, err
+	}
+	st, err := r.cli.ContainerStatPath(ctx, cid, p)
+	if cerrdefs.IsNotFound(err) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("stat %s in %s: %w", p, cid[:min(12, len(cid))], err)
+	}
+	return st.Mtime, true, nil
 }
