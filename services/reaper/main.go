@@ -94,24 +94,10 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			Policy: policy.Settings{IdleTimeout: c.IdleTimeout, MinIdleTimeout: c.IdleTimeoutMin, MaxIdleTimeout: c.IdleTimeoutMax,
 				Warning: c.IdleWarning, Retention: c.Retention, ArchiveRetry: c.ArchiveRetry}}
 		log.Info("reaper sweeping", "interval", c.Interval, "idle_timeout", c.IdleTimeout, "retention", c.Retention, "idle_warning", c.IdleWarning)
-		ticker := time.NewTicker(c.Interval)
+		s.Sweep(ctx) // once right away, then every interval
+		ticker := time.NewTicker(c.Interval) // drops ticks while a sweep runs long
 		defer ticker.Stop()
-		ticks := make(chan time.Time, 1)
-		ticks <- time.Now() // sweep once right away
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case t := <-ticker.C:
-					select {
-					case ticks <- t:
-					default: // a sweep is still running; skip this tick
-					}
-				}
-			}
-		}()
-		return s.Run(ctx, ticks)
+		return s.Run(ctx, ticker.C)
 	}}
 	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), reap)
 }
