@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -221,4 +222,41 @@ func (w *world) helpers() []container.Summary {
 		}
 	}
 	return out
+}
+
+// TestArchiveWithProjects: with BERTH_ARCHIVE_PROJECTS the project folders
+// are in the archive under projects/, beside home/.
+func TestArchiveWithProjects(t *testing.T) {
+	w := newWorld(t)
+	archives := t.TempDir()
+	w.startProvisioner("--archive-dir", archives, "--archive-projects")
+	id := w.create("withproj", dockertest.DemoImage, true, "course-101")
+	w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	w.request(id, &events.StopRequested{})
+	w.waitStatus(id, events.StatusStopped, 30*time.Second)
+	w.request(id, &events.ArchiveRequested{})
+	ws := w.waitStatus(id, events.StatusArchived, 60*time.Second)
+
+	f, err := os.Open(filepath.Join(archives, ws.Archive.Path))
+	require.NoError(t, err)
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	tr := tar.NewReader(gz)
+	found := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		found[h.Name] = string(b)
+	}
+	assert.Equal(t, "welcome", found["projects/course-101/README.md"])
+	assert.Contains(t, found, "home/")
+	for name := range found {
+		assert.True(t, strings.HasPrefix(name, "home/") || strings.HasPrefix(name, "projects/"), name)
+	}
 }
