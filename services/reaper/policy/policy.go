@@ -93,7 +93,10 @@ func Decide(s Settings, ws events.Workspace, lastActivity, now time.Time) Decisi
 			return Decision{Action: Stop, Reason: ReasonIdle, IdleSince: idleSince, StopAt: stopAt}
 		}
 		warned := ws.IdleWarning != nil && !ws.IdleWarning.IdleSince.Before(idleSince)
-		if s.Warning > 0 && !warned && !now.Before(stopAt.Add(-s.Warning)) {
+		// Never warn in the first half of a short timeout: a warning the
+		// moment a workspace starts tells the user nothing.
+		warning := min(s.Warning, timeout/2)
+		if warning > 0 && !warned && !now.Before(stopAt.Add(-warning)) {
 			return Decision{Action: Warn, Reason: ReasonIdle, IdleSince: idleSince, StopAt: stopAt}
 		}
 	case events.StatusStopped:

@@ -45,6 +45,8 @@ func TestDecide(t *testing.T) {
 		{"running, idle since last activity", s, running, h(5), h(29), Stop, ReasonIdle},
 		{"running, activity older than the start is ignored", s, with(running, func(w *events.Workspace) { w.StatusSince = h(10) }), h(-100), h(20), None, ""},
 		{"running, warning disabled", with0(s, func(s *Settings) { s.Warning = 0 }), running, time.Time{}, h(23.5), None, ""},
+		{"running, short timeout: no warning in its first half", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 3600 }), time.Time{}, h(0.4), None, ""},
+		{"running, short timeout: warning in its second half", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 3600 }), time.Time{}, h(0.5), Warn, ReasonIdle},
 		{"running, override 2h", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 7200 }), time.Time{}, h(2), Stop, ReasonIdle},
 		{"running, override below the minimum is clamped up", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 60 }), time.Time{}, h(0.9), Warn, ReasonIdle},
 		{"running, override above the maximum is clamped down", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 1000 * 3600 }), time.Time{}, h(72), Stop, ReasonIdle},
