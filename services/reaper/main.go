@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			Policy: policy.Settings{IdleTimeout: c.IdleTimeout, MinIdleTimeout: c.IdleTimeoutMin, MaxIdleTimeout: c.IdleTimeoutMax,
 				Warning: c.IdleWarning, Retention: c.Retention, ArchiveRetry: c.ArchiveRetry}}
 		log.Info("reaper sweeping", "interval", c.Interval, "idle_timeout", c.IdleTimeout, "retention", c.Retention, "idle_warning", c.IdleWarning)
-		s.Sweep(ctx) // once right away, then every interval
+		s.Sweep(ctx)                         // once right away, then every interval
 		ticker := time.NewTicker(c.Interval) // drops ticks while a sweep runs long
 		defer ticker.Stop()
 		return s.Run(ctx, ticker.C)

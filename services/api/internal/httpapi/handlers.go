@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -229,15 +230,21 @@ func (h *handlers) getWorkspace(c echo.Context) error {
 }
 
 func (h *handlers) updateWorkspace(c echo.Context) error {
+	return change(h, c, Workspaces.Update)
+}
+
+// change decodes a body of type In and applies it to the workspace in the
+// path; the answer is the workspace as it now is.
+func change[In any](h *handlers, c echo.Context, apply func(Workspaces, context.Context, app.Caller, string, In) (events.Workspace, error)) error {
 	w, err := h.o.Backend.get()
 	if err != nil {
 		return err
 	}
-	var in app.UpdateInput
+	var in In
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	ws, err := w.Update(c.Request().Context(), caller(c), c.Param("id"), in)
+	ws, err := apply(w, c.Request().Context(), caller(c), c.Param("id"), in)
 	if err != nil {
 		return err
 	}
@@ -268,19 +275,7 @@ func (h *handlers) touch(c echo.Context, ws events.Workspace) {
 }
 
 func (h *handlers) setLifecycle(c echo.Context) error {
-	w, err := h.o.Backend.get()
-	if err != nil {
-		return err
-	}
-	var in app.LifecycleInput
-	if err := decode(c, &in); err != nil {
-		return err
-	}
-	ws, err := w.Lifecycle(c.Request().Context(), caller(c), c.Param("id"), in)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, h.view(ws))
+	return change(h, c, Workspaces.Lifecycle)
 }
 
 func (h *handlers) restoreWorkspace(c echo.Context) error {
