@@ -216,12 +216,17 @@ func (h *handlers) launch(c echo.Context) error {
 	return c.JSON(status, h.view(ws))
 }
 
-func (h *handlers) getWorkspace(c echo.Context) error {
+// pathWorkspace is the workspace named in the path, if the caller may see it.
+func (h *handlers) pathWorkspace(c echo.Context) (events.Workspace, error) {
 	w, err := h.o.Backend.get()
 	if err != nil {
-		return err
+		return events.Workspace{}, err
 	}
-	ws, err := w.Get(c.Request().Context(), caller(c), c.Param("id"))
+	return w.Get(c.Request().Context(), caller(c), c.Param("id"))
+}
+
+func (h *handlers) getWorkspace(c echo.Context) error {
+	ws, err := h.pathWorkspace(c)
 	if err != nil {
 		return err
 	}
@@ -288,11 +293,7 @@ func (h *handlers) restoreWorkspace(c echo.Context) error {
 // dashboard tab the user interacts with). It writes no event: activity lives
 // in the activity bucket, not the audit log.
 func (h *handlers) heartbeat(c echo.Context) error {
-	w, err := h.o.Backend.get()
-	if err != nil {
-		return err
-	}
-	ws, err := w.Get(c.Request().Context(), caller(c), c.Param("id"))
+	ws, err := h.pathWorkspace(c)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -52,7 +53,7 @@ func (r *Runtime) withHelper(ctx context.Context, s app.Spec, projects bool, fn 
 	if projects {
 		for _, m := range s.Mounts {
 			rel := path.Base(m.Target)
-			if after, ok := cutPrefix(m.Target, r.o.HomeDir+"/project/"); ok {
+			if after, ok := strings.CutPrefix(m.Target, r.o.HomeDir+"/project/"); ok && after != "" {
 				rel = after
 			}
 			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: path.Join(helperProjects, rel), ReadOnly: true})
@@ -70,13 +71,6 @@ func (r *Runtime) withHelper(ctx context.Context, s app.Spec, projects bool, fn 
 		_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, container.RemoveOptions{Force: true})
 	}()
 	return fn(created.ID)
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
-		return s[len(prefix):], true
-	}
-	return "", false
 }
 
 // ExportHome hands write the home volume (and, with projects, the project
