@@ -1,7 +1,9 @@
 package events
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +42,10 @@ type Projection struct {
 	catalogVersion uint64
 	lastSeq        uint64
 	anomalies      []Anomaly
+	// followed is the follower's watermark (see Advance); wake is closed
+	// and replaced when it moves, waking WaitFor callers.
+	followed uint64
+	wake     chan struct{}
 }
 
 // NewProjection returns an empty projection.
@@ -70,6 +76,7 @@ func (p *Projection) Apply(e Envelope) (bool, error) {
 	next, err := Apply(ws, e)
 	if err != nil {
 		p.anomaly(e, err)
+		p.passOver(e.Subject, e.Sequence)
 		return false, err
 	}
 	p.workspaces[next.ID] = next
@@ -97,6 +104,7 @@ func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 	pl, err := e.Payload()
 	if err != nil {
 		p.anomaly(e, err)
+		p.passOver(e.Subject, e.Sequence)
 		return false, err
 	}
 	switch pl := pl.(type) {
@@ -106,10 +114,94 @@ func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 		delete(p.catalog, pl.Ref)
 	default:
 		p.anomaly(e, errCatalogType)
+		p.passOver(e.Subject, e.Sequence)
 		return false, errCatalogType
 	}
 	p.catalogVersion = e.Sequence
 	return true, nil
+}
+
+// passOver moves a subject's version past a message the fold rejected:
+// the version is the expected last sequence of the subject for the next
+// append, so a foreign message at the tail must not make every later
+// append conflict (a wedged workspace). The state itself is unchanged.
+func (p *Projection) passOver(subject string, seq uint64) {
+	if seq == 0 {
+		return
+	}
+	if subject == CatalogSubject {
+		p.catalogVersion = max(p.catalogVersion, seq)
+		return
+	}
+	if ws, ok := p.workspaces[subject]; ok && seq > ws.Version {
+		ws.Version = seq
+		p.workspaces[subject] = ws
+	}
+}
+
+// Skip records a log message that could not even be decoded (natsSubject
+// is its NATS subject) and passes over it like a rejected event.
+func (p *Projection) Skip(natsSubject string, seq uint64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	subject := natsSubject
+	if id := WorkspaceIDFromSubject(natsSubject); id != "" {
+		subject = id
+	}
+	p.anomalies = append(p.anomalies, Anomaly{Sequence: seq, Subject: subject, Error: err.Error()})
+	p.passOver(subject, seq)
+}
+
+// Advance records that the follower has handled every log message up to
+// seq (applied, rejected or skipped) and wakes WaitFor callers.
+func (p *Projection) Advance(seq uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq <= p.followed {
+		return
+	}
+	p.followed = seq
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
+}
+
+// Followed is the follower's watermark (see Advance).
+func (p *Projection) Followed() uint64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.followed
+}
+
+// WaitFor blocks until the follower has handled log message seq, or ctx
+// ends. A consumer handed message seq calls it before acting on the
+// projection, so it never acts on a state older than its message.
+func (p *Projection) WaitFor(ctx context.Context, seq uint64) error {
+	return p.Await(ctx, func() bool { return p.Followed() >= seq })
+}
+
+// Await blocks until cond holds, checking it again each time the follower
+// advances, or until ctx ends.
+func (p *Projection) Await(ctx context.Context, cond func() bool) error {
+	for {
+		p.mu.Lock()
+		if p.wake == nil {
+			p.wake = make(chan struct{})
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		// Checked after taking the channel: an Advance in between closes
+		// it, so no wake-up is missed.
+		if cond() {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the log to be followed: %w", ctx.Err())
+		}
+	}
 }
 
 func (p *Projection) anomaly(e Envelope, err error) {

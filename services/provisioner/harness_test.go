@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,6 +100,17 @@ func (w *world) startProvisioner(extra ...string) (addr string, stop func()) {
 	}
 	w.t.Cleanup(stop)
 	return addr, stop
+}
+
+// projection follows the log for the rest of the test, as a provisioner
+// replica's own projection does.
+func (w *world) projection() *events.Projection {
+	w.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w.t.Cleanup(cancel)
+	proj := events.NewProjection()
+	require.NoError(w.t, w.log.Replay(ctx, slog.New(slog.DiscardHandler), proj))
+	return proj
 }
 
 func (w *world) state(id string) events.Workspace {

@@ -41,6 +41,8 @@ type cfg struct {
 	StopTimeout    time.Duration
 	config.Routing
 	ReconcileInterval time.Duration
+	RedriveAfter      time.Duration
+	Deadline          time.Duration
 	OrphanGrace       time.Duration
 	RestartPolicy     string
 	Concurrency       int
@@ -66,6 +68,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Duration(&c.StopTimeout, "stop-timeout", "BERTH_STOP_TIMEOUT", 10*time.Second, "grace before a stopping container is killed")
 	s.Routing(&c.Routing)
 	s.Duration(&c.ReconcileInterval, "reconcile-interval", "BERTH_RECONCILE_INTERVAL", 30*time.Second, "how often the log is compared with Docker")
+	s.Duration(&c.RedriveAfter, "redrive-after", "BERTH_REDRIVE_AFTER", 30*time.Second, "how long a start/stop/delete/archive/restore may stay open with no worker on it before the reconciler carries it out")
+	s.Duration(&c.Deadline, "transition-deadline", "BERTH_TRANSITION_DEADLINE", 5*time.Minute, "how long a workspace may stay starting or stopping before it is recorded as failed (deadline_exceeded); must exceed health-timeout + stop-timeout")
 	s.Duration(&c.OrphanGrace, "orphan-grace", "BERTH_ORPHAN_GRACE", 5*time.Minute, "age before a labelled container unknown to the log is removed")
 	s.String(&c.RestartPolicy, "restart-policy", "BERTH_RESTART_POLICY", "restart", "restart or fail: what to do when a running workspace's container vanishes or dies")
 	s.Int(&c.Concurrency, "concurrency", "BERTH_PROVISIONER_CONCURRENCY", 8, "workspaces provisioned at once")
@@ -80,6 +84,9 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && !strings.HasPrefix(c.HeartbeatFile, "/")) {
 		return c, fmt.Errorf("bad configuration: BERTH_HEARTBEAT_FILE=%q, BERTH_HEARTBEAT_INTERVAL=%s: want an absolute path and a non-negative interval", c.HeartbeatFile, c.HeartbeatInterval)
+	}
+	if c.Deadline <= c.HealthTimeout+c.StopTimeout || c.RedriveAfter <= 0 {
+		return c, fmt.Errorf("bad configuration: BERTH_TRANSITION_DEADLINE=%s must exceed BERTH_HEALTH_TIMEOUT + BERTH_STOP_TIMEOUT (%s), and BERTH_REDRIVE_AFTER=%s must be positive", c.Deadline, c.HealthTimeout+c.StopTimeout, c.RedriveAfter)
 	}
 	if c.ArchiveDir == "" {
 		return c, fmt.Errorf("bad configuration: BERTH_ARCHIVE_DIR is empty")
@@ -147,8 +154,8 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		replayed.Open()
 		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
 			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects})
-		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Logger: log, OrphanGrace: c.OrphanGrace,
-			Restart: c.RestartPolicy == "restart", Now: time.Now}
+		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
+			Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
 		if onReady != nil {
 			onReady(ln.Addr().String())
 		}
@@ -157,7 +164,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			service.Actor{Name: "consumer", Run: func(ctx context.Context) error {
 				return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver},
 					func(ctx context.Context, e events.Envelope, attempt int, last bool) error {
-						return prov.Handle(ctx, e.Subject, last)
+						return prov.Handle(ctx, e.Subject, e.Sequence, last)
 					})
 			}},
 			service.Actor{Name: "reconciler", Run: func(ctx context.Context) error {
@@ -218,7 +225,7 @@ func reportEngine(ctx context.Context, log *slog.Logger, board *enginestatus.Boa
 func resumePending(ctx context.Context, log *slog.Logger, prov *app.Provisioner, proj *events.Projection) {
 	for _, ws := range proj.Workspaces(func(ws events.Workspace) bool { return app.Plan(ws) != app.ActionNone }) {
 		go func() {
-			if err := prov.Handle(ctx, ws.ID, false); err != nil && ctx.Err() == nil {
+			if err := prov.Handle(ctx, ws.ID, 0, false); err != nil && ctx.Err() == nil {
 				log.Warn("resuming open request failed; the consumer will retry", "workspace", ws.Name, "err", err)
 			}
 		}()

@@ -121,13 +121,14 @@ func TestSameStartTwiceOneContainer(t *testing.T) {
 	w := newWorld(t)
 	id := w.create("twice", dockertest.DemoImage, true)
 	rt := docker.New(w.cli, docker.Options{Network: w.network})
-	prov := app.New(w.log, fakeCatalog{}, rt, slog.New(slog.DiscardHandler), app.Options{ProjectsRoot: w.projects})
+	// Three replicas (each its own projection and locks) race one start.
 	var wg sync.WaitGroup
 	for range 3 {
+		prov := app.New(w.log, w.projection(), rt, slog.New(slog.DiscardHandler), app.Options{ProjectsRoot: w.projects})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			assert.NoError(t, prov.Handle(context.Background(), id, false))
+			assert.NoError(t, prov.Handle(context.Background(), id, 0, false))
 		}()
 	}
 	wg.Wait()
@@ -143,10 +144,6 @@ func TestSameStartTwiceOneContainer(t *testing.T) {
 	}
 	assert.Equal(t, 1, running)
 }
-
-type fakeCatalog struct{}
-
-func (fakeCatalog) Image(string) (events.CatalogImage, bool) { return events.CatalogImage{}, false }
 
 // TestAdoptsContainerAfterCrash: a provisioner that created the container
 // but died before recording it; the next one adopts it.

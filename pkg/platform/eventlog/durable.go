@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/keyed"
 )
 
 // DeadLetterStream keeps messages that can never be handled, so they are
@@ -28,22 +30,25 @@ type Handler func(ctx context.Context, e events.Envelope, attempt int, last bool
 
 // DurableOptions configure a durable consumer.
 type DurableOptions struct {
-	Name        string   // durable name, shared by every replica of a service
-	Subjects    []string // filter; default every workspace subject
-	MaxDeliver  int      // deliveries before dead-lettering (default 6)
+	Name       string   // durable name, shared by every replica of a service
+	Subjects   []string // filter; default every workspace subject
+	MaxDeliver int      // deliveries before dead-lettering (default 6)
+	// AckWait is how long a message may go without news from the instance
+	// holding it before the server hands it to another (default 3s). Every
+	// message this instance holds, handled or queued, gets an in-progress
+	// signal every AckWait/3, so long work is never redelivered while its
+	// holder lives, and a dead holder's work moves on within AckWait.
 	AckWait     time.Duration
 	Concurrency int // messages handled at once (default 8); one at a time per workspace
 	Backoff     func(attempt int) time.Duration
 }
 
-// Consume runs a durable consumer until ctx ends: at-least-once delivery,
-// handled concurrently across workspaces and one at a time within one (handlers act on the latest state, so order within a workspace does not matter).
-func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler) error {
+func (o *DurableOptions) defaults() {
 	if o.MaxDeliver == 0 {
 		o.MaxDeliver = 6
 	}
 	if o.AckWait == 0 {
-		o.AckWait = 2 * time.Minute
+		o.AckWait = 3 * time.Second
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 8
@@ -56,6 +61,26 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 			return min(time.Duration(attempt*attempt)*time.Second, 30*time.Second)
 		}
 	}
+}
+
+// maxAckPending bounds what the server hands one instance: the workers'
+// share plus as many queued, so a dead instance strands at most this many
+// messages (for one AckWait) and a live one never holds messages it cannot
+// keep alive.
+func (o DurableOptions) maxAckPending() int { return o.Concurrency * 2 }
+
+// ErrConsumerClosed is returned by Consume when the server side of the
+// consumer went away (deleted, or the stream was recreated); the caller's
+// supervisor starts it again.
+var ErrConsumerClosed = errors.New("consumer closed by the server")
+
+// Consume runs a durable consumer until ctx ends: at-least-once delivery,
+// handled concurrently across workspaces and one at a time within one
+// (handlers act on the latest state, so order within a workspace does not
+// matter). It returns nil when ctx ends and an error when the consumer
+// cannot run; it never exits on its own otherwise.
+func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler) error {
+	o.defaults()
 	if err := l.EnsureDeadLetters(ctx); err != nil {
 		return err
 	}
@@ -65,34 +90,135 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        o.AckWait,
 		MaxDeliver:     o.MaxDeliver,
-		MaxAckPending:  o.Concurrency * 4,
+		MaxAckPending:  o.maxAckPending(),
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
 	}
+	// The queue holds every message the server may have given us, plus room
+	// for redelivered copies, so the delivery callback never blocks.
 	var (
+		queue = make(chan jetstream.Msg, 2*o.maxAckPending())
+		held  heldSet
+		locks keyed.Mutex
 		wg    sync.WaitGroup
-		sem   = make(chan struct{}, o.Concurrency)
-		locks keyedMutex
 	)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			unlock := locks.lock(m.Subject())
-			defer unlock()
-			l.handle(ctx, log, o, h, m)
-		}()
-	})
+		held.add(m)
+		select {
+		case queue <- m:
+		default:
+			held.remove(m)
+			_ = m.Nak() // cannot happen within MaxAckPending; never block delivery
+		}
+	}, jetstream.PullMaxMessages(o.maxAckPending()), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if ctx.Err() == nil {
+			log.Warn("consumer delivery problem; nats.go keeps retrying", "consumer", o.Name, "err", err)
+		}
+	}))
 	if err != nil {
 		return fmt.Errorf("consume %s: %w: %w", o.Name, ErrUnavailable, err)
 	}
-	<-ctx.Done()
+	// Workers start after Consume and stop only on ctx: the WaitGroup is
+	// complete before Wait, unlike counting per-message goroutines from the
+	// delivery callback (which raced with Wait on shutdown).
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	for range o.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-wctx.Done():
+					return
+				case m := <-queue:
+					func() {
+						unlock := locks.Lock(m.Subject())
+						defer unlock()
+						l.handle(wctx, log, o, h, m)
+					}()
+					held.remove(m)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		held.keepAlive(wctx, o.AckWait/3)
+	}()
+	var closed error
+	select {
+	case <-ctx.Done():
+	case <-cc.Closed():
+		closed = fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
+	}
 	cc.Stop()
+	stopWorkers()
 	wg.Wait()
-	return nil
+	// What is still queued goes back at once, for another replica or the
+	// next start, instead of waiting out its ack wait.
+	for _, m := range held.drain() {
+		_ = m.Nak()
+	}
+	return closed
+}
+
+// heldSet is every message this instance holds and has not settled.
+type heldSet struct {
+	mu   sync.Mutex
+	msgs map[jetstream.Msg]struct{}
+}
+
+func (s *heldSet) add(m jetstream.Msg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.msgs == nil {
+		s.msgs = map[jetstream.Msg]struct{}{}
+	}
+	s.msgs[m] = struct{}{}
+}
+
+func (s *heldSet) remove(m jetstream.Msg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.msgs, m)
+}
+
+func (s *heldSet) drain() []jetstream.Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]jetstream.Msg, 0, len(s.msgs))
+	for m := range s.msgs {
+		out = append(out, m)
+	}
+	s.msgs = nil
+	return out
+}
+
+// keepAlive tells the server, every interval, that each held message is
+// still being worked on.
+func (s *heldSet) keepAlive(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(s.msgs))
+		for m := range s.msgs {
+			msgs = append(msgs, m)
+		}
+		s.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
 }
 
 func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, m jetstream.Msg) {
@@ -164,38 +290,4 @@ func (l *Log) DeadLetter(ctx context.Context, consumer, subject string, data []b
 	dl.Header.Set("Berth-Original-Subject", subject)
 	_, err := l.js.PublishMsg(ctx, dl)
 	return err
-}
-
-// keyedMutex serialises work per key (workspace subject).
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyedEntry
-}
-
-type keyedEntry struct {
-	mu   sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = map[string]*keyedEntry{}
-	}
-	e := k.locks[key]
-	if e == nil {
-		e = &keyedEntry{}
-		k.locks[key] = e
-	}
-	e.refs++
-	k.mu.Unlock()
-	e.mu.Lock()
-	return func() {
-		e.mu.Unlock()
-		k.mu.Lock()
-		if e.refs--; e.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }

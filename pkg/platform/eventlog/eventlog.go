@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ type Options struct {
 
 // Log is the audit log.
 type Log struct {
+	nc       *nats.Conn
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	appendMs metric.Float64Histogram
@@ -83,7 +85,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("append histogram: %w", err)
 	}
-	return &Log{js: js, stream: stream, appendMs: appendMs}, nil
+	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs}, nil
 }
 
 // JetStream exposes the context for other JetStream resources (KV buckets).
@@ -137,45 +139,96 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 // Read returns every event of one subject (a workspace id or
 // events.CatalogSubject), oldest first.
 func (l *Log) Read(ctx context.Context, subject string) ([]events.Envelope, error) {
+	var out []events.Envelope
+	for from := uint64(1); ; {
+		page, next, err := l.ReadPage(ctx, subject, from, readBatch)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == 0 {
+			return out, nil
+		}
+		from = next
+	}
+}
+
+// readBatch is how many messages one direct-get request asks for.
+const readBatch = 256
+
+// ReadPage returns up to limit events of one subject whose stream sequence
+// is at least from, oldest first, and the sequence to continue from (0 when
+// there is nothing more). It uses JetStream's batched direct get: a request
+// and its replies, no consumer, so reads leave nothing behind on the server
+// however many run at once.
+func (l *Log) ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error) {
 	full := subject
 	if subject != events.CatalogSubject {
 		full = events.WorkspaceSubject(subject)
 	}
-	last, err := l.stream.GetLastMsgForSubject(ctx, full)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
+	if from == 0 {
+		from = 1
 	}
+	if limit <= 0 {
+		limit = readBatch
+	}
+	out, next, err := l.directGet(ctx, full, from, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w: %w", subject, ErrUnavailable, err)
+		return nil, 0, fmt.Errorf("read %s: %w", subject, err)
 	}
-	var (
-		out       []events.Envelope
-		decodeErr error
-		done      = make(chan struct{})
-		finish    = sync.OnceFunc(func() { close(done) })
-	)
-	cc, err := l.subscribe(ctx, []string{full}, func(seq uint64, e events.Envelope, err error) {
-		if seq > last.Sequence {
-			return
-		}
-		if err != nil && decodeErr == nil {
-			decodeErr = fmt.Errorf("message %d: %w", seq, err)
-		} else if err == nil {
-			out = append(out, e)
-		}
-		if seq == last.Sequence {
-			finish()
-		}
-	})
+	return out, next, nil
+}
+
+// directGet asks for up to batch messages of subject from seq on. The
+// server answers with one message each, then an end-of-batch status that
+// says how many more match.
+func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch int) ([]events.Envelope, uint64, error) {
+	req, err := json.Marshal(map[string]any{"seq": seq, "next_by_subj": subject, "batch": batch})
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", subject, err)
+		return nil, 0, err
 	}
-	defer cc.Stop()
-	select {
-	case <-done:
-		return out, decodeErr
-	case <-ctx.Done():
-		return nil, fmt.Errorf("read %s: %w", subject, ctx.Err())
+	inbox := l.nc.NewRespInbox()
+	sub, err := l.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+events.Stream, inbox, req); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	var out []events.Envelope
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "404":
+			return out, 0, nil // nothing at or after seq
+		case "204": // end of batch
+			if m.Header.Get("Nats-Num-Pending") == "0" || len(out) == 0 {
+				return out, 0, nil
+			}
+			return out, out[len(out)-1].Sequence + 1, nil
+		default:
+			return nil, 0, fmt.Errorf("%w: direct get: status %s %s", ErrUnavailable, status, m.Header.Get("Description"))
+		}
+		n, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil {
+			return nil, 0, fmt.Errorf("direct get: bad Nats-Sequence %q", m.Header.Get("Nats-Sequence"))
+		}
+		e, err := events.Decode(m.Data)
+		if err != nil {
+			return nil, 0, fmt.Errorf("message %d: %w", n, err)
+		}
+		e.Sequence = n
+		out = append(out, e)
 	}
 }
 
@@ -184,6 +237,17 @@ func (l *Log) Read(ctx context.Context, subject string) ([]events.Envelope, erro
 // the log when Follow started has been applied. Messages that do not decode
 // are logged and skipped (Berth's own writers validate before appending).
 func (l *Log) Follow(ctx context.Context, log *slog.Logger, apply func(events.Envelope)) (caughtUp <-chan struct{}, err error) {
+	return l.follow(ctx, func(seq uint64, subject string, e events.Envelope, err error) {
+		if err != nil {
+			log.Error("skipping undecodable log message", "seq", seq, "subject", subject, "err", err)
+			return
+		}
+		apply(e)
+	})
+}
+
+// follow is Follow with every message reported, undecodable ones included.
+func (l *Log) follow(ctx context.Context, handle func(seq uint64, subject string, e events.Envelope, err error)) (<-chan struct{}, error) {
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("follow: %w: %w", ErrUnavailable, err)
@@ -194,12 +258,8 @@ func (l *Log) Follow(ctx context.Context, log *slog.Logger, apply func(events.En
 	if until == 0 {
 		markCaughtUp()
 	}
-	cc, err := l.subscribe(ctx, events.StreamSubjects, func(seq uint64, e events.Envelope, err error) {
-		if err != nil {
-			log.Error("skipping undecodable log message", "seq", seq, "err", err)
-		} else {
-			apply(e)
-		}
+	cc, err := l.subscribe(ctx, events.StreamSubjects, func(seq uint64, subject string, e events.Envelope, err error) {
+		handle(seq, subject, e, err)
 		if seq >= until {
 			markCaughtUp()
 		}
@@ -217,7 +277,7 @@ func (l *Log) Follow(ctx context.Context, log *slog.Logger, apply func(events.En
 // subscribe reads subjects from the start of the stream with an ordered
 // consumer: no server-side state to leak, gaps repaired by the client. The
 // handler runs on one goroutine, in stream order.
-func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq uint64, e events.Envelope, err error)) (jetstream.ConsumeContext, error) {
+func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq uint64, subject string, e events.Envelope, err error)) (jetstream.ConsumeContext, error) {
 	cons, err := l.js.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -232,7 +292,7 @@ func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq 
 		}
 		e, err := events.Decode(m.Data())
 		e.Sequence = md.Sequence.Stream
-		handle(md.Sequence.Stream, e, err)
+		handle(md.Sequence.Stream, m.Subject(), e, err)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -262,12 +322,18 @@ func OpenWhenReady(ctx context.Context, nc *nats.Conn, o Options, log *slog.Logg
 
 // Replay follows the log into a projection and returns once every event
 // that was in the log at the start has been applied; the projection keeps
-// following until ctx ends.
+// following until ctx ends. Every message, applied or not, advances the
+// projection's watermark (see Projection.WaitFor), so a consumer handed
+// message n can wait until the projection has seen it.
 func (l *Log) Replay(ctx context.Context, log *slog.Logger, proj *events.Projection) error {
-	caughtUp, err := l.Follow(ctx, log, func(e events.Envelope) {
-		if _, err := proj.Apply(e); err != nil {
+	caughtUp, err := l.follow(ctx, func(seq uint64, subject string, e events.Envelope, err error) {
+		if err != nil {
+			log.Error("skipping undecodable log message", "seq", seq, "subject", subject, "err", err)
+			proj.Skip(subject, seq, err)
+		} else if _, err := proj.Apply(e); err != nil {
 			log.Warn("log event rejected by the fold", "seq", e.Sequence, "id", e.ID, "type", e.Type, "err", err)
 		}
+		proj.Advance(seq)
 	})
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
@@ -24,12 +25,23 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-type catalogOf map[string]events.CatalogImage
-
-func (c catalogOf) Image(ref string) (events.CatalogImage, bool) { img, ok := c[ref]; return img, ok }
+// catalogOf is a projection holding one catalog image.
+func catalogOf(t *testing.T, img events.ImageAdded) *events.Projection {
+	t.Helper()
+	proj := events.NewProjection()
+	e, err := events.New(events.CatalogSubject, &img, events.Meta{Source: "test", Actor: "user:admin"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Sequence = 1
+	if _, err := proj.Apply(e); err != nil {
+		t.Fatal(err)
+	}
+	return proj
+}
 
 func TestSpecDropsForbiddenCapabilities(t *testing.T) {
-	p := New(nil, catalogOf{"img": {Ref: "img", CapAdd: []string{"NET_BIND_SERVICE", "SYS_ADMIN", "cap_sys_admin", "ALL"}}},
+	p := New(nil, catalogOf(t, events.ImageAdded{Ref: "img", CapAdd: []string{"NET_BIND_SERVICE", "SYS_ADMIN", "cap_sys_admin", "ALL"}}),
 		nil, slog.New(slog.DiscardHandler), Options{ProjectsRoot: t.TempDir(), Routing: wsurl.ModePath})
 	s, err := p.spec(events.Workspace{ID: "id", Name: "n", Image: "img"})
 	if err != nil {

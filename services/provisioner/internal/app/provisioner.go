@@ -13,20 +13,28 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/keyed"
 	"github.com/berthdev/berth/pkg/platform/projectpath"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"github.com/berthdev/berth/services/provisioner/internal/archive"
 )
 
-// Log is the audit log as the provisioner needs it.
+// Log is the audit log as the provisioner needs it: it only appends; what
+// the log says comes from State.
 type Log interface {
 	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
-	Read(ctx context.Context, subject string) ([]events.Envelope, error)
 }
 
-// Catalog answers which capabilities an image may have back.
-type Catalog interface {
+// State is the provisioner's projection of the log, kept current by a
+// follower (one ordered consumer for the whole service).
+type State interface {
+	Workspace(id string) (events.Workspace, bool)
+	// Image answers which capabilities a catalog image may have back.
 	Image(ref string) (events.CatalogImage, bool)
+	// WaitFor returns once the projection has seen log message seq.
+	WaitFor(ctx context.Context, seq uint64) error
+	// Await returns once cond holds, checked whenever the projection moves.
+	Await(ctx context.Context, cond func() bool) error
 }
 
 // Mount is one project folder bind-mounted into the workspace.
@@ -84,45 +92,57 @@ type Options struct {
 	// ArchiveProjects also puts the project folders in archives (they are
 	// never restored: they belong to the host).
 	ArchiveProjects bool
-	Now             func() time.Time
+	// FollowTimeout bounds the wait for the projection to reach a message
+	// (or a conflicting writer's event) before the attempt is retried.
+	FollowTimeout time.Duration
+	Now           func() time.Time
 }
 
 // Provisioner turns a workspace's state into containers and records what
 // it observed.
 type Provisioner struct {
-	log     Log
-	catalog Catalog
-	rt      Runtime
-	o       Options
-	logger  *slog.Logger
+	log    Log
+	state  State
+	rt     Runtime
+	o      Options
+	logger *slog.Logger
+	// busy serialises work on one workspace across the consumer's workers,
+	// the start-up resume and the reconciler.
+	busy keyed.Mutex
 }
 
 // New returns a Provisioner.
-func New(log Log, catalog Catalog, rt Runtime, logger *slog.Logger, o Options) *Provisioner {
+func New(log Log, state State, rt Runtime, logger *slog.Logger, o Options) *Provisioner {
 	if o.HomeDir == "" {
 		o.HomeDir = "/home/coder"
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Provisioner{log: log, catalog: catalog, rt: rt, o: o, logger: logger}
+	if o.FollowTimeout == 0 {
+		o.FollowTimeout = 30 * time.Second
+	}
+	return &Provisioner{log: log, state: state, rt: rt, o: o, logger: logger}
 }
 
 const source = "berth/provisioner"
 
 // Handle brings workspace id to the state its log asks for and appends the
-// observation. lastAttempt turns a transient error (engine unreachable) into
-// a recorded failure instead of another retry. A returned error means "retry
-// later"; nothing has been recorded for it.
-func (p *Provisioner) Handle(ctx context.Context, id string, lastAttempt bool) error {
+// observation. seen is the log sequence that prompted the call (0: none):
+// the state acted on is never older than it. lastAttempt turns a transient
+// error (engine unreachable) into a recorded failure instead of another
+// retry. A returned error means "retry later"; nothing has been recorded
+// for it.
+func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAttempt bool) error {
+	unlock := p.busy.Lock(id)
+	defer unlock()
+	if err := p.follow(ctx, func(ctx context.Context) error { return p.state.WaitFor(ctx, seen) }); err != nil {
+		return fmt.Errorf("handle %s: %w", id, err)
+	}
 	for range 5 {
-		evs, err := p.log.Read(ctx, id)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", id, err)
-		}
-		ws, err := events.Fold(evs)
-		if err != nil {
-			return &Failure{Code: "log_corrupt", Message: err.Error()}
+		ws, ok := p.state.Workspace(id)
+		if !ok {
+			return nil // nothing the fold accepted: nothing to provision
 		}
 		act := Plan(ws)
 		if act == ActionNone {
@@ -146,7 +166,12 @@ func (p *Provisioner) Handle(ctx context.Context, id string, lastAttempt bool) e
 		}
 		_, err = p.log.Append(ctx, e, ws.Version)
 		if errors.Is(err, eventlog.ErrConflict) {
-			continue // someone asked for something else meanwhile: plan again
+			// Someone asked for something else meanwhile: plan again on
+			// the state that includes their event.
+			if err := p.follow(ctx, func(ctx context.Context) error { return p.state.Await(ctx, p.movedPast(id, ws.Version)) }); err != nil {
+				return fmt.Errorf("handle %s after a conflict: %w", id, err)
+			}
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("record %s for %s: %w", payload.EventType(), ws.Name, err)
@@ -155,6 +180,24 @@ func (p *Provisioner) Handle(ctx context.Context, id string, lastAttempt bool) e
 		return nil
 	}
 	return fmt.Errorf("workspace %s kept changing; will retry", id)
+}
+
+// TryExclusive takes the workspace's lock if no handler holds it, so the
+// reconciler never acts beside a handler.
+func (p *Provisioner) TryExclusive(id string) (unlock func(), ok bool) { return p.busy.TryLock(id) }
+
+// follow runs a wait on the projection, bounded by FollowTimeout.
+func (p *Provisioner) follow(ctx context.Context, wait func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, p.o.FollowTimeout)
+	defer cancel()
+	return wait(ctx)
+}
+
+func (p *Provisioner) movedPast(id string, version uint64) func() bool {
+	return func() bool {
+		ws, _ := p.state.Workspace(id)
+		return ws.Version > version
+	}
 }
 
 func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Action) (events.Payload, string, error) {
@@ -290,7 +333,7 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 		}
 		s.Mounts = append(s.Mounts, Mount{Source: src, Target: path.Join(p.o.HomeDir, "project", rel)})
 	}
-	if img, ok := p.catalog.Image(ws.Image); ok {
+	if img, ok := p.state.Image(ws.Image); ok {
 		for _, c := range img.CapAdd {
 			// Defence in depth: the API refuses these, but the log may have
 			// other writers.

@@ -38,10 +38,16 @@ type Fix struct {
 	WorkspaceID string
 	ContainerID string
 	Detail      string
+	// Version is the workspace's version in the snapshot the fix was
+	// derived from: the repair is made only if the log has not moved on.
+	Version uint64
 }
 
 // Diff compares the log's view with the engine's and lists the repairs.
-// It is pure: the sweep feeds it a snapshot and a clock.
+// It is pure: the sweep feeds it a snapshot and a clock. The log's view
+// must be taken before the engine's: then a container that disagrees with
+// its workspace changed after the workspace's recorded state, which is
+// real drift (or a newer request, which the version check catches).
 func Diff(wss []events.Workspace, observed []Observed, now time.Time, orphanGrace time.Duration) []Fix {
 	byWS := map[string]Observed{}
 	for _, o := range observed {
@@ -54,12 +60,12 @@ func Diff(wss []events.Workspace, observed []Observed, now time.Time, orphanGrac
 		c, has := byWS[ws.ID]
 		switch {
 		case ws.Status == events.StatusRunning && !has:
-			fixes = append(fixes, Fix{Kind: FixRecordGone, WorkspaceID: ws.ID, Detail: "container_gone"})
+			fixes = append(fixes, Fix{Kind: FixRecordGone, WorkspaceID: ws.ID, Detail: "container_gone", Version: ws.Version})
 		case ws.Status == events.StatusRunning && !c.Running:
-			fixes = append(fixes, Fix{Kind: FixRecordGone, WorkspaceID: ws.ID, ContainerID: c.ContainerID, Detail: "container_exited"})
+			fixes = append(fixes, Fix{Kind: FixRecordGone, WorkspaceID: ws.ID, ContainerID: c.ContainerID, Detail: "container_exited", Version: ws.Version})
 		case has && c.Running && (ws.Status == events.StatusStopped || ws.Status == events.StatusCreated ||
 			ws.Status == events.StatusArchived || ws.Status == events.StatusError):
-			fixes = append(fixes, Fix{Kind: FixStopStray, WorkspaceID: ws.ID, ContainerID: c.ContainerID})
+			fixes = append(fixes, Fix{Kind: FixStopStray, WorkspaceID: ws.ID, ContainerID: c.ContainerID, Version: ws.Version})
 		}
 	}
 	for _, o := range observed {
@@ -81,34 +87,76 @@ type Inventory interface {
 // Workspaces is the provisioner's projection of the log.
 type Workspaces interface {
 	Workspaces(keep func(events.Workspace) bool) []events.Workspace
+	Workspace(id string) (events.Workspace, bool)
 }
 
-// Reconciler repairs drift between the log and the engine.
+// Driver carries out a workspace's open request (the Provisioner).
+type Driver interface {
+	Handle(ctx context.Context, id string, seen uint64, lastAttempt bool) error
+	// TryExclusive takes the workspace's lock if no handler holds it.
+	TryExclusive(id string) (unlock func(), ok bool)
+}
+
+// Reconciler repairs drift between the log and the engine, and makes sure
+// no request stays open forever.
 type Reconciler struct {
 	Log         Log
 	Projection  Workspaces
 	Engine      Inventory
+	Driver      Driver
 	Logger      *slog.Logger
 	OrphanGrace time.Duration
 	// Restart re-requests a start for a workspace whose container vanished
 	// or died; otherwise it stays failed until someone starts it.
 	Restart bool
-	Now     func() time.Time
+	// Redrive is how long a request may stay open with nobody working on
+	// it (its message dead-lettered, or lost with a crashed replica)
+	// before the reconciler carries it out itself.
+	Redrive time.Duration
+	// Deadline is how long a workspace may stay starting or stopping
+	// before it is recorded as failed (deadline_exceeded).
+	Deadline time.Duration
+	Now      func() time.Time
+	// redriving bounds how many open requests are carried out at once, in
+	// the background so a slow start does not hold up the sweep.
+	redriving chan struct{}
 }
 
 // Sweep runs one comparison and applies its repairs. A failing repair is
 // logged and does not stop the others.
 func (r *Reconciler) Sweep(ctx context.Context) error {
+	wss := r.Projection.Workspaces(nil) // before the engine's view: see Diff
 	observed, err := r.Engine.List(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	for _, f := range Diff(r.Projection.Workspaces(nil), observed, r.Now(), r.OrphanGrace) {
+	now := r.Now()
+	for _, f := range Diff(wss, observed, now, r.OrphanGrace) {
 		if err := r.apply(ctx, f); err != nil {
 			r.Logger.Warn("reconcile repair failed", "workspace", f.WorkspaceID, "kind", f.Kind, "err", err)
 		}
 	}
+	for _, o := range Overdue(wss, now, r.Redrive, r.Deadline) {
+		if err := r.settle(ctx, o); err != nil {
+			r.Logger.Warn("open request not settled", "workspace", o.Workspace.Name, "status", o.Workspace.Status, "err", err)
+		}
+	}
 	return nil
+}
+
+// exclusive runs f with the workspace's lock, if no handler holds it and
+// the workspace is still at version: otherwise the log or a handler has
+// moved on and the snapshot's conclusion no longer holds.
+func (r *Reconciler) exclusive(id string, version uint64, f func() error) error {
+	unlock, ok := r.Driver.TryExclusive(id)
+	if !ok {
+		return nil
+	}
+	defer unlock()
+	if ws, _ := r.Projection.Workspace(id); ws.Version != version {
+		return nil
+	}
+	return f()
 }
 
 func (r *Reconciler) apply(ctx context.Context, f Fix) error {
@@ -117,37 +165,31 @@ func (r *Reconciler) apply(ctx context.Context, f Fix) error {
 		r.Logger.Warn("removing orphan workspace container", "container", f.ContainerID, "workspace", f.WorkspaceID)
 		return r.Engine.RemoveContainer(ctx, f.ContainerID)
 	case FixStopStray:
-		r.Logger.Warn("stopping container the log says is not running", "workspace", f.WorkspaceID)
-		_, err := r.Engine.EnsureStopped(ctx, f.WorkspaceID)
-		return err
+		return r.exclusive(f.WorkspaceID, f.Version, func() error {
+			r.Logger.Warn("stopping container the log says is not running", "workspace", f.WorkspaceID)
+			_, err := r.Engine.EnsureStopped(ctx, f.WorkspaceID)
+			return err
+		})
 	case FixRecordGone:
-		return r.recordGone(ctx, f)
+		return r.exclusive(f.WorkspaceID, f.Version, func() error { return r.recordGone(ctx, f) })
 	}
 	return nil
 }
 
 // recordGone appends the observation (and, by policy, a restart request)
-// against the log's own current state, so a repair never overrides a newer
+// against the snapshot's version, so a repair never overrides a newer
 // request.
 func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
-	evs, err := r.Log.Read(ctx, f.WorkspaceID)
-	if err != nil {
-		return err
-	}
-	ws, err := events.Fold(evs)
-	if err != nil || ws.Status != events.StatusRunning {
-		return err // moved on since the snapshot: nothing to repair
-	}
 	msg := "the workspace container was removed outside Berth"
 	if f.Detail == "container_exited" {
 		msg = "the workspace container stopped outside Berth (crash, OOM or docker stop)"
 	}
 	meta := events.Meta{Source: source, Actor: "service:provisioner", Reason: "reconciler: " + msg}
-	e, err := events.New(ws.ID, &events.Failed{Code: f.Detail, Message: msg, Retryable: true}, meta, r.Now())
+	e, err := events.New(f.WorkspaceID, &events.Failed{Code: f.Detail, Message: msg, Retryable: true}, meta, r.Now())
 	if err != nil {
 		return err
 	}
-	seq, err := r.Log.Append(ctx, e, ws.Version)
+	seq, err := r.Log.Append(ctx, e, f.Version)
 	if errors.Is(err, eventlog.ErrConflict) {
 		return nil
 	}
@@ -155,7 +197,7 @@ func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
 		return err
 	}
 	meta.Reason = "reconciler: restart policy"
-	e, err = events.New(ws.ID, &events.StartRequested{}, meta, r.Now())
+	e, err = events.New(f.WorkspaceID, &events.StartRequested{}, meta, r.Now())
 	if err != nil {
 		return err
 	}
@@ -163,4 +205,75 @@ func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
 		return nil
 	}
 	return err
+}
+
+// Open is a request that has been open too long.
+type Open struct {
+	Workspace events.Workspace
+	// Expired: past the deadline, record a failure; otherwise carry the
+	// request out again.
+	Expired bool
+}
+
+// Overdue lists the workspaces whose request has been open longer than
+// redrive (carry it out again) or, for starts and stops, than deadline
+// (give up and record why). Pure, like Diff.
+func Overdue(wss []events.Workspace, now time.Time, redrive, deadline time.Duration) []Open {
+	var out []Open
+	for _, ws := range wss {
+		if Plan(ws) == ActionNone || ws.StatusSince.IsZero() {
+			continue
+		}
+		age := now.Sub(ws.StatusSince)
+		timed := ws.Status == events.StatusStarting || ws.Status == events.StatusStopping
+		switch {
+		case timed && deadline > 0 && age > deadline:
+			out = append(out, Open{Workspace: ws, Expired: true})
+		case redrive > 0 && age > redrive:
+			out = append(out, Open{Workspace: ws})
+		}
+	}
+	return out
+}
+
+// settle carries out an overdue request again, or records that it expired.
+// A request a handler is working on right now is left alone.
+func (r *Reconciler) settle(ctx context.Context, o Open) error {
+	ws := o.Workspace
+	if !o.Expired {
+		unlock, ok := r.Driver.TryExclusive(ws.ID)
+		if !ok {
+			return nil
+		}
+		unlock() // nobody on it: carry it out (Handle takes the lock again)
+		if r.redriving == nil {
+			r.redriving = make(chan struct{}, 4)
+		}
+		select {
+		case r.redriving <- struct{}{}:
+		default:
+			return nil // enough in flight; the next sweep comes back to it
+		}
+		r.Logger.Warn("carrying out a request nobody worked on", "workspace", ws.Name, "status", ws.Status, "since", ws.StatusSince)
+		go func() {
+			defer func() { <-r.redriving }()
+			if err := r.Driver.Handle(ctx, ws.ID, 0, false); err != nil && ctx.Err() == nil {
+				r.Logger.Warn("open request still not carried out", "workspace", ws.Name, "err", err)
+			}
+		}()
+		return nil
+	}
+	return r.exclusive(ws.ID, ws.Version, func() error {
+		msg := fmt.Sprintf("the workspace stayed %s for %s, longer than the %s deadline; start or stop it again", ws.Status, r.Now().Sub(ws.StatusSince).Round(time.Second), r.Deadline)
+		e, err := events.New(ws.ID, &events.Failed{Code: "deadline_exceeded", Message: msg, Retryable: true},
+			events.Meta{Source: source, Actor: "service:provisioner", Reason: "reconciler: " + msg}, r.Now())
+		if err != nil {
+			return err
+		}
+		if _, err := r.Log.Append(ctx, e, ws.Version); err != nil && !errors.Is(err, eventlog.ErrConflict) {
+			return err
+		}
+		r.Logger.Warn("open request expired", "workspace", ws.Name, "status", ws.Status)
+		return nil
+	})
 }

@@ -152,28 +152,45 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 	if err := r.connect(ctx); err != nil {
 		return events.Running{}, err
 	}
-	c, err := r.find(ctx, s.ID)
-	if err != nil {
-		return events.Running{}, err
-	}
-	var cid string
-	if c != nil {
-		cid = c.ID // adopt: never a second container
-	} else {
-		cid, err = r.create(ctx, s)
-		if cerrdefs.IsConflict(err) {
-			// Another worker created it a moment ago: the deterministic name
-			// makes a second container impossible; adopt the winner's.
-			cid, err = r.awaitCreated(ctx, s.ID)
-		}
+	// A container another worker is creating shows in listings before the
+	// engine can start it ("No such container"), and one being removed
+	// shows until it is gone: look again instead of failing the start.
+	for attempt := 1; ; attempt++ {
+		cid, err := r.ensureCreated(ctx, s)
 		if err != nil {
 			return events.Running{}, err
 		}
+		err = r.cli.ContainerStart(ctx, cid, container.StartOptions{})
+		if err == nil {
+			return r.awaitHealthy(ctx, cid, s.Name)
+		}
+		if !cerrdefs.IsNotFound(err) || attempt == 20 {
+			return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return events.Running{}, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 25 * time.Millisecond):
+		}
 	}
-	if err := r.cli.ContainerStart(ctx, cid, container.StartOptions{}); err != nil {
-		return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
+}
+
+// ensureCreated returns the workspace's container, creating it if absent.
+func (r *Runtime) ensureCreated(ctx context.Context, s app.Spec) (string, error) {
+	c, err := r.find(ctx, s.ID)
+	if err != nil {
+		return "", err
 	}
-	return r.awaitHealthy(ctx, cid, s.Name)
+	if c != nil {
+		return c.ID, nil // adopt: never a second container
+	}
+	cid, err := r.create(ctx, s)
+	if cerrdefs.IsConflict(err) {
+		// Another worker created it a moment ago: the deterministic name
+		// makes a second container impossible; adopt the winner's.
+		return r.awaitCreated(ctx, s.ID)
+	}
+	return cid, err
 }
 
 // awaitCreated finds a container another worker is creating: the engine
