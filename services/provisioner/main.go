@@ -103,6 +103,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 // run is the composition root; onReady (tests) is called once the log is
 // replayed and the consumer runs.
 func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	onReady = service.Once(onReady)
 	c, err := parse(args, out)
 	if err != nil {
 		return err
@@ -156,9 +157,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
 			Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
-		if onReady != nil {
-			onReady(ln.Addr().String())
-		}
+		onReady(ln.Addr().String())
 		log.Info("provisioner ready", "nats", c.NATSURL, "network", c.Network, "projects_root", c.ProjectsRoot)
 		return service.Run(ctx, log, c.ShutdownGrace,
 			service.Actor{Name: "consumer", Run: func(ctx context.Context) error {
@@ -193,7 +192,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			}},
 		)
 	}}
-	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), work)
+	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, work))
 }
 
 // reportEngine tells the API, through the status bucket, whether this

@@ -55,6 +55,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 }
 
 func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	onReady = service.Once(onReady)
 	c, err := parse(args, out)
 	if err != nil {
 		return err
@@ -87,9 +88,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return err
 		}
 		caughtUp.Open()
-		if onReady != nil {
-			onReady(ln.Addr().String())
-		}
+		onReady(ln.Addr().String())
 		s := &sweep.Sweeper{Log: l, Workspaces: proj, Activity: tracker, Now: time.Now, Logger: log, Meter: tel.Meter, Instance: c.Instance,
 			Policy: policy.Settings{IdleTimeout: c.IdleTimeout, MinIdleTimeout: c.IdleTimeoutMin, MaxIdleTimeout: c.IdleTimeoutMax,
 				Warning: c.IdleWarning, Retention: c.Retention, ArchiveRetry: c.ArchiveRetry}}
@@ -99,5 +98,5 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		defer ticker.Stop()
 		return s.Run(ctx, ticker.C)
 	}}
-	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), reap)
+	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, reap))
 }

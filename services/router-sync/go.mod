@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/berthdev/berth/pkg/events v0.0.0
 	github.com/berthdev/berth/pkg/platform v0.0.0
+	github.com/google/uuid v1.6.0
 )
 
 require (
@@ -14,7 +15,6 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
-	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect

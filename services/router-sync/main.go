@@ -67,6 +67,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 }
 
 func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	onReady = service.Once(onReady)
 	c, err := parse(args, out)
 	if err != nil {
 		return err
@@ -111,6 +112,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return nil
 		}
 		w := &configdir.Writer{Dir: c.DynamicDir, Name: c.FileName}
+		if n, err := w.RemoveStale(); err != nil {
+			log.Warn("stale temp files not removed", "err", err)
+		} else if n > 0 {
+			log.Info("removed temp files of an interrupted write", "count", n)
+		}
 		write := func() error {
 			content, err := render.Render(proj.Workspaces(render.Routable), opts)
 			if err != nil {
@@ -127,9 +133,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			return err
 		}
 		synced.Open()
-		if onReady != nil {
-			onReady(ln.Addr().String())
-		}
+		onReady(ln.Addr().String())
 		for {
 			select {
 			case <-ctx.Done():
@@ -147,5 +151,5 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 			}
 		}
 	}}
-	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), sync)
+	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, sync))
 }

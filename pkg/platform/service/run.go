@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -82,4 +83,42 @@ func HTTPServer(name string, srv *http.Server, ln net.Listener, grace time.Durat
 		}
 		return nil
 	}}
+}
+
+// Supervised restarts a after it fails, with a doubling backoff (reset once
+// a run lasted a minute), until ctx ends: a bus or engine outage is waited
+// out instead of taking the whole service down. A nil return means the
+// actor is done and ends the service as before.
+func Supervised(log *slog.Logger, a Actor) Actor {
+	return Actor{Name: a.Name, Run: func(ctx context.Context) error {
+		const first, most = 200 * time.Millisecond, 30 * time.Second
+		wait := first
+		for {
+			began := time.Now()
+			err := a.Run(ctx)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			if time.Since(began) > time.Minute {
+				wait = first
+			}
+			log.Error("actor failed; restarting", "actor", a.Name, "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, most)
+		}
+	}}
+}
+
+// Once wraps a readiness callback (tests pass one to a service's run) so a
+// supervised actor that starts again reports ready only the first time.
+func Once(f func(addr string)) func(addr string) {
+	if f == nil {
+		return func(string) {}
+	}
+	var once sync.Once
+	return func(addr string) { once.Do(func() { f(addr) }) }
 }

@@ -103,3 +103,40 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("healthz: %d", rec.Code)
 	}
 }
+
+// TestSupervisedRestartsAFailingActor: an actor that fails (the bus refused
+// it) is started again with backoff while the others keep running; the
+// service stops only when asked.
+func TestSupervisedRestartsAFailingActor(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := make(chan int, 10)
+	n := 0
+	flaky := Supervised(quiet, Actor{Name: "flaky", Run: func(ctx context.Context) error {
+		n++
+		runs <- n
+		if n < 3 {
+			return errors.New("nats: maximum consumers limit reached")
+		}
+		<-ctx.Done()
+		return nil
+	}})
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, quiet, time.Second, flaky) }()
+	for want := 1; want <= 3; want++ {
+		select {
+		case got := <-runs:
+			if got != want {
+				t.Fatalf("run %d, want %d", got, want)
+			}
+		case err := <-done:
+			t.Fatalf("service exited after a failing run: %v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("run %d never started", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+}

@@ -64,3 +64,19 @@ func (w *Writer) Write(content []byte) (bool, error) {
 	w.last = bytes.Clone(content)
 	return true, nil
 }
+
+// RemoveStale deletes temp files a writer killed mid-write left behind
+// (Traefik ignores them, but they pile up). Call it before the first Write;
+// it reports how many it removed.
+func (w *Writer) RemoveStale() (int, error) {
+	stale, err := filepath.Glob(filepath.Join(w.Dir, "."+w.Name+".*.tmp"))
+	if err != nil {
+		return 0, fmt.Errorf("stale temp files in %s: %w", w.Dir, err)
+	}
+	for _, f := range stale {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			return 0, fmt.Errorf("remove stale %s: %w", f, err)
+		}
+	}
+	return len(stale), nil
+}
