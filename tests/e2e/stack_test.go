@@ -141,6 +141,20 @@ func (s *stack) restart(name string, between func()) {
 	s.start(name, p.cmd.Path, p.args, p.env)
 }
 
+// kill ends a program the way a crash or kill -9 does: no shutdown at all.
+func (s *stack) kill(name string) {
+	p := s.procs[name]
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+// startAgain starts a stopped or killed program with its settings, env
+// added on top (later values win).
+func (s *stack) startAgain(name string, env ...string) {
+	p := s.procs[name]
+	s.start(name, p.cmd.Path, p.args, append(slices.Clone(p.env), env...))
+}
+
 func (s *stack) stop(p *proc) {
 	if p.cmd.ProcessState != nil {
 		return

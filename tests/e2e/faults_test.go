@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// consumers counts the log stream's consumers, as an operator would.
+func (s *stack) consumers() int {
+	s.t.Helper()
+	nc, err := nats.Connect("nats://" + s.natsAddr)
+	require.NoError(s.t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(s.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, "BERTH")
+	require.NoError(s.t, err)
+	info, err := st.Info(ctx)
+	require.NoError(s.t, err)
+	return info.State.Consumers
+}
+
+func (s *stack) status(token, id string) string {
+	_, b, _ := call(s.t, "GET", "http://"+s.api+"/api/v1/workspaces/"+id, token, nil)
+	var ws wsView
+	_ = json.Unmarshal(b, &ws)
+	return ws.Status
+}
+
+func (s *stack) addDemoImage() {
+	s.t.Helper()
+	status, b, _ := call(s.t, "POST", "http://"+s.api+"/api/v1/images", s.token("root", "admin"), map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(s.t, 201, status, "%s", b)
+}
+
+// TestProvisionerKill9WithFullWindow: a provisioner holding a full window
+// of starts (its workspaces never turn healthy) is killed with SIGKILL. The
+// restarted one carries out a launch sent right after its restart within
+// 5 s, and the starts the dead one held. With the old 2-minute ack wait and
+// 32 slots, a launch after a restart took 98 s.
+func TestProvisionerKill9WithFullWindow(t *testing.T) {
+	s := newStack(t, "BERTH_PROVISIONER_CONCURRENCY=2")
+	s.addDemoImage()
+	s.kill("provisioner")
+	s.startAgain("provisioner", "BERTH_HEALTH_PATH=/never-healthy")
+	s.waitReady("http://" + s.provAddr + "/readyz")
+
+	type held struct{ token, id string }
+	var window []held
+	// 8 fills the window of both designs: 2 handled + 2 queued now, and
+	// 4 x concurrency before (the extra ones wait on the server).
+	for i := range 8 {
+		tok := s.token(fmt.Sprintf("held%d", i), "user")
+		window = append(window, held{tok, s.launch(tok).ID})
+	}
+	until(t, 30*time.Second, "two starts in progress", func() bool {
+		list, err := s.cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("network", s.network))})
+		return err == nil && len(list) >= 2
+	})
+	time.Sleep(300 * time.Millisecond) // the queued half reaches the doomed provisioner
+	s.kill("provisioner")
+	s.startAgain("provisioner", "BERTH_HEALTH_PATH=/healthz")
+	s.waitReady("http://" + s.provAddr + "/readyz")
+
+	tok := s.token("after-crash", "user")
+	start := time.Now()
+	ws := s.launch(tok)
+	s.await(tok, ws.ID, "running", 20*time.Second)
+	took := time.Since(start)
+	t.Logf("launch sent after the restart ran in %s", took.Round(time.Millisecond))
+	assert.Less(t, took, 5*time.Second)
+	for _, h := range window {
+		s.await(h.token, h.id, "running", 30*time.Second)
+	}
+}
+
+// await polls the workspace's status every 50 ms (well inside the API's
+// per-caller rate limit) until it is want.
+func (s *stack) await(token, id, want string, within time.Duration) {
+	s.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		got := s.status(token, id)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("workspace %s: %q, want %q after %s", id, got, want, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSustainedLoadKeepsConsumersFlat: launches, stops and history reads
+// keep coming. Every read used to leave a consumer on the server for five
+// minutes, so ~3 events/s for five minutes hit the 1,000-consumer limit and
+// provisioning stopped. Now the stream's consumer count never rises above
+// what the services hold at rest, and every request is carried out.
+func TestSustainedLoadKeepsConsumersFlat(t *testing.T) {
+	s := newStack(t)
+	s.addDemoImage()
+	base := s.consumers()
+	require.LessOrEqual(t, base, 4, "at rest: one follower per service and the provisioner's durable consumer")
+
+	const users, rounds = 8, 3
+	peak := base
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			n := s.consumers()
+			mu.Lock()
+			peak = max(peak, n)
+			mu.Unlock()
+		}
+	}()
+	var wg sync.WaitGroup
+	requests := 0
+	for u := range users {
+		tok := s.token(fmt.Sprintf("load%d", u), "user")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				ws := s.launch(tok)
+				s.await(tok, ws.ID, "running", 60*time.Second)
+				for range 5 {
+					status, _, _ := call(t, "GET", "http://"+s.api+"/api/v1/workspaces/"+ws.ID+"/events", tok, nil)
+					assert.NotEqual(t, 503, status, "history read refused")
+				}
+				s.lifecycle(tok, ws.ID, "stop")
+				s.await(tok, ws.ID, "stopped", 60*time.Second)
+			}
+		}()
+		requests += 2 * rounds
+	}
+	wg.Wait()
+	close(stop)
+	<-sampled
+	t.Logf("%d launches and stops carried out; consumers at rest %d, peak %d, after %d", requests, base, peak, s.consumers())
+	assert.Equal(t, base, peak, "consumers rose under load")
+	assert.Equal(t, base, s.consumers())
+}
