@@ -39,6 +39,7 @@ type cfg struct {
 	HealthPath     string
 	HealthTimeout  time.Duration
 	StopTimeout    time.Duration
+	StopDrain      time.Duration
 	config.Routing
 	ReconcileInterval time.Duration
 	RedriveAfter      time.Duration
@@ -66,6 +67,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.HealthPath, "health-path", "BERTH_HEALTH_PATH", "/healthz", "HTTP path answering 200 when the IDE is ready")
 	s.Duration(&c.HealthTimeout, "health-timeout", "BERTH_HEALTH_TIMEOUT", 60*time.Second, "how long a workspace may take to answer its health check")
 	s.Duration(&c.StopTimeout, "stop-timeout", "BERTH_STOP_TIMEOUT", 10*time.Second, "grace before a stopping container is killed")
+	s.Duration(&c.StopDrain, "stop-drain", "BERTH_STOP_DRAIN", 500*time.Millisecond, "how long after a stop/delete request the container is left running so Traefik drops its route first (requests get 404, not a hang)")
 	s.Routing(&c.Routing)
 	s.Duration(&c.ReconcileInterval, "reconcile-interval", "BERTH_RECONCILE_INTERVAL", 30*time.Second, "how often the log is compared with Docker")
 	s.Duration(&c.RedriveAfter, "redrive-after", "BERTH_REDRIVE_AFTER", 30*time.Second, "how long a start/stop/delete/archive/restore may stay open with no worker on it before the reconciler carries it out")
@@ -84,6 +86,9 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && !strings.HasPrefix(c.HeartbeatFile, "/")) {
 		return c, fmt.Errorf("bad configuration: BERTH_HEARTBEAT_FILE=%q, BERTH_HEARTBEAT_INTERVAL=%s: want an absolute path and a non-negative interval", c.HeartbeatFile, c.HeartbeatInterval)
+	}
+	if c.StopDrain < 0 || c.StopDrain > time.Minute {
+		return c, fmt.Errorf("bad configuration: BERTH_STOP_DRAIN=%s: want 0 to 1m", c.StopDrain)
 	}
 	if c.Deadline <= c.HealthTimeout+c.StopTimeout || c.RedriveAfter <= 0 {
 		return c, fmt.Errorf("bad configuration: BERTH_TRANSITION_DEADLINE=%s must exceed BERTH_HEALTH_TIMEOUT + BERTH_STOP_TIMEOUT (%s), and BERTH_REDRIVE_AFTER=%s must be positive", c.Deadline, c.HealthTimeout+c.StopTimeout, c.RedriveAfter)
@@ -154,7 +159,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		}
 		replayed.Open()
 		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
-			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects})
+			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
 			Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
 		onReady(ln.Addr().String())

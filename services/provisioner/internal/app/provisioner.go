@@ -92,6 +92,12 @@ type Options struct {
 	// ArchiveProjects also puts the project folders in archives (they are
 	// never restored: they belong to the host).
 	ArchiveProjects bool
+	// StopDrain is how long after a stop or delete was asked for the
+	// container is left alone: router-sync removes the route on the same
+	// event, and Traefik must have dropped it before the container goes,
+	// or requests in flight dial an address that no longer answers (a 4-5 s
+	// hang, then 502).
+	StopDrain time.Duration
 	// FollowTimeout bounds the wait for the projection to reach a message
 	// (or a conflicting writer's event) before the attempt is retried.
 	FollowTimeout time.Duration
@@ -213,6 +219,9 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		}
 		return &running, "container answers its health check", nil
 	case ActionEnsureStopped:
+		if err := p.drain(ctx, ws); err != nil {
+			return nil, "", err
+		}
 		code, err := p.rt.EnsureStopped(ctx, ws.ID)
 		if err != nil {
 			return nil, "", err
@@ -222,6 +231,9 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		// The volume goes only with an explicit purge or once a verified
 		// archive holds its contents.
 		archived := ws.Archive != nil && ws.Archive.SHA256 != ""
+		if err := p.drain(ctx, ws); err != nil {
+			return nil, "", err
+		}
 		if err := p.rt.EnsureRemoved(ctx, ws.ID, ws.Purge || archived); err != nil {
 			return nil, "", err
 		}
@@ -239,6 +251,21 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		return p.restoreHome(ctx, ws)
 	}
 	return nil, "", fmt.Errorf("unknown action %d", act)
+}
+
+// drain waits until StopDrain has passed since the workspace's request
+// (no wait for an old one, e.g. after a restart).
+func (p *Provisioner) drain(ctx context.Context, ws events.Workspace) error {
+	wait := ws.StatusSince.Add(p.o.StopDrain).Sub(p.o.Now())
+	if wait <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+		return nil
+	}
 }
 
 // failure is the event that records f for act: archive and restore
