@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		case "get":
 			return c.print(ctx, out, "GET", "/api/v1/workspaces/"+id, nil)
 		case "history":
-			return c.print(ctx, out, "GET", "/api/v1/workspaces/"+id+"/events", nil)
+			return c.history(ctx, out, id)
 		case "restore":
 			return c.print(ctx, out, "POST", "/api/v1/workspaces/"+id+"/restore", nil)
 		default:
@@ -160,6 +160,35 @@ func (c *client) resolve(ctx context.Context, ref string) (string, error) {
 		return found[0], nil
 	}
 	return "", fmt.Errorf("several workspaces were named %q (%s); use the id", ref, strings.Join(found, ", "))
+}
+
+// history prints every event of the workspace, following the API's pages.
+func (c *client) history(ctx context.Context, out io.Writer, id string) error {
+	all := []json.RawMessage{}
+	for after := uint64(0); ; {
+		b, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/workspaces/%s/events?limit=1000&after=%d", id, after), nil)
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Events []json.RawMessage `json:"events"`
+			Next   uint64            `json:"next"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return fmt.Errorf("history of %s: %w", id, err)
+		}
+		all = append(all, page.Events...)
+		if page.Next == 0 || page.Next <= after {
+			break
+		}
+		after = page.Next
+	}
+	b, err := json.MarshalIndent(map[string]any{"events": all}, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(b, '\n'))
+	return err
 }
 
 func (c *client) print(ctx context.Context, out io.Writer, method, path string, body any) error {

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -150,6 +151,11 @@ func TestProjection(t *testing.T) {
 	if a := p.Anomalies(); len(a) != 1 || a[0].Sequence != 3 {
 		t.Fatalf("anomalies: %+v", a)
 	}
+	// ... but passed over: the next append expects the subject's real last
+	// sequence, so a foreign message cannot wedge the workspace.
+	if ws, _ := p.Workspace(wsID); ws.Version != 3 || ws.Status != StatusStarting {
+		t.Fatalf("after a rejected event: version %d status %s, want 3 and starting", ws.Version, ws.Status)
+	}
 	apply(envOf(t, &DeleteRequested{}, 4))
 	apply(envOf(t, &Deleted{}, 5))
 	if _, ok := p.WorkspaceByName("alice"); ok {
@@ -170,6 +176,38 @@ func TestProjection(t *testing.T) {
 	}
 	if _, err := p.Apply(cat(&StartRequested{}, 9)); err == nil {
 		t.Fatal("workspace event accepted on the catalog subject")
+	}
+}
+
+// TestProjectionWaitFor: a consumer handed message n waits until the
+// follower has handled it (applied, rejected or undecodable alike).
+func TestProjectionWaitFor(t *testing.T) {
+	p := NewProjection()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.WaitFor(ctx, 2) }()
+	if _, err := p.Apply(envOf(t, &Created{Name: "alice", Owner: "alice"}, 1)); err != nil {
+		t.Fatal(err)
+	}
+	p.Advance(1)
+	select {
+	case err := <-done:
+		t.Fatalf("returned before message 2 was followed: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.Skip(WorkspaceSubject(wsID), 2, errors.New("not an event"))
+	p.Advance(2)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ws, _ := p.Workspace(wsID); ws.Version != 2 {
+		t.Fatalf("undecodable message not passed over: version %d", ws.Version)
+	}
+	short, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer stop()
+	if err := p.WaitFor(short, 3); err == nil {
+		t.Fatal("WaitFor returned without message 3")
 	}
 }
 

@@ -24,6 +24,8 @@ func TestRunRejectsBadSettings(t *testing.T) {
 		"routing mode":      {[]string{"--jwt-secret", testSecret, "--routing-mode", "vhost"}, "routing mode"},
 		"public url":        {[]string{"--jwt-secret", testSecret, "--public-url", "localhost"}, "public url"},
 		"log level":         {[]string{"--jwt-secret", testSecret, "--log-level", "chatty"}, "log level"},
+		"negative rate":     {[]string{"--jwt-secret", testSecret, "--api-rate", "-1"}, "BERTH_API_RATE"},
+		"no burst":          {[]string{"--jwt-secret", testSecret, "--api-burst", "0"}, "BERTH_API_BURST"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -32,5 +34,16 @@ func TestRunRejectsBadSettings(t *testing.T) {
 				t.Fatalf("want an error naming %q, got %v", c.want, err)
 			}
 		})
+	}
+}
+
+// TestRateLimitDefaults: the API limits each caller unless told otherwise.
+func TestRateLimitDefaults(t *testing.T) {
+	c, err := parse(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Rate != 20 || c.Burst != 40 {
+		t.Fatalf("want 20 requests/s in bursts of 40, got %v/s in bursts of %d", c.Rate, c.Burst)
 	}
 }

@@ -81,6 +81,9 @@ func (e *env) startAPI(extra ...string) *api {
 		"--http-addr", "127.0.0.1:0", "--nats-url", e.natsURL, "--data-dir", e.dataDir,
 		"--projects-root", e.projects, "--jwt-secret", testSecret, "--log-level", "warn",
 		"--public-url", "http://berth.test:8000",
+		// Rate limits off: a test's request count must not depend on how fast
+		// the machine runs it. limits_test.go turns them on (later flags win).
+		"--api-rate", "0",
 	}, extra...)
 	go func() { done <- run(ctx, args, io.Discard, func(addr string) { ready <- addr }) }()
 	select {

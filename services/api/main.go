@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -68,6 +69,8 @@ type cfg struct {
 	CookieDomain  string
 	BodyLimit     string
 	AppendTimeout time.Duration
+	Rate          float64
+	Burst         int
 	Idle          config.Lifecycle
 	config.Common
 }
@@ -101,9 +104,14 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
+	s.Float(&c.Rate, "api-rate", "BERTH_API_RATE", 20, "requests per second each caller (token subject, else client address) may make to /api/v1 on average; 0 disables the limit")
+	s.Int(&c.Burst, "api-burst", "BERTH_API_BURST", 40, "requests a caller may make at once before BERTH_API_RATE applies")
 	s.IdleBounds(&c.Idle)
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.validateRate(); err != nil {
 		return c, err
 	}
 	if err := c.Idle.Validate(); err != nil {
@@ -115,9 +123,20 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	return c, nil
 }
 
+func (c cfg) validateRate() error {
+	switch {
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("bad configuration: BERTH_API_RATE must be a number >= 0 (0 disables the limit), got %v", c.Rate)
+	case c.Rate > 0 && c.Burst < 1:
+		return fmt.Errorf("bad configuration: BERTH_API_BURST must be at least 1, got %d", c.Burst)
+	}
+	return nil
+}
+
 // run is the composition root; onReady (tests) learns the bound address
 // once the log is replayed and the API serves.
 func run(ctx context.Context, args []string, out io.Writer, onReady func(addr string)) error {
+	onReady = service.Once(onReady)
 	c, err := parse(args, out)
 	if err != nil {
 		return err
@@ -175,6 +194,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		Backend: backend, Verifier: verifier, DevIssuer: issuer, URLFor: scheme.URL,
 		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
 		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
+		RatePerSecond: c.Rate, RateBurst: c.Burst,
 	})
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 
@@ -190,15 +210,13 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if c.DevTokens {
 			printDevHelp(out, ln.Addr().String())
 		}
-		if onReady != nil {
-			onReady(ln.Addr().String())
-		}
+		onReady(ln.Addr().String())
 		<-ctx.Done()
 		return nil
 	}}
 	return service.Run(ctx, log, c.ShutdownGrace,
 		service.HTTPServer("http", srv, ln, c.ShutdownGrace),
-		core,
+		service.Supervised(log, core),
 	)
 }
 

@@ -189,6 +189,15 @@ func TestReaperOnRealStack(t *testing.T) {
 	code, body := get(t, ws["bob"].URL+"files/thesis.md", bob)
 	assert.Equal(t, 200, code)
 	assert.Equal(t, "chapter one", body)
+
+	// The audit trail through the CLI: every event, across the API's pages.
+	ctl = exec.Command(filepath.Join(s.bin, "berthctl"), "history", "bob")
+	ctl.Env = append(os.Environ(), "BERTH_API_URL=http://"+s.api, "BERTH_TOKEN="+admin)
+	out, err = ctl.Output()
+	require.NoError(t, err)
+	var printed struct{ Events []historyEvent }
+	require.NoError(t, json.Unmarshal(out, &printed))
+	assert.Equal(t, len(s.history(admin, ws["bob"].ID)), len(printed.Events))
 }
 
 // normaliseReaper folds the two reaper replicas' actor names into one.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -21,6 +22,10 @@ import (
 type Log interface {
 	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
 	Read(ctx context.Context, subject string) ([]events.Envelope, error)
+	// ReadPage returns up to limit events of subject from sequence from
+	// (inclusive) on, and where to continue (0: nothing more). It must not
+	// create server-side state: the API calls it for every history request.
+	ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error)
 }
 
 // Names makes workspace names unique across concurrent writers. stale
@@ -558,16 +563,43 @@ func (s *Service) List(_ context.Context, c Caller, f ListFilter) []events.Works
 	})
 }
 
-// History returns the workspace's events from the log, oldest first.
-func (s *Service) History(ctx context.Context, c Caller, id string) ([]events.Envelope, error) {
+// History page sizes: DefaultHistoryLimit when none is asked for, never
+// more than MaxHistoryLimit, so one request cannot make the API read and
+// hold a workspace's whole log.
+const (
+	DefaultHistoryLimit = 100
+	MaxHistoryLimit     = 1000
+)
+
+// HistoryPage is one page of a workspace's events, oldest first.
+type HistoryPage struct {
+	Events []events.Envelope
+	// Next is the after of the following page; 0 when this page is the last.
+	Next uint64
+}
+
+// History returns up to limit of the workspace's events whose log sequence
+// is greater than after, oldest first.
+func (s *Service) History(ctx context.Context, c Caller, id string, after uint64, limit int) (HistoryPage, error) {
 	if _, err := s.Get(ctx, c, id); err != nil {
-		return nil, err
+		return HistoryPage{}, err
+	}
+	if limit <= 0 {
+		limit = DefaultHistoryLimit
+	}
+	limit = min(limit, MaxHistoryLimit)
+	if after == math.MaxUint64 {
+		return HistoryPage{Events: []events.Envelope{}}, nil // nothing can follow; after+1 would wrap
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
 	defer cancel()
-	evs, err := s.log.Read(ctx, id)
+	evs, next, err := s.log.ReadPage(ctx, id, after+1, limit)
 	if err != nil {
-		return nil, unavailable(err)
+		return HistoryPage{}, unavailable(fmt.Errorf("history of %s after %d: %w", id, after, err))
 	}
-	return evs, nil
+	page := HistoryPage{Events: evs}
+	if next > 0 {
+		page.Next = next - 1 // ReadPage continues from next; after is exclusive
+	}
+	return page, nil
 }

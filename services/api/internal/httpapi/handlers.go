@@ -164,7 +164,7 @@ func (h *handlers) listWorkspaces(c echo.Context) error {
 	f := app.ListFilter{Owner: c.QueryParam("owner")}
 	if v := c.QueryParam("include_deleted"); v != "" {
 		if f.IncludeDeleted, err = strconv.ParseBool(v); err != nil {
-			return problem(http.StatusBadRequest, "invalid_query", "include_deleted must be true or false")
+			return problem(http.StatusBadRequest, codeInvalidQuery, "include_deleted must be true or false")
 		}
 	}
 	list := w.List(c.Request().Context(), caller(c), f)
@@ -324,7 +324,7 @@ func (h *handlers) deleteWorkspace(c echo.Context) error {
 		if v := c.QueryParam("purge"); v != "" {
 			var err error
 			if purge, err = strconv.ParseBool(v); err != nil {
-				return events.Workspace{}, problem(http.StatusBadRequest, "invalid_query", "purge must be true or false")
+				return events.Workspace{}, problem(http.StatusBadRequest, codeInvalidQuery, "purge must be true or false")
 			}
 		}
 		return w.Delete(c.Request().Context(), caller(c), c.Param("id"), purge)
@@ -342,13 +342,40 @@ func (h *handlers) workspaceEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	evs, err := w.History(c.Request().Context(), caller(c), c.Param("id"))
+	after, limit, err := pageQuery(c)
 	if err != nil {
 		return err
 	}
-	out := make([]historyEntry, 0, len(evs))
-	for _, e := range evs {
+	page, err := w.History(c.Request().Context(), caller(c), c.Param("id"), after, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]historyEntry, 0, len(page.Events))
+	for _, e := range page.Events {
 		out = append(out, historyEntry{Sequence: e.Sequence, Envelope: e})
 	}
-	return c.JSON(http.StatusOK, map[string]any{"events": out})
+	body := map[string]any{"events": out}
+	if page.Next > 0 {
+		body["next"] = page.Next
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// pageQuery reads the history paging parameters: after (a log sequence,
+// exclusive; default 0) and limit (1 to app.MaxHistoryLimit; default
+// app.DefaultHistoryLimit).
+func pageQuery(c echo.Context) (after uint64, limit int, err error) {
+	limit = app.DefaultHistoryLimit
+	if v := c.QueryParam("after"); v != "" {
+		// 63 bits: the OpenAPI integer is an int64, and after+1 cannot wrap.
+		if after, err = strconv.ParseUint(v, 10, 63); err != nil {
+			return 0, 0, problem(http.StatusBadRequest, codeInvalidQuery, "after must be a log sequence (an integer >= 0)")
+		}
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > app.MaxHistoryLimit {
+			return 0, 0, problem(http.StatusBadRequest, codeInvalidQuery, fmt.Sprintf("limit must be an integer from 1 to %d", app.MaxHistoryLimit))
+		}
+	}
+	return after, limit, nil
 }

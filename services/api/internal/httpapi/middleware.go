@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,33 +20,98 @@ import (
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/ratelimit"
 )
 
-const principalKey = "berth.principal"
+// Context keys: the verified principal, or why the token was refused.
+const (
+	principalKey   = "berth.principal"
+	authProblemKey = "berth.auth_problem"
+)
 
-// authenticate verifies the bearer token and stores the principal. Identity
-// comes only from the verified token: no header a client sends (X-Forwarded-
-// User and the like) is ever trusted.
-func authenticate(v *auth.Verifier) echo.MiddlewareFunc {
+// identify verifies the bearer token and stores the principal, or the
+// problem to answer with; requireUser then acts on it. They are two steps
+// so the rate limiter between them can key on a verified subject. Identity
+// comes only from the verified token: no header a client sends
+// (X-Forwarded-User and the like) is ever trusted.
+func identify(v *auth.Verifier) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			raw, ok := bearer(c.Request())
-			if !ok {
-				return problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token>")
+			if p, err := verify(v, c.Request()); err != nil {
+				c.Set(authProblemKey, err)
+			} else {
+				c.Set(principalKey, p)
 			}
-			p, err := v.Verify(raw)
-			switch {
-			case errors.Is(err, auth.ErrExpired):
-				return problem(http.StatusUnauthorized, codeTokenExpired, "the token has expired; get a new one")
-			case err != nil:
-				return problem(http.StatusUnauthorized, codeInvalidToken, "the token is not valid for this API")
-			case !p.User:
-				return problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
-			}
-			c.Set(principalKey, p)
 			return next(c)
 		}
 	}
+}
+
+func verify(v *auth.Verifier, r *http.Request) (auth.Principal, error) {
+	raw, ok := bearer(r)
+	if !ok {
+		return auth.Principal{}, problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token>")
+	}
+	p, err := v.Verify(raw)
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return auth.Principal{}, problem(http.StatusUnauthorized, codeTokenExpired, "the token has expired; get a new one")
+	case err != nil:
+		return auth.Principal{}, problem(http.StatusUnauthorized, codeInvalidToken, "the token is not valid for this API")
+	case !p.User:
+		return auth.Principal{}, problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
+	}
+	return p, nil
+}
+
+// requireUser refuses requests identify found no user in.
+func requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err, _ := c.Get(authProblemKey).(error); err != nil {
+			return err
+		}
+		if _, ok := c.Get(principalKey).(auth.Principal); !ok {
+			return problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token>")
+		}
+		return next(c)
+	}
+}
+
+// limit spends a token of the caller's bucket: the verified subject's, else
+// the client address's (unauthenticated calls and refused tokens). Over the
+// limit it answers 429 with Retry-After in whole seconds.
+func limit(l *ratelimit.Limiter) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ok, wait := l.Allow(callerKey(c))
+			if ok {
+				return next(c)
+			}
+			secs := retryAfterSeconds(wait)
+			c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			return problem(http.StatusTooManyRequests, codeRateLimited,
+				fmt.Sprintf("too many requests from this caller; retry in %d s", secs))
+		}
+	}
+}
+
+// callerKey names the bucket; the prefixes keep a subject that looks like
+// an address from sharing that address's bucket.
+func callerKey(c echo.Context) string {
+	if p, ok := c.Get(principalKey).(auth.Principal); ok {
+		return "sub:" + p.Subject
+	}
+	return "ip:" + c.RealIP()
+}
+
+// retryAfterSeconds rounds up to whole seconds, at least 1 (Retry-After has
+// no finer unit, and 0 would invite an immediate retry).
+func retryAfterSeconds(d time.Duration) int64 {
+	secs := int64(d / time.Second)
+	if d%time.Second != 0 {
+		secs++
+	}
+	return max(secs, 1)
 }
 
 func bearer(r *http.Request) (string, bool) {

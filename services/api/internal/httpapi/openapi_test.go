@@ -60,3 +60,16 @@ func keys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestOpenAPIDocumentsRateLimits: every rate-limited route documents 429,
+// and the routes left out of the limit (forwardAuth, operations) do not.
+func TestOpenAPIDocumentsRateLimits(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	require.NoError(t, err)
+	for path, item := range doc.Paths.Map() {
+		limited := strings.HasPrefix(path, "/api/v1/") && path != "/api/v1/auth/forward"
+		for method, op := range item.Operations() {
+			assert.Equal(t, limited, op.Responses.Value("429") != nil, "%s %s documents 429", method, path)
+		}
+	}
+}

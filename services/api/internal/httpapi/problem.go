@@ -28,6 +28,8 @@ const (
 	codeTokenExpired     = "token_expired"
 	codeInvalidToken     = "invalid_token"
 	codeMalformedJSON    = "malformed_json"
+	codeInvalidQuery     = "invalid_query"
+	codeRateLimited      = "rate_limited"
 	codeBodyTooLarge     = "body_too_large"
 	codeRouteNotFound    = "route_not_found"
 	codeMethodNotAllowed = "method_not_allowed"

@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/ratelimit"
 )
 
 //go:embed openapi.yaml
@@ -34,7 +36,7 @@ type Workspaces interface {
 	Launch(ctx context.Context, c app.Caller, in app.LaunchInput) (events.Workspace, bool, error)
 	Get(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	List(ctx context.Context, c app.Caller, f app.ListFilter) []events.Workspace
-	History(ctx context.Context, c app.Caller, id string) ([]events.Envelope, error)
+	History(ctx context.Context, c app.Caller, id string, after uint64, limit int) (app.HistoryPage, error)
 	Authorize(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	Lifecycle(ctx context.Context, c app.Caller, id string, in app.LifecycleInput) (events.Workspace, error)
 	Restore(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
@@ -83,6 +85,12 @@ type Options struct {
 	// subdomain mode); CookieSecure marks it Secure (HTTPS deployments).
 	CookieDomain string
 	CookieSecure bool
+	// RatePerSecond and RateBurst are each caller's token bucket on the
+	// /api/v1 routes (forwardAuth excepted); RatePerSecond 0 disables it.
+	// RateCallers bounds the buckets kept (0: ratelimit.DefaultMaxCallers).
+	RatePerSecond float64
+	RateBurst     int
+	RateCallers   int
 }
 
 // New returns the Echo server with every route registered.
@@ -96,6 +104,10 @@ func New(o Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(o.Log)
+	// The client address is the rate-limit key of unauthenticated calls:
+	// X-Forwarded-For counts only when set by a proxy on a loopback or
+	// private address (Traefik), so clients cannot pick their own key.
+	e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	e.Use(middleware.RequestID(), observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
 
 	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(o.Health.Live)))
@@ -103,20 +115,24 @@ func New(o Options) *echo.Echo {
 	e.GET("/metrics", echo.WrapHandler(o.Metrics))
 
 	h := &handlers{o: o}
+	limited := rateLimit(o)
 	// No group middleware: Echo would register a catch-all for the group and
 	// answer 404 where 405 (wrong method) or a real route is the truth.
 	v1 := e.Group("/api/v1")
-	v1.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) })
+	v1.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) }, limited...)
 	if o.DevIssuer != nil {
-		v1.POST("/dev/token", h.devToken)
+		v1.POST("/dev/token", h.devToken, limited...)
 	}
+	// Not rate limited: Traefik calls it for every request to a workspace,
+	// and a page load is dozens of them.
 	v1.GET("/auth/forward", h.forward)
 
 	// Auth is per route, for the same reason: as group middleware it would
-	// answer 401 for paths that do not exist.
-	authn := authenticate(o.Verifier)
+	// answer 401 for paths that do not exist. The limiter sits between
+	// identify and requireUser, so refused tokens are limited too.
+	chain := append(append([]echo.MiddlewareFunc{identify(o.Verifier)}, limited...), requireUser)
 	authed := func(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
-		v1.Add(method, path, h, append([]echo.MiddlewareFunc{authn}, m...)...)
+		v1.Add(method, path, h, append(slices.Clone(chain), m...)...)
 	}
 	authed(http.MethodGet, "/me", h.me)
 	authed(http.MethodPost, "/auth/session", h.createSession)
@@ -137,4 +153,12 @@ func New(o Options) *echo.Echo {
 	authed(http.MethodPost, "/workspaces/:id/restore", h.restoreWorkspace)
 	authed(http.MethodPost, "/workspaces/:id/activity", h.heartbeat)
 	return e
+}
+
+// rateLimit is the per-caller limiter as middleware: none when disabled.
+func rateLimit(o Options) []echo.MiddlewareFunc {
+	if o.RatePerSecond <= 0 {
+		return nil
+	}
+	return []echo.MiddlewareFunc{limit(ratelimit.New(o.RatePerSecond, max(o.RateBurst, 1), o.RateCallers, o.Now))}
 }

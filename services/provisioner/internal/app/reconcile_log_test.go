@@ -99,7 +99,7 @@ func (e racingEngine) List(context.Context) ([]Observed, error) {
 	e.w.append(e.id, &events.Running{ContainerID: "c", Host: "h", IP: "10.0.0.1", Port: 8080}, time.Now())
 	return []Observed{{ContainerID: "c", WorkspaceID: e.id, Running: false, Created: time.Now()}}, nil
 }
-func (racingEngine) RemoveContainer(context.Context, string) error    { return nil }
+func (racingEngine) RemoveContainer(context.Context, string) error      { return nil }
 func (racingEngine) EnsureStopped(context.Context, string) (int, error) { return 0, nil }
 
 func TestReconcilerNeverRecordsDriftFromAStaleSnapshot(t *testing.T) {
@@ -118,8 +118,8 @@ func TestReconcilerNeverRecordsDriftFromAStaleSnapshot(t *testing.T) {
 
 type quietEngine struct{}
 
-func (quietEngine) List(context.Context) ([]Observed, error)          { return nil, nil }
-func (quietEngine) RemoveContainer(context.Context, string) error     { return nil }
+func (quietEngine) List(context.Context) ([]Observed, error)           { return nil, nil }
+func (quietEngine) RemoveContainer(context.Context, string) error      { return nil }
 func (quietEngine) EnsureStopped(context.Context, string) (int, error) { return 0, nil }
 
 // recordingDriver notes which workspaces the reconciler carried out again;
