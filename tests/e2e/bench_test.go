@@ -94,7 +94,7 @@ func (s *stack) launchToFirst200(tb testing.TB, token string) (wsView, time.Dura
 // stream to its consumer limit and a launch took 14.7 s; the target is a
 // launch within 1.2x of an idle system. Run with -benchtime 10x.
 func BenchmarkLaunchUnderHistoryReads(b *testing.B) {
-	s := newStack(b)
+	s := newStack(b, "BERTH_API_RATE=20", "BERTH_API_BURST=40") // the defaults
 	s.addDemoImage()
 	reader := s.token("reader", "user")
 	mine, _ := s.launchToFirst200(b, reader)

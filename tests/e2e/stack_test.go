@@ -106,8 +106,11 @@ func newStack(t testing.TB, env ...string) *stack {
 	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "traefik.yml"), []byte(cfg), 0o644))
 
 	t.Cleanup(s.stopAll)
+	// The tests poll the API every 10 ms to measure latency, far above the
+	// per-caller rate limit; the limiter has its own tests, and a test that
+	// wants it passes BERTH_API_RATE (later values win).
 	common := append([]string{"BERTH_LOG_LEVEL=info", "BERTH_PROJECTS_ROOT=" + filepath.Join(s.dir, "projects"),
-		"BERTH_PUBLIC_URL=http://" + s.web}, env...)
+		"BERTH_PUBLIC_URL=http://" + s.web, "BERTH_API_RATE=0"}, env...)
 	nats := "BERTH_NATS_URL=nats://" + s.natsAddr // the API's embedded server
 	s.start("api", filepath.Join(s.bin, "api"), nil, append(slices.Clone(common), "BERTH_HTTP_ADDR="+s.api, "BERTH_NATS_LISTEN="+s.natsAddr,
 		"BERTH_DATA_DIR="+filepath.Join(s.dir, "data"), "BERTH_DEV_TOKENS=true"))
