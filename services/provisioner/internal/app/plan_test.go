@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"testing"
@@ -55,5 +56,22 @@ func TestSpecDropsForbiddenCapabilities(t *testing.T) {
 	}
 	if _, err := p.spec(events.Workspace{ID: "id", Name: "n", Image: "img", Projects: []string{"../etc"}}); err == nil {
 		t.Fatal("escaping project accepted")
+	}
+}
+
+// TestDrainIsBounded: the wait before a stop counts from the request's
+// time, but a writer whose clock runs ahead (or lies) cannot make it longer
+// than StopDrain; an old request is not waited for at all.
+func TestDrainIsBounded(t *testing.T) {
+	now := time.Now()
+	p := New(nil, nil, nil, slog.New(slog.DiscardHandler), Options{StopDrain: 50 * time.Millisecond, Now: func() time.Time { return now }})
+	for name, since := range map[string]time.Time{"future": now.Add(24 * time.Hour), "now": now, "old": now.Add(-time.Hour)} {
+		start := time.Now()
+		if err := p.drain(context.Background(), events.Workspace{StatusSince: since}); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > time.Second || (name == "old" && took > 20*time.Millisecond) {
+			t.Errorf("%s: drained for %s", name, took)
+		}
 	}
 }

@@ -254,9 +254,11 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 }
 
 // drain waits until StopDrain has passed since the workspace's request
-// (no wait for an old one, e.g. after a restart).
+// (no wait for an old one, e.g. after a restart). The request's time comes
+// from its writer's clock, so the wait never exceeds StopDrain however far
+// ahead that clock is.
 func (p *Provisioner) drain(ctx context.Context, ws events.Workspace) error {
-	wait := ws.StatusSince.Add(p.o.StopDrain).Sub(p.o.Now())
+	wait := min(ws.StatusSince.Add(p.o.StopDrain).Sub(p.o.Now()), p.o.StopDrain)
 	if wait <= 0 {
 		return nil
 	}
