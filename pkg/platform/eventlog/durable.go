@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/keyed"
 )
 
 // DeadLetterStream keeps messages that can never be handled, so they are
@@ -96,19 +95,40 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
 	}
-	// The queue holds every message the server may have given us, plus room
-	// for redelivered copies, so the delivery callback never blocks.
+	// The queue holds a batch per subject: at most one per message the
+	// server may have given us, plus room for redelivered copies, so the
+	// delivery callback never blocks.
 	var (
-		queue = make(chan jetstream.Msg, 2*o.maxAckPending())
+		queue = make(chan batch, 2*o.maxAckPending())
 		held  heldSet
-		locks keyed.Mutex
+		subs  subjects
 		wg    sync.WaitGroup
 	)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		held.add(m)
+		if _, err := events.Decode(m.Data()); err != nil {
+			// On its own, to be dead-lettered: it must not stand in for a
+			// real request of its subject.
+			select {
+			case queue <- batch{msgs: []jetstream.Msg{m}}:
+			default:
+				held.remove(m)
+				_ = m.Nak()
+			}
+			return
+		}
+		handOff, superseded := subs.join(m)
+		if superseded != nil {
+			held.remove(superseded)
+			_ = superseded.Ack() // a newer message of its subject waits in its place
+		}
+		if !handOff {
+			return // behind the one being handled: settled with it (see work)
+		}
 		select {
-		case queue <- m:
+		case queue <- batch{subject: m.Subject(), msgs: []jetstream.Msg{m}}:
 		default:
+			subs.leave(m.Subject())
 			held.remove(m)
 			_ = m.Nak() // cannot happen within MaxAckPending; never block delivery
 		}
@@ -133,13 +153,8 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 				select {
 				case <-wctx.Done():
 					return
-				case m := <-queue:
-					func() {
-						unlock := locks.Lock(m.Subject())
-						defer unlock()
-						l.handle(wctx, log, o, h, m)
-					}()
-					held.remove(m)
+				case b := <-queue:
+					l.work(wctx, log, o, h, b, &subs, &held)
 				}
 			}
 		}()
@@ -219,6 +234,135 @@ func (s *heldSet) keepAlive(ctx context.Context, every time.Duration) {
 			_ = m.InProgress()
 		}
 	}
+}
+
+// batch is messages of one subject that one handler call settles (no
+// subject: a message that does not decode).
+type batch struct {
+	subject string
+	msgs    []jetstream.Msg
+}
+
+// work handles a subject's batch, then whatever arrived for the subject
+// meanwhile, until nothing is left. Messages that arrive while their
+// subject is being handled wait without taking a worker: handlers act on
+// the latest state, so one more call settles them all. (Blocking a worker
+// per message let two messages of one slow start hold two of the workers.)
+func (l *Log) work(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, b batch, subs *subjects, held *heldSet) {
+	for msgs := b.msgs; len(msgs) > 0; msgs = subs.next(b.subject) {
+		l.handleBatch(ctx, log, o, h, msgs)
+		for _, m := range msgs {
+			held.remove(m)
+		}
+		if ctx.Err() != nil {
+			subs.leave(b.subject) // what waits is nak'ed with the rest of held
+			return
+		}
+	}
+}
+
+// handleBatch calls the handler once, with the newest message that decodes,
+// and acks the older ones with it: the handler acted on a state at least as
+// new as theirs. Messages that do not decode are dead-lettered one by one.
+func (l *Log) handleBatch(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, msgs []jetstream.Msg) {
+	var (
+		newest    jetstream.Msg
+		newestSeq uint64
+		covered   []jetstream.Msg
+	)
+	for _, m := range msgs {
+		md, err := m.Metadata()
+		if err != nil {
+			_ = m.Term()
+			continue
+		}
+		if _, err := events.Decode(m.Data()); err != nil {
+			l.deadLetter(ctx, log, o.Name, m, "undecodable: "+err.Error())
+			continue
+		}
+		switch {
+		case newest == nil:
+			newest, newestSeq = m, md.Sequence.Stream
+		case md.Sequence.Stream > newestSeq:
+			covered = append(covered, newest)
+			newest, newestSeq = m, md.Sequence.Stream
+		default:
+			covered = append(covered, m)
+		}
+	}
+	if newest == nil {
+		return
+	}
+	l.handle(ctx, log, o, h, newest)
+	for _, m := range covered {
+		if ctx.Err() != nil {
+			_ = m.Nak()
+		} else {
+			_ = m.Ack()
+		}
+	}
+}
+
+// subjects tracks which subjects a worker is handling and the newest
+// message that arrived for each meanwhile. Only one waits per subject: it
+// holds one slot of the ack window whatever the burst, so a busy workspace
+// cannot crowd the others out of the window.
+type subjects struct {
+	mu      sync.Mutex
+	waiting map[string][]jetstream.Msg // present: being handled; at most one waits
+}
+
+// join reports whether m's subject was idle (the caller hands m to a
+// worker); otherwise m waits for the worker on its subject, and the older
+// of m and the message already waiting is returned as superseded, for the
+// caller to ack.
+func (s *subjects) join(m jetstream.Msg) (handOff bool, superseded jetstream.Msg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting == nil {
+		s.waiting = map[string][]jetstream.Msg{}
+	}
+	w, busy := s.waiting[m.Subject()]
+	if !busy {
+		s.waiting[m.Subject()] = nil
+		return true, nil
+	}
+	if len(w) == 0 {
+		s.waiting[m.Subject()] = []jetstream.Msg{m}
+		return false, nil
+	}
+	if streamSeq(m) >= streamSeq(w[0]) {
+		s.waiting[m.Subject()] = []jetstream.Msg{m}
+		return false, w[0]
+	}
+	return false, m
+}
+
+func streamSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+// next takes what waits for subject, or marks it idle if nothing does.
+func (s *subjects) next(subject string) []jetstream.Msg {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.waiting[subject]
+	if len(w) == 0 {
+		delete(s.waiting, subject)
+		return nil
+	}
+	s.waiting[subject] = nil
+	return w
+}
+
+func (s *subjects) leave(subject string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.waiting, subject)
 }
 
 func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, m jetstream.Msg) {

@@ -211,3 +211,58 @@ func TestConsumeKeepsLongWorkAlive(t *testing.T) {
 	assert.Zero(t, info.NumAckPending)
 	assert.Zero(t, info.NumRedelivered)
 }
+
+// TestConsumeCoalescesOneWorkspace: while a slow handler works on one
+// workspace, more messages for it wait without taking workers, and one more
+// call settles them all. Before, each took a worker blocked on the
+// workspace's lock, so two messages of one slow start held both workers and
+// nothing else was provisioned.
+func TestConsumeCoalescesOneWorkspace(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	l := openLog(t)
+	slow, other := uuid.NewString(), uuid.NewString()
+	seq, err := l.Append(ctx, ev(t, slow, &events.Created{Name: "slow", Owner: "o"}), 0)
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var slowCalls atomic.Int32
+	handled := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = l.Consume(ctx, quiet, eventlog.DurableOptions{Name: "coalesce", Concurrency: 2},
+			func(_ context.Context, e events.Envelope, _ int, _ bool) error {
+				if e.Subject == slow && slowCalls.Add(1) == 1 {
+					<-release
+				}
+				handled <- e.Subject
+				return nil
+			})
+	}()
+	require.Eventually(t, func() bool { return slowCalls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	for range 3 {
+		seq, err = l.Append(ctx, ev(t, slow, &events.StartRequested{}), seq)
+		require.NoError(t, err)
+	}
+	time.Sleep(100 * time.Millisecond) // they reach the consumer and wait
+	_, err = l.Append(ctx, ev(t, other, &events.Created{Name: "other", Owner: "o"}), 0)
+	require.NoError(t, err)
+	select {
+	case id := <-handled:
+		require.Equal(t, other, id, "another workspace is handled while the slow one works")
+	case <-time.After(5 * time.Second):
+		t.Fatal("a slow workspace's waiting messages blocked the other worker")
+	}
+	close(release)
+	require.Eventually(t, func() bool {
+		c, err := l.JetStream().Consumer(ctx, events.Stream, "coalesce")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	}, 5*time.Second, 10*time.Millisecond, "every message settled")
+	assert.EqualValues(t, 2, slowCalls.Load(), "one more call settles the three that waited")
+	cancel()
+	<-done
+}
