@@ -268,6 +268,8 @@ func TestValidationRejects(t *testing.T) {
 		{"image bad capability", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"SYS_ADMIN"}}, 422, "validation_failed"},
 		{"image prefixed capability", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"CAP_SYS_ADMIN"}}, 422, "validation_failed"},
 		{"image capability all", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"ALL"}}, 422, "validation_failed"},
+		{"image capability past the allow-list", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"DAC_READ_SEARCH"}}, 422, "validation_failed"},
+		{"image made-up capability", "POST", "/api/v1/images", admin, map[string]any{"ref": "ok/img:1", "cap_add": []string{"NOT_A_CAP"}}, 422, "validation_failed"},
 		{"image twice", "POST", "/api/v1/images", admin, map[string]any{"ref": demoImage}, 409, "image_exists"},
 		{"remove unknown image", "DELETE", "/api/v1/images/nope%2Fnope:1", admin, nil, 404, "image_not_found"},
 		{"unknown route", "GET", "/api/v1/nothing", admin, nil, 404, "route_not_found"},

@@ -57,11 +57,9 @@ type cfg struct {
 	ProjectsRoot  string
 	DefaultImage  string
 	DefaultMemory int64
-	MaxMemory     int64
 	DefaultCPUs   float64
-	MaxCPUs       float64
 	DefaultPids   int
-	MaxPids       int
+	Max           config.ResourceMax
 
 	config.Routing
 
@@ -94,11 +92,9 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders workspaces may mount")
 	s.String(&c.DefaultImage, "default-image", "BERTH_DEFAULT_IMAGE", "berth/workspace-demo:latest", "image of the default template (must be in the catalog)")
 	s.Bytes(&c.DefaultMemory, "default-memory", "BERTH_DEFAULT_MEMORY", 2<<30, "default memory limit")
-	s.Bytes(&c.MaxMemory, "max-memory", "BERTH_MAX_MEMORY", 8<<30, "largest memory limit admins may set")
+	s.ResourceMax(&c.Max)
 	s.Float(&c.DefaultCPUs, "default-cpus", "BERTH_DEFAULT_CPUS", 0.5, "default CPU limit in cores")
-	s.Float(&c.MaxCPUs, "max-cpus", "BERTH_MAX_CPUS", 4, "largest CPU limit admins may set")
 	s.Int(&c.DefaultPids, "default-pids", "BERTH_DEFAULT_PIDS", 512, "default process limit")
-	s.Int(&c.MaxPids, "max-pids", "BERTH_MAX_PIDS", 4096, "largest process limit admins may set")
 	s.Routing(&c.Routing)
 	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
@@ -117,7 +113,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	if err := c.Idle.Validate(); err != nil {
 		return c, err
 	}
-	if c.DefaultMemory > c.MaxMemory || c.DefaultCPUs > c.MaxCPUs || c.DefaultPids > c.MaxPids {
+	if c.DefaultMemory > c.Max.MemoryBytes || c.DefaultCPUs > c.Max.CPUs || c.DefaultPids > c.Max.Pids {
 		return c, errors.New("bad configuration: a default resource limit exceeds its maximum")
 	}
 	return c, nil
@@ -263,7 +259,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		IdleTimeoutMax: c.Idle.IdleTimeoutMax,
 		Bounds: app.Bounds{
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
-			Max:     events.Resources{MemoryBytes: c.MaxMemory, MilliCPUs: int64(c.MaxCPUs * 1000), Pids: int64(c.MaxPids)},
+			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)},
 		},
 	}), tracker, nil
 }

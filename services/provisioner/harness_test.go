@@ -28,13 +28,16 @@ import (
 // world is one test's setup: the real Docker Engine, a real in-process
 // NATS, the log, a private workspace network and a projects root.
 type world struct {
-	t        testing.TB
-	cli      *client.Client
-	nats     *server.Server
-	log      *eventlog.Log
-	network  string
-	projects string
-	ids      []string
+	t       testing.TB
+	cli     *client.Client
+	nats    *server.Server
+	log     *eventlog.Log
+	network string
+	// installation scopes this test's containers: tests running beside a
+	// live stack (or each other) never touch each other's.
+	installation string
+	projects     string
+	ids          []string
 }
 
 func newWorld(t testing.TB) *world {
@@ -46,7 +49,10 @@ func newWorld(t testing.TB) *world {
 	require.NoError(t, err)
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	w := &world{t: t, cli: cli, nats: srv, log: l, network: "berth-test-" + hex.EncodeToString(suffix), projects: t.TempDir()}
+	w := &world{t: t, cli: cli, nats: srv, log: l, network: "berth-test-" + hex.EncodeToString(suffix), installation: "test-" + hex.EncodeToString(suffix), projects: t.TempDir()}
+	// The provisioner creates only catalog images: put the demo image there,
+	// as an admin would.
+	w.catalog(dockertest.DemoImage)
 	require.NoError(t, os.MkdirAll(filepath.Join(w.projects, "course-101"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(w.projects, "course-101", "README.md"), []byte("welcome"), 0o644))
 	t.Cleanup(w.cleanup)
@@ -73,7 +79,7 @@ func (w *world) startProvisioner(extra ...string) (addr string, stop func()) {
 	done := make(chan error, 1)
 	args := append([]string{"--http-addr", "127.0.0.1:0", "--nats-url", w.nats.ClientURL(), "--network", w.network,
 		"--projects-root", w.projects, "--reconcile-interval", "1s", "--orphan-grace", "1h", "--log-level", "warn",
-		"--health-timeout", "20s"}, extra...)
+		"--health-timeout", "20s", "--installation", w.installation}, extra...)
 	go func() { done <- run(ctx, args, io.Discard, func(a string) { ready <- a }) }()
 	var stopped bool
 	stop = func() {
@@ -111,6 +117,30 @@ func (w *world) projection() *events.Projection {
 	proj := events.NewProjection()
 	require.NoError(w.t, w.log.Replay(ctx, slog.New(slog.DiscardHandler), proj))
 	return proj
+}
+
+// catalog puts an image in the catalog (again: the entry is replaced), as
+// an admin would.
+func (w *world) catalog(ref string, caps ...string) {
+	w.t.Helper()
+	evs, err := w.log.Read(context.Background(), events.CatalogSubject)
+	require.NoError(w.t, err)
+	var version uint64
+	if len(evs) > 0 {
+		version = evs[len(evs)-1].Sequence
+	}
+	if caps == nil {
+		caps = []string{}
+	}
+	e, err := events.New(events.CatalogSubject, &events.ImageAdded{Ref: ref, CapAdd: caps}, events.Meta{Source: "test", Actor: "user:admin"}, time.Now())
+	require.NoError(w.t, err)
+	_, err = w.log.Append(context.Background(), e, version)
+	require.NoError(w.t, err)
+}
+
+// runtime is a runtime of this test's installation.
+func (w *world) runtime() *docker.Runtime {
+	return docker.New(w.cli, docker.Options{Network: w.network}).Scoped(w.installation)
 }
 
 func (w *world) state(id string) events.Workspace {

@@ -20,6 +20,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/config"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/installation"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
@@ -32,6 +33,8 @@ func main() { service.Main("berth-provisioner", run) }
 type cfg struct {
 	HTTPAddr       string
 	NATSURL        string
+	Installation   string
+	Max            config.ResourceMax
 	StreamReplicas int
 	ProjectsRoot   string
 	Network        string
@@ -60,6 +63,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s := config.New("berth-provisioner", out)
 	s.String(&c.HTTPAddr, "http-addr", "BERTH_PROVISIONER_HTTP_ADDR", "127.0.0.1:8081", "address of /healthz, /readyz and /metrics")
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
+	s.String(&c.Installation, "installation", "BERTH_INSTALLATION", "", "this installation's id on the engine (default: generated once and kept in NATS); containers of other installations are never touched")
+	s.ResourceMax(&c.Max)
 	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream")
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders (absolute host path under compose)")
 	s.String(&c.Network, "network", "BERTH_NETWORK", "berth-workspaces", "Docker network for workspace containers")
@@ -67,7 +72,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.HealthPath, "health-path", "BERTH_HEALTH_PATH", "/healthz", "HTTP path answering 200 when the IDE is ready")
 	s.Duration(&c.HealthTimeout, "health-timeout", "BERTH_HEALTH_TIMEOUT", 60*time.Second, "how long a workspace may take to answer its health check")
 	s.Duration(&c.StopTimeout, "stop-timeout", "BERTH_STOP_TIMEOUT", 10*time.Second, "grace before a stopping container is killed")
-	s.Duration(&c.StopDrain, "stop-drain", "BERTH_STOP_DRAIN", 500*time.Millisecond, "how long after a stop/delete request the container is left running so Traefik drops its route first (requests get 404, not a hang)")
+	s.Duration(&c.StopDrain, "stop-drain", "BERTH_STOP_DRAIN", time.Second, "how long after a stop/delete request the container is left running so Traefik drops its route first (requests get 404, not a hang)")
 	s.Routing(&c.Routing)
 	s.Duration(&c.ReconcileInterval, "reconcile-interval", "BERTH_RECONCILE_INTERVAL", 30*time.Second, "how often the log is compared with Docker")
 	s.Duration(&c.RedriveAfter, "redrive-after", "BERTH_REDRIVE_AFTER", 30*time.Second, "how long a start/stop/delete/archive/restore may stay open with no worker on it before the reconciler carries it out")
@@ -86,6 +91,11 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && !strings.HasPrefix(c.HeartbeatFile, "/")) {
 		return c, fmt.Errorf("bad configuration: BERTH_HEARTBEAT_FILE=%q, BERTH_HEARTBEAT_INTERVAL=%s: want an absolute path and a non-negative interval", c.HeartbeatFile, c.HeartbeatInterval)
+	}
+	if c.Installation != "" {
+		if err := installation.Validate(c.Installation); err != nil {
+			return c, fmt.Errorf("bad configuration: BERTH_INSTALLATION: %w", err)
+		}
 	}
 	if c.StopDrain < 0 || c.StopDrain > time.Minute {
 		return c, fmt.Errorf("bad configuration: BERTH_STOP_DRAIN=%s: want 0 to 1m", c.StopDrain)
@@ -124,7 +134,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	rt := docker.New(cli, docker.Options{Network: c.Network, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
+	engine := docker.New(cli, docker.Options{Network: c.Network, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
 
 	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
 		// Not fatal: archives will fail and be recorded as archive_failed,
@@ -135,7 +145,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	replayed := service.NewGate("log not replayed yet")
 	health := service.NewHealth(map[string]service.Check{
 		"nats":   natsbus.Ready(nc),
-		"docker": rt.Ping,
+		"docker": engine.Ping,
 		"log":    replayed.Check,
 	})
 	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
@@ -145,6 +155,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err != nil {
 			return err
 		}
+		id, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, c.Installation)
+		if err != nil {
+			return err
+		}
+		rt := engine.Scoped(id)
 		proj := events.NewProjection()
 		if err := l.Replay(ctx, log, proj); err != nil {
 			return err
@@ -159,11 +174,12 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		}
 		replayed.Open()
 		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
-			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain})
+			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain,
+			Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}})
 		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
 			Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
 		onReady(ln.Addr().String())
-		log.Info("provisioner ready", "nats", c.NATSURL, "network", c.Network, "projects_root", c.ProjectsRoot)
+		log.Info("provisioner ready", "installation", id, "nats", c.NATSURL, "network", c.Network, "projects_root", c.ProjectsRoot)
 		return service.Run(ctx, log, c.ShutdownGrace,
 			service.Actor{Name: "consumer", Run: func(ctx context.Context) error {
 				return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver},

@@ -39,11 +39,7 @@ func httpGet(t *testing.T, u string) (int, string) {
 func TestLifecycleOnRealEngine(t *testing.T) {
 	w := newWorld(t)
 	// The catalog entry declares one capability: it, and only it, comes back.
-	img, err := events.New(events.CatalogSubject, &events.ImageAdded{Ref: dockertest.DemoImage, CapAdd: []string{"NET_BIND_SERVICE"}},
-		events.Meta{Source: "test", Actor: "user:admin"}, time.Now())
-	require.NoError(t, err)
-	_, err = w.log.Append(context.Background(), img, 0)
-	require.NoError(t, err)
+	w.catalog(dockertest.DemoImage, "NET_BIND_SERVICE")
 	w.startProvisioner()
 	id := w.create("lab", dockertest.DemoImage, true, "course-101")
 	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
@@ -66,7 +62,7 @@ func TestLifecycleOnRealEngine(t *testing.T) {
 	assert.EqualValues(t, 500_000_000, hc.NanoCPUs)
 	require.NotNil(t, hc.PidsLimit)
 	assert.EqualValues(t, 128, *hc.PidsLimit)
-	assert.Equal(t, container.RestartPolicyUnlessStopped, hc.RestartPolicy.Name)
+	assert.Equal(t, container.RestartPolicyDisabled, hc.RestartPolicy.Name, "the provisioner restarts crashed workspaces itself")
 	assert.Equal(t, w.network, string(hc.NetworkMode))
 	assert.False(t, hc.NetworkMode.IsHost())
 	assert.False(t, hc.PidMode.IsHost())
@@ -120,7 +116,7 @@ func TestLifecycleOnRealEngine(t *testing.T) {
 func TestSameStartTwiceOneContainer(t *testing.T) {
 	w := newWorld(t)
 	id := w.create("twice", dockertest.DemoImage, true)
-	rt := docker.New(w.cli, docker.Options{Network: w.network})
+	rt := w.runtime()
 	// Three replicas (each its own projection and locks) race one start.
 	var wg sync.WaitGroup
 	for range 3 {
@@ -150,17 +146,25 @@ func TestSameStartTwiceOneContainer(t *testing.T) {
 func TestAdoptsContainerAfterCrash(t *testing.T) {
 	w := newWorld(t)
 	id := w.create("adopt", dockertest.DemoImage, true)
-	// What the dead provisioner got done: the container exists and runs.
-	rt := docker.New(w.cli, docker.Options{Network: w.network})
-	first, err := rt.EnsureRunning(context.Background(), app.Spec{ID: id, Name: "adopt", Image: dockertest.DemoImage,
-		Resources: events.Resources{MemoryBytes: 256 << 20, MilliCPUs: 500, Pids: 128}})
-	require.NoError(t, err)
+	// What the dead provisioner got done: the container exists and runs,
+	// and it died before recording it.
+	dead := app.New(crashBeforeRecord{}, w.projection(), w.runtime(), slog.New(slog.DiscardHandler), app.Options{ProjectsRoot: w.projects, Routing: wsurl.ModePath})
+	require.Error(t, dead.Handle(context.Background(), id, 0, false))
+	require.Len(t, w.containers(id), 1)
+	first := w.containers(id)[0].ID
 	assert.Equal(t, events.StatusStarting, w.state(id).Status, "nothing recorded yet")
 
 	w.startProvisioner()
 	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
-	assert.Equal(t, first.ContainerID, ws.Endpoint.ContainerID, "adopted, not recreated")
+	assert.Equal(t, first, ws.Endpoint.ContainerID, "adopted, not recreated")
 	assert.Len(t, w.containers(id), 1)
+}
+
+// crashBeforeRecord is a log whose appends never land: the process died.
+type crashBeforeRecord struct{}
+
+func (crashBeforeRecord) Append(context.Context, events.Envelope, uint64) (uint64, error) {
+	return 0, errors.New("killed before recording")
 }
 
 // TestReconcilerRepairsRemovedContainer: a container removed by hand is
@@ -191,6 +195,7 @@ func TestReconcilerRepairsRemovedContainer(t *testing.T) {
 func TestFailuresAreRecorded(t *testing.T) {
 	w := newWorld(t)
 	w.startProvisioner()
+	w.catalog("berth/not-built:1")
 	missing := w.create("noimage", "berth/not-built:1", true)
 	ws := w.waitStatus(missing, events.StatusError, 30*time.Second)
 	assert.Equal(t, "image_missing", ws.Failure.Code)
@@ -262,7 +267,7 @@ func TestOrphansRemovedOnlyAfterGrace(t *testing.T) {
 		return c.ID
 	}
 	createdAt := time.Now()
-	orphan := mk(map[string]string{docker.LabelID: stray})
+	orphan := mk(map[string]string{docker.LabelID: stray, docker.LabelInstallation: w.installation})
 	bystander := mk(map[string]string{"app": "not-berth"})
 
 	// Docker reports creation to the second, so the grace period can look

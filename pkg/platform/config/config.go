@@ -239,3 +239,19 @@ func (l Lifecycle) Validate() error {
 	}
 	return nil
 }
+
+// ResourceMax is the largest workspace admins may define. The API validates
+// requests against it and the provisioner checks again before it creates a
+// container (the log may hold events no API validated), so both bind it.
+type ResourceMax struct {
+	MemoryBytes int64
+	CPUs        float64
+	Pids        int
+}
+
+// ResourceMax binds the resource bounds.
+func (s *Set) ResourceMax(r *ResourceMax) {
+	s.Bytes(&r.MemoryBytes, "max-memory", "BERTH_MAX_MEMORY", 8<<30, "largest memory limit admins may set")
+	s.Float(&r.CPUs, "max-cpus", "BERTH_MAX_CPUS", 4, "largest CPU limit admins may set")
+	s.Int(&r.Pids, "max-pids", "BERTH_MAX_PIDS", 4096, "largest process limit admins may set")
+}

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/capability"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
 
@@ -19,8 +18,6 @@ type ImageInput struct {
 	CapAdd      []string `json:"cap_add"`
 }
 
-var capName = regexp.MustCompile(`^[A-Z_]{2,32}$`)
-
 // AddImage puts an image on the allow-list (admins only).
 func (s *Service) AddImage(ctx context.Context, c Caller, in ImageInput) (events.CatalogImage, error) {
 	if !c.Admin {
@@ -29,10 +26,8 @@ func (s *Service) AddImage(ctx context.Context, c Caller, in ImageInput) (events
 	in.Ref = trimmed(in.Ref)
 	fields := nonNil(validateImageRef(in.Ref), validateDescription(in.Description))
 	for i, cp := range in.CapAdd {
-		name := strings.TrimPrefix(cp, "CAP_")
-		if !capName.MatchString(cp) || name == "SYS_ADMIN" || name == "ALL" {
-			fields = append(fields, FieldError{Field: fmt.Sprintf("cap_add[%d]", i), Code: "invalid_capability",
-				Message: fmt.Sprintf("capability %q is not allowed (use names like NET_BIND_SERVICE; SYS_ADMIN and ALL are refused)", cp)})
+		if err := capability.Check(cp); err != nil {
+			fields = append(fields, FieldError{Field: fmt.Sprintf("cap_add[%d]", i), Code: "invalid_capability", Message: err.Error()})
 		}
 	}
 	if len(fields) > 0 {

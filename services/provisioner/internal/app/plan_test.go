@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,20 +43,47 @@ func catalogOf(t *testing.T, img events.ImageAdded) *events.Projection {
 	return proj
 }
 
-func TestSpecDropsForbiddenCapabilities(t *testing.T) {
-	p := New(nil, catalogOf(t, events.ImageAdded{Ref: "img", CapAdd: []string{"NET_BIND_SERVICE", "SYS_ADMIN", "cap_sys_admin", "ALL"}}),
-		nil, slog.New(slog.DiscardHandler), Options{ProjectsRoot: t.TempDir(), Routing: wsurl.ModePath})
-	s, err := p.spec(events.Workspace{ID: "id", Name: "n", Image: "img"})
-	if err != nil {
-		t.Fatal(err)
+// TestPolicy: the provisioner checks again what the API checked, because
+// the log may hold events no API validated (a forged or an old one): the
+// image must be in the catalog, every limit set and within bounds, every
+// capability on the allow-list. Anything else is a policy_violation.
+func TestPolicy(t *testing.T) {
+	ok := events.Resources{MemoryBytes: 1 << 30, MilliCPUs: 500, Pids: 256}
+	cases := map[string]struct {
+		img  events.ImageAdded
+		ws   events.Workspace
+		want string // "" = allowed
+	}{
+		"fine":               {events.ImageAdded{Ref: "img", CapAdd: []string{"NET_BIND_SERVICE", "cap_chown"}}, events.Workspace{Image: "img", Resources: ok}, ""},
+		"not in the catalog": {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "other", Resources: ok}, "not in the catalog"},
+		"no memory limit":    {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MilliCPUs: 500, Pids: 256}}, "no limit"},
+		"no limits at all":   {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img"}, "no limit"},
+		"over the bounds":    {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MemoryBytes: 64 << 30, MilliCPUs: 500, Pids: 256}}, "exceed"},
+		"sys_admin":          {events.ImageAdded{Ref: "img", CapAdd: []string{"SYS_ADMIN"}}, events.Workspace{Image: "img", Resources: ok}, "SYS_ADMIN"},
+		"dac_read_search":    {events.ImageAdded{Ref: "img", CapAdd: []string{"DAC_READ_SEARCH", "SYS_PTRACE"}}, events.Workspace{Image: "img", Resources: ok}, "DAC_READ_SEARCH"},
+		"made-up capability": {events.ImageAdded{Ref: "img", CapAdd: []string{"NOT_A_CAP"}}, events.Workspace{Image: "img", Resources: ok}, "NOT_A_CAP"},
 	}
-	if len(s.CapAdd) != 1 || s.CapAdd[0] != "NET_BIND_SERVICE" {
-		t.Fatalf("caps %v", s.CapAdd)
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := New(nil, catalogOf(t, c.img), nil, slog.New(slog.DiscardHandler), Options{ProjectsRoot: t.TempDir(), Routing: wsurl.ModePath,
+				Max: events.Resources{MemoryBytes: 8 << 30, MilliCPUs: 4000, Pids: 4096}})
+			c.ws.ID, c.ws.Name = "id", "n"
+			s, err := p.spec(c.ws)
+			var f *Failure
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.want == "":
+				if !slices.Equal(s.CapAdd, []string{"NET_BIND_SERVICE", "CHOWN"}) || !slices.Contains(s.Env, "BERTH_BASE_PATH=/workspace-n") {
+					t.Fatalf("spec %+v", s)
+				}
+			case !errors.As(err, &f) || f.Code != "policy_violation" || !strings.Contains(f.Message, c.want):
+				t.Fatalf("got %v, want policy_violation naming %q", err, c.want)
+			}
+		})
 	}
-	if !slices.Contains(s.Env, "BERTH_BASE_PATH=/workspace-n") {
-		t.Fatalf("env %v", s.Env)
-	}
-	if _, err := p.spec(events.Workspace{ID: "id", Name: "n", Image: "img", Projects: []string{"../etc"}}); err == nil {
+	p := New(nil, catalogOf(t, events.ImageAdded{Ref: "img"}), nil, slog.New(slog.DiscardHandler), Options{ProjectsRoot: t.TempDir()})
+	if _, err := p.spec(events.Workspace{ID: "id", Name: "n", Image: "img", Resources: ok, Projects: []string{"../etc"}}); err == nil {
 		t.Fatal("escaping project accepted")
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"path"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/capability"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/keyed"
 	"github.com/berthdev/berth/pkg/platform/projectpath"
@@ -98,6 +98,9 @@ type Options struct {
 	// or requests in flight dial an address that no longer answers (a 4-5 s
 	// hang, then 502).
 	StopDrain time.Duration
+	// Max bounds every resource limit (the admin's BERTH_MAX_*); zero
+	// fields are not checked.
+	Max events.Resources
 	// FollowTimeout bounds the wait for the projection to reach a message
 	// (or a conflicting writer's event) before the attempt is retried.
 	FollowTimeout time.Duration
@@ -350,10 +353,42 @@ func (p *Provisioner) volumeSpec(ws events.Workspace) (Spec, error) {
 	return Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image}, nil
 }
 
+// policy checks what the API checked, again: the log may hold old events
+// or events written with a leaked credential, and the provisioner is the
+// one holding the Docker socket. The image must be in the catalog now,
+// every limit set and within the admin's bounds, every capability the
+// catalog grants on the allow-list.
+func (p *Provisioner) policy(ws events.Workspace) (events.CatalogImage, error) {
+	violation := func(format string, args ...any) error {
+		return &Failure{Code: "policy_violation", Message: fmt.Sprintf(format, args...)}
+	}
+	img, ok := p.state.Image(ws.Image)
+	if !ok {
+		return img, violation("image %s is not in the catalog; an admin must add it, or change the workspace's image", ws.Image)
+	}
+	r, m := ws.Resources, p.o.Max
+	if r.MemoryBytes <= 0 || r.MilliCPUs <= 0 || r.Pids <= 0 {
+		return img, violation("the workspace has no limit on memory, CPU or processes (%+v); an admin must set them", r)
+	}
+	if (m.MemoryBytes > 0 && r.MemoryBytes > m.MemoryBytes) || (m.MilliCPUs > 0 && r.MilliCPUs > m.MilliCPUs) || (m.Pids > 0 && r.Pids > m.Pids) {
+		return img, violation("the workspace's limits %+v exceed the bounds %+v; an admin must lower them", r, m)
+	}
+	for _, c := range img.CapAdd {
+		if err := capability.Check(c); err != nil {
+			return img, violation("catalog image %s: %v", ws.Image, err)
+		}
+	}
+	return img, nil
+}
+
 // spec builds the container spec, re-validating every project folder: the
 // API checked them, but the provisioner is the one holding the Docker
 // socket, so it does not take the log's word for it.
 func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
+	img, err := p.policy(ws)
+	if err != nil {
+		return Spec{}, err
+	}
 	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: ws.Resources}
 	for _, rel := range ws.Projects {
 		src, err := projectpath.Resolve(p.o.ProjectsRoot, rel)
@@ -362,16 +397,8 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 		}
 		s.Mounts = append(s.Mounts, Mount{Source: src, Target: path.Join(p.o.HomeDir, "project", rel)})
 	}
-	if img, ok := p.state.Image(ws.Image); ok {
-		for _, c := range img.CapAdd {
-			// Defence in depth: the API refuses these, but the log may have
-			// other writers.
-			if n := strings.TrimPrefix(strings.ToUpper(c), "CAP_"); n == "SYS_ADMIN" || n == "ALL" {
-				p.logger.Warn("ignoring capability the catalog must not grant", "image", ws.Image, "capability", c)
-				continue
-			}
-			s.CapAdd = append(s.CapAdd, c)
-		}
+	for _, c := range img.CapAdd {
+		s.CapAdd = append(s.CapAdd, capability.Normalize(c))
 	}
 	base := ""
 	if p.o.Routing == wsurl.ModePath {

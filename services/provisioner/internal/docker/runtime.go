@@ -5,6 +5,9 @@ package docker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,10 +39,20 @@ const (
 	LabelName    = "berth.workspace.name"
 	LabelOwner   = "berth.workspace.owner"
 	LabelManaged = "berth.managed"
+	// LabelInstallation scopes everything to one installation: another
+	// installation's containers on the same engine are never listed,
+	// adopted, stopped or removed.
+	LabelInstallation = "berth.installation"
+	// LabelSpec is the hash of the spec that shaped the container; a start
+	// with another spec replaces the container (the home volume stays).
+	LabelSpec = "berth.spec"
 )
 
 // Options configure the runtime.
 type Options struct {
+	// Installation is this installation's id (see LabelInstallation and
+	// Scoped); everything but Ping and Events needs it.
+	Installation  string
 	Network       string        // dedicated workspace network
 	Port          int           // port the IDE listens on in the container
 	HealthPath    string        // HTTP path answering 200 when ready
@@ -55,6 +68,11 @@ type Runtime struct {
 	cli  client.APIClient
 	o    Options
 	http *http.Client
+	*engine
+}
+
+// engine is what every Runtime on one client shares (see Scoped).
+type engine struct {
 	// netMu serialises network creation: the engine's duplicate-name check
 	// is not atomic, and concurrent creates make same-named networks.
 	netMu sync.Mutex
@@ -62,6 +80,15 @@ type Runtime struct {
 	// data race under concurrent first use; connect does it once, guarded.
 	connMu    sync.Mutex
 	connected atomic.Bool
+}
+
+// Scoped returns the runtime for one installation, sharing the client (the
+// unscoped runtime can only Ping and watch Events: the installation id is
+// read from the bus, which may come up after the engine).
+func (r *Runtime) Scoped(installation string) *Runtime {
+	c := *r
+	c.o.Installation = installation
+	return &c
 }
 
 // New returns a runtime; zero options get working defaults.
@@ -87,7 +114,19 @@ func New(cli client.APIClient, o Options) *Runtime {
 	if o.DefaultUser == "" {
 		o.DefaultUser = "1000:1000"
 	}
-	return &Runtime{cli: cli, o: o, http: &http.Client{Timeout: 2 * time.Second}}
+	return &Runtime{cli: cli, o: o, http: &http.Client{Timeout: 2 * time.Second}, engine: &engine{}}
+}
+
+// errUnscoped guards against acting without an installation id: the
+// result would be objects no installation owns.
+var errUnscoped = errors.New("docker runtime used without an installation id (use Scoped)")
+
+// scoped is connect for entry points that create, find or remove objects.
+func (r *Runtime) scoped(ctx context.Context) error {
+	if r.o.Installation == "" {
+		return errUnscoped
+	}
+	return r.connect(ctx)
 }
 
 // connect pings the engine and negotiates the API version once; every
@@ -135,21 +174,36 @@ func ContainerName(name, id string) string { return "berth-" + name + "-" + id[:
 func VolumeName(id string) string { return "berth-home-" + id }
 
 // find returns the workspace's container, found by label, never by name.
+// A container of the workspace made before installations were labelled
+// (no installation label) is found too, so it is adopted once: its spec
+// hash is missing, so the next start replaces it with a labelled one.
+// Another installation's containers are never returned.
 func (r *Runtime) find(ctx context.Context, id string) (*container.Summary, error) {
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID+"="+id))})
 	if err != nil {
 		return nil, fmt.Errorf("list containers of %s: %w", id, err)
 	}
-	if len(list) == 0 {
-		return nil, nil
+	var legacy *container.Summary
+	for i, c := range list {
+		switch c.Labels[LabelInstallation] {
+		case r.o.Installation:
+			return &list[i], nil
+		case "":
+			legacy = &list[i]
+		}
 	}
-	return &list[0], nil
+	return legacy, nil
+}
+
+// labels are those of every object made for workspace s.
+func (r *Runtime) labels(s app.Spec) map[string]string {
+	return map[string]string{LabelID: s.ID, LabelName: s.Name, LabelOwner: s.Owner, LabelManaged: "true", LabelInstallation: r.o.Installation}
 }
 
 // EnsureRunning creates the container if absent, starts it and waits until
 // it answers its health check.
 func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running, error) {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return events.Running{}, err
 	}
 	// A container another worker is creating shows in listings before the
@@ -175,16 +229,27 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 	}
 }
 
-// ensureCreated returns the workspace's container, creating it if absent.
+// ensureCreated returns the workspace's container, creating it if absent
+// and replacing it if it was made from another spec (a changed image,
+// project list, limit or setting): the container always matches the log.
 func (r *Runtime) ensureCreated(ctx context.Context, s app.Spec) (string, error) {
 	c, err := r.find(ctx, s.ID)
 	if err != nil {
 		return "", err
 	}
-	if c != nil {
-		return c.ID, nil // adopt: never a second container
+	shape, err := r.shape(ctx, s)
+	if err != nil {
+		return "", err
 	}
-	cid, err := r.create(ctx, s)
+	if c != nil {
+		if c.Labels[LabelSpec] == shape.hash {
+			return c.ID, nil // adopt: never a second container
+		}
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return "", fmt.Errorf("replace container of %s (spec changed): %w", s.Name, err)
+		}
+	}
+	cid, err := r.create(ctx, s, shape)
 	if cerrdefs.IsConflict(err) {
 		// Another worker created it a moment ago: the deterministic name
 		// makes a second container impossible; adopt the winner's.
@@ -213,23 +278,24 @@ func (r *Runtime) awaitCreated(ctx context.Context, id string) (string, error) {
 	return "", fmt.Errorf("container of %s holds its name but never appeared", id)
 }
 
-func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
+// shape is everything a container is made from, and its hash.
+type shape struct {
+	cfg  *container.Config
+	host *container.HostConfig
+	hash string
+}
+
+// shape resolves the image and builds the container's configuration.
+func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 	img, err := r.cli.ImageInspect(ctx, s.Image)
 	if cerrdefs.IsNotFound(err) {
-		return "", &app.Failure{Code: "image_missing", Message: fmt.Sprintf("image %s is not on this host; an admin must build or pull it (for the demo image: make images)", s.Image)}
+		return shape{}, &app.Failure{Code: "image_missing", Message: fmt.Sprintf("image %s is not on this host; an admin must build or pull it (for the demo image: make images)", s.Image)}
 	}
 	if err != nil {
-		return "", fmt.Errorf("inspect image %s: %w", s.Image, err)
-	}
-	if err := r.ensureNetwork(ctx); err != nil {
-		return "", err
-	}
-	labels := map[string]string{LabelID: s.ID, LabelName: s.Name, LabelOwner: s.Owner, LabelManaged: "true"}
-	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(s.ID), Labels: labels}); err != nil {
-		return "", fmt.Errorf("create volume for %s: %w", s.Name, err)
+		return shape{}, fmt.Errorf("inspect image %s: %w", s.Image, err)
 	}
 	user := ""
-	if img.Config == nil || img.Config.User == "" || img.Config.User == "root" || strings.HasPrefix(img.Config.User, "0") {
+	if img.Config == nil || !NonRootUser(img.Config.User) {
 		user = r.o.DefaultUser // never run a workspace as root
 	}
 	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: VolumeName(s.ID), Target: r.o.HomeDir}}
@@ -240,9 +306,13 @@ func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
 	}
 	pids := s.Resources.Pids
 	hc := &container.HostConfig{
-		Mounts:        mounts,
-		NetworkMode:   container.NetworkMode(r.o.Network),
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		Mounts:      mounts,
+		NetworkMode: container.NetworkMode(r.o.Network),
+		// No engine-side restarts: the engine would resolve the bind
+		// sources again behind Berth's back (a symlink swapped in since
+		// the last check would be followed). The reconciler restarts a
+		// crashed workspace itself, after validating again.
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
 		CapDrop:       []string{"ALL"},
 		CapAdd:        s.CapAdd,
 		SecurityOpt:   []string{"no-new-privileges:true"},
@@ -252,22 +322,53 @@ func (r *Runtime) create(ctx context.Context, s app.Spec) (string, error) {
 			PidsLimit: &pids,
 		},
 	}
-	cfg := &container.Config{
-		Image:    s.Image,
-		User:     user,
-		Env:      s.Env,
-		Labels:   labels,
-		Hostname: s.Name,
+	labels := r.labels(s)
+	cfg := &container.Config{Image: s.Image, User: user, Env: s.Env, Labels: labels, Hostname: s.Name}
+	// The image id, not its tag: a rebuilt image is a new spec.
+	h, err := json.Marshal(struct {
+		ImageID string
+		Config  *container.Config
+		Host    *container.HostConfig
+	}{img.ID, cfg, hc})
+	if err != nil {
+		return shape{}, fmt.Errorf("hash spec of %s: %w", s.Name, err)
+	}
+	sum := sha256.Sum256(h)
+	labels[LabelSpec] = hex.EncodeToString(sum[:12])
+	return shape{cfg: cfg, host: hc, hash: labels[LabelSpec]}, nil
+}
+
+func (r *Runtime) create(ctx context.Context, s app.Spec, sh shape) (string, error) {
+	if err := r.ensureNetwork(ctx); err != nil {
+		return "", err
+	}
+	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(s.ID), Labels: r.labels(s)}); err != nil {
+		return "", fmt.Errorf("create volume for %s: %w", s.Name, err)
 	}
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{r.o.Network: {}}}
-	created, err := r.cli.ContainerCreate(ctx, cfg, hc, nc, nil, ContainerName(s.Name, s.ID))
+	created, err := r.cli.ContainerCreate(ctx, sh.cfg, sh.host, nc, nil, ContainerName(s.Name, s.ID))
 	if err != nil {
 		if strings.Contains(err.Error(), "bind source path does not exist") {
 			return "", &app.Failure{Code: "project_invalid", Message: "a project folder disappeared from the host: " + err.Error()}
 		}
+		if cerrdefs.IsInvalidArgument(err) {
+			// Retrying an invalid spec cannot help: record it at once.
+			return "", &app.Failure{Code: "container_invalid", Message: "the engine refused the workspace's container: " + err.Error()}
+		}
 		return "", fmt.Errorf("create container for %s: %w", s.Name, err) // %w keeps errdefs.IsConflict working
 	}
 	return created.ID, nil
+}
+
+// NonRootUser reports whether an image's USER runs as a non-root uid
+// without looking into the image: only a numeric uid other than 0 (with
+// any group) qualifies. Names ("root", "root:root", or a name that maps to
+// uid 0 in the image's /etc/passwd) and an empty USER run as the default
+// user instead.
+func NonRootUser(user string) bool {
+	uid, _, _ := strings.Cut(user, ":")
+	n, err := strconv.ParseUint(uid, 10, 32)
+	return err == nil && n != 0
 }
 
 func (r *Runtime) ensureNetwork(ctx context.Context) error {
@@ -280,7 +381,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect network %s: %w", r.o.Network, err)
 	}
-	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelManaged: "true"}})
+	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelManaged: "true", LabelInstallation: r.o.Installation}})
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
 		return fmt.Errorf("create network %s: %w", r.o.Network, err)
 	}
@@ -365,7 +466,7 @@ func (r *Runtime) tail(ctx context.Context, cid string) string {
 // EnsureStopped stops the container (SIGTERM, then SIGKILL after the stop
 // timeout). No container means nothing runs: stopped.
 func (r *Runtime) EnsureStopped(ctx context.Context, id string) (int, error) {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return 0, err
 	}
 	c, err := r.find(ctx, id)
@@ -386,7 +487,7 @@ func (r *Runtime) EnsureStopped(ctx context.Context, id string) (int, error) {
 // EnsureRemoved removes the container; the home volume only when purging
 // (archiving it first is the reaper's job).
 func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) error {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return err
 	}
 	c, err := r.find(ctx, id)
@@ -408,10 +509,12 @@ func (r *Runtime) EnsureRemoved(ctx context.Context, id string, purgeHome bool) 
 
 // List returns every container labelled as a Berth workspace.
 func (r *Runtime) List(ctx context.Context) ([]app.Observed, error) {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return nil, err
 	}
-	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID))})
+	// Only this installation's: the orphan sweep must never see another's.
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", LabelID), filters.Arg("label", LabelInstallation+"="+r.o.Installation))})
 	if err != nil {
 		return nil, fmt.Errorf("list workspace containers: %w", err)
 	}
@@ -425,10 +528,21 @@ func (r *Runtime) List(ctx context.Context) ([]app.Observed, error) {
 // RemoveContainer removes one container by id (used by the reconciler for
 // orphans).
 func (r *Runtime) RemoveContainer(ctx context.Context, cid string) error {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return err
 	}
-	err := r.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true})
+	// Checked again here, not only in List: this removes by id.
+	info, err := r.cli.ContainerInspect(ctx, cid)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", cid[:12], err)
+	}
+	if info.Config == nil || info.Config.Labels[LabelInstallation] != r.o.Installation {
+		return fmt.Errorf("container %s belongs to another installation; not removed", cid[:12])
+	}
+	err = r.cli.ContainerRemove(ctx, cid, container.RemoveOptions{Force: true})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove %s: %w", cid[:12], err)
 	}

@@ -37,7 +37,7 @@ func helperName(id string) string { return "berth-volume-" + id }
 // under /projects, runs fn, and removes the container. Docker copies files
 // in and out of a created container without running anything in it.
 func (r *Runtime) withHelper(ctx context.Context, s app.Spec, projects bool, fn func(cid string) error) error {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return err
 	}
 	if _, err := r.cli.ImageInspect(ctx, s.Image); cerrdefs.IsNotFound(err) {
@@ -60,7 +60,7 @@ func (r *Runtime) withHelper(ctx context.Context, s app.Spec, projects bool, fn 
 		}
 	}
 	created, err := r.cli.ContainerCreate(ctx,
-		&container.Config{Image: s.Image, Entrypoint: []string{"/berth-volume-access-never-started"}, Labels: map[string]string{LabelManaged: "true", LabelRole: "volume-access"}},
+		&container.Config{Image: s.Image, Entrypoint: []string{"/berth-volume-access-never-started"}, Labels: map[string]string{LabelManaged: "true", LabelRole: "volume-access", LabelInstallation: r.o.Installation}},
 		&container.HostConfig{Mounts: mounts, NetworkMode: "none", CapDrop: []string{"ALL"}, SecurityOpt: []string{"no-new-privileges:true"}},
 		nil, nil, name)
 	if err != nil {
@@ -107,7 +107,7 @@ var errStoppedReading = errors.New("docker stopped reading the archive")
 // replaced: a restore starts from the archive, never from a half-restored
 // volume.
 func (r *Runtime) ImportHome(ctx context.Context, s app.Spec, write func(io.Writer) error) error {
-	if err := r.connect(ctx); err != nil {
+	if err := r.scoped(ctx); err != nil {
 		return err
 	}
 	if err := r.cli.ContainerRemove(ctx, helperName(s.ID), container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -116,7 +116,7 @@ func (r *Runtime) ImportHome(ctx context.Context, s app.Spec, write func(io.Writ
 	if err := r.cli.VolumeRemove(ctx, VolumeName(s.ID), true); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove old volume of %s: %w", s.Name, err)
 	}
-	labels := map[string]string{LabelID: s.ID, LabelName: s.Name, LabelOwner: s.Owner, LabelManaged: "true"}
+	labels := r.labels(s)
 	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(s.ID), Labels: labels}); err != nil {
 		return fmt.Errorf("create volume for %s: %w", s.Name, err)
 	}

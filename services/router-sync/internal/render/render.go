@@ -55,9 +55,24 @@ type doc struct {
 }
 
 type httpConf struct {
-	Routers     map[string]router     `json:"routers,omitempty"`
-	Middlewares map[string]middleware `json:"middlewares,omitempty"`
-	Services    map[string]svc        `json:"services,omitempty"`
+	Routers           map[string]router          `json:"routers,omitempty"`
+	Middlewares       map[string]middleware      `json:"middlewares,omitempty"`
+	Services          map[string]svc             `json:"services,omitempty"`
+	ServersTransports map[string]serverTransport `json:"serversTransports,omitempty"`
+}
+
+// WorkspaceTransport is how Traefik dials workspace containers: a request
+// that reaches a container which has just gone (its route not yet dropped)
+// fails within a second instead of hanging on an address nobody answers
+// (4-5 s until the kernel gives up, then 502).
+const WorkspaceTransport = "berth-workspace"
+
+type serverTransport struct {
+	ForwardingTimeouts forwardingTimeouts `json:"forwardingTimeouts"`
+}
+
+type forwardingTimeouts struct {
+	DialTimeout string `json:"dialTimeout"`
 }
 
 type router struct {
@@ -95,7 +110,8 @@ type svc struct {
 }
 
 type loadBalancer struct {
-	Servers []server `json:"servers"`
+	Servers          []server `json:"servers"`
+	ServersTransport string   `json:"serversTransport,omitempty"`
 }
 
 type server struct {
@@ -127,6 +143,7 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 	// one, so the last stopped workspace would keep its route. A service no
 	// router uses keeps the document non-empty.
 	d.HTTP.Services[placeholder] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: "http://127.0.0.1:9"}}}}
+	d.HTTP.ServersTransports = map[string]serverTransport{WorkspaceTransport: {ForwardingTimeouts: forwardingTimeouts{DialTimeout: "1s"}}}
 	out, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("render routes: %w", err)
@@ -150,7 +167,7 @@ func add(h *httpConf, ws events.Workspace, o Options) error {
 	q := auth.Query()
 	q.Set("workspace", ws.ID)
 	auth.RawQuery = q.Encode()
-	h.Services[key] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: "http://" + host + ":" + strconv.Itoa(ws.Endpoint.Port)}}}}
+	h.Services[key] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: "http://" + host + ":" + strconv.Itoa(ws.Endpoint.Port)}}, ServersTransport: WorkspaceTransport}}
 	// Cookie and Authorization come back from the API with Berth's own
 	// credentials removed, so the workspace never sees the platform token.
 	h.Middlewares[key+"-auth"] = middleware{ForwardAuth: &forwardAuth{Address: auth.String(), AuthResponseHeaders: []string{"Authorization", "Cookie"}}}

@@ -1,0 +1,50 @@
+package installation_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthdev/berth/pkg/platform/installation"
+	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
+)
+
+// TestResolve: services racing on a fresh NATS agree on one generated id,
+// which survives; a configured id wins; a bad one is refused.
+func TestResolve(t *testing.T) {
+	ctx := context.Background()
+	js, err := jetstream.New(natstest.Conn(t, natstest.Server(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 4)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := installation.Resolve(ctx, js, 1, "")
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = id
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] || installation.Validate(id) != nil {
+			t.Fatalf("ids %v: want one valid id", ids)
+		}
+	}
+	if again, _ := installation.Resolve(ctx, js, 1, ""); again != ids[0] {
+		t.Fatalf("id changed: %s then %s", ids[0], again)
+	}
+	if got, err := installation.Resolve(ctx, js, 1, "staging"); got != "staging" || err != nil {
+		t.Fatalf("configured: %q %v", got, err)
+	}
+	if _, err := installation.Resolve(ctx, js, 1, "Bad Id!"); err == nil {
+		t.Fatal("bad configured id accepted")
+	}
+}
