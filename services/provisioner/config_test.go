@@ -17,6 +17,11 @@ func TestParseRejectsBadSettings(t *testing.T) {
 		"duration":       {[]string{"--health-timeout", "soon"}, "health-timeout"},
 		"heartbeat file": {[]string{"--heartbeat-file", "relative/beat"}, "BERTH_HEARTBEAT_FILE"},
 		"archive dir":    {[]string{"--archive-dir", ""}, "BERTH_ARCHIVE_DIR"},
+		"installation":   {[]string{"--installation", "Not An Id"}, "BERTH_INSTALLATION"},
+		"stop drain":     {[]string{"--stop-drain", "2h"}, "BERTH_STOP_DRAIN"},
+		"deadline":       {[]string{"--transition-deadline", "30s"}, "BERTH_TRANSITION_DEADLINE"},
+		"redrive":        {[]string{"--redrive-after", "0s"}, "BERTH_REDRIVE_AFTER"},
+		"max memory":     {[]string{"--max-memory", "lots"}, "max-memory"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
