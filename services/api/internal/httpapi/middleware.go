@@ -182,6 +182,11 @@ func observe(log *slog.Logger, tracer trace.Tracer, meter metric.Meter) echo.Mid
 
 func levelFor(status int) slog.Level {
 	switch {
+	case status == http.StatusTooManyRequests:
+		// A client ignoring Retry-After would otherwise turn each refused
+		// request into a log line: the flood the limiter stops would move
+		// to the logs. The request metric still counts them by status.
+		return slog.LevelDebug
 	case status >= 500:
 		return slog.LevelError
 	case status >= 400:
