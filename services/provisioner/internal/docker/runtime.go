@@ -371,21 +371,40 @@ func NonRootUser(user string) bool {
 	return err == nil && n != 0
 }
 
+// OptionICC is the bridge driver option that, set to "false", drops traffic
+// between containers of the network: a workspace reaches no other
+// workspace directly, only through Traefik's public entrypoint.
+const OptionICC = "com.docker.network.bridge.enable_icc"
+
+// ensureNetwork creates the workspace network if it is missing, with
+// inter-container traffic off, and refuses one that lets workspaces reach
+// each other (made by hand or by an older Berth).
 func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
-	_, err := r.cli.NetworkInspect(ctx, r.o.Network, network.InspectOptions{})
+	nw, err := r.cli.NetworkInspect(ctx, r.o.Network, network.InspectOptions{})
 	if err == nil {
-		return nil
+		return checkIsolated(nw)
 	}
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect network %s: %w", r.o.Network, err)
 	}
-	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelManaged: "true", LabelInstallation: r.o.Installation}})
+	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge",
+		Options: map[string]string{OptionICC: "false"},
+		Labels:  map[string]string{LabelManaged: "true", LabelInstallation: r.o.Installation}})
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
 		return fmt.Errorf("create network %s: %w", r.o.Network, err)
 	}
 	return nil
+}
+
+func checkIsolated(nw network.Inspect) error {
+	if nw.Driver == "bridge" && nw.Options[OptionICC] == "false" {
+		return nil
+	}
+	return &app.Failure{Code: "network_unsafe", Message: fmt.Sprintf(
+		"network %s lets workspaces reach each other (driver %s, %s=%q); stop its workspaces, remove it (docker network rm %s) and Berth recreates it isolated, or create it with: docker network create -o %s=false %s",
+		nw.Name, nw.Driver, OptionICC, nw.Options[OptionICC], nw.Name, OptionICC, nw.Name)}
 }
 
 // awaitHealthy polls the container's health endpoint over the workspace
