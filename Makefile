@@ -39,11 +39,11 @@ COMPOSE_LOCAL := BERTH_NATS_IMAGE=berth/nats:local BERTH_TRAEFIK_IMAGE=berth/tra
 	BERTH_PROJECTS_ROOT=$${BERTH_PROJECTS_ROOT:-$(CURDIR)/data/projects} BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} \
 	$(COMPOSE) -p berth -f deploy/compose/compose.yaml
 
-up: images ## start Berth with compose on the local images (Traefik on :8000, API on :8080)
+up: images ## start Berth with compose on the local images (Traefik on 127.0.0.1:8000, API on 127.0.0.1:8080)
 	@mkdir -p data/projects
-	@docker network inspect berth-workspaces >/dev/null 2>&1 || docker network create --label berth.managed=true berth-workspaces >/dev/null
 	$(COMPOSE_LOCAL) up -d
 	@echo "Berth is starting: API http://localhost:8080, workspaces http://localhost:8000/workspace-<name>/"
+	@if [ "$${BERTH_DEV_TOKENS:-true}" = true ]; then echo "WARNING: development tokens are on: anyone who reaches the API port can mint an admin token (BERTH_DEV_TOKENS=false turns them off)"; fi
 
 down: ## stop the compose stack (volumes kept)
 	$(COMPOSE_LOCAL) down

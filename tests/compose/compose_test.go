@@ -19,6 +19,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -31,6 +33,8 @@ const (
 	project  = "berth-composetest"
 	httpPort = "18000"
 	apiPort  = "18080"
+	// Traefik and the provisioner share the host's network namespace.
+	natsPort, provisionerPort, pingPort = "14222", "18081", "18090"
 )
 
 type stack struct {
@@ -99,12 +103,12 @@ func TestComposeStack(t *testing.T) {
 	mk.Dir = root
 	out, err := mk.CombinedOutput()
 	require.NoError(t, err, "make images: %s", out)
-	_ = exec.Command("docker", "network", "create", "berth-workspaces").Run()
 
 	s := &stack{t: t, root: root, env: []string{
 		"BERTH_NATS_IMAGE=berth/nats:local", "BERTH_TRAEFIK_IMAGE=berth/traefik:local",
 		"BERTH_PROJECTS_ROOT=" + t.TempDir(), "BERTH_DEV_TOKENS=true",
 		"BERTH_HTTP_PORT=" + httpPort, "BERTH_API_PORT=" + apiPort,
+		"BERTH_NATS_PORT=" + natsPort, "BERTH_PROVISIONER_PORT=" + provisionerPort, "BERTH_TRAEFIK_PING_PORT=" + pingPort,
 		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
 		// Lets one workspace below ask for a 2 s idle timeout.
 		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",
@@ -163,6 +167,10 @@ func TestComposeStack(t *testing.T) {
 		assert.Equal(t, c.Labels["com.docker.compose.service"] == "provisioner", holds, "socket in %s", c.Labels["com.docker.compose.service"])
 	}
 
+	// Isolation: from a container on the workspace network (a hostile
+	// workspace), neither ct-one nor any Berth service answers.
+	isolated(t, cli, ids["ct-one"], list)
+
 	// The reaper container stops a workspace idle past its timeout; the
 	// history says why.
 	idle := launch("ct-idle")
@@ -216,4 +224,73 @@ func TestComposeStack(t *testing.T) {
 	}
 	c, _ := call("GET", stopped, user, nil)
 	assert.Equal(t, 404, c, "a stopped workspace is not routed after down/up")
+}
+
+// isolated checks, from a container on the workspace network, that the
+// workspace id and every service container (and the host's published
+// ports) are out of reach.
+func isolated(t *testing.T, cli *client.Client, id string, services []container.Summary) {
+	t.Helper()
+	ctx := context.Background()
+	byID, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.id="+id))})
+	require.NoError(t, err)
+	require.Len(t, byID, 1)
+	info, err := cli.ContainerInspect(ctx, byID[0].ID)
+	require.NoError(t, err)
+	ws := info.NetworkSettings.Networks["berth-workspaces"]
+	require.NotNil(t, ws, "workspace on berth-workspaces")
+	nw, err := cli.NetworkInspect(ctx, "berth-workspaces", network.InspectOptions{})
+	require.NoError(t, err)
+	gateway := nw.IPAM.Config[0].Gateway
+	targets := []string{
+		"http://" + ws.IPAddress + ":8080/healthz",
+		"http://" + strings.TrimPrefix(info.Name, "/") + ":8080/healthz",
+		"http://" + gateway + ":" + apiPort + "/healthz",
+		"http://" + gateway + ":" + httpPort + "/",
+		"http://" + gateway + ":" + provisionerPort + "/healthz",
+		"http://" + gateway + ":" + pingPort + "/ping",
+		"http://" + gateway + ":" + natsPort + "/",
+	}
+	ports := map[string]string{"api": "8080", "router-sync": "8082", "reaper": "8083", "nats": "8222"}
+	for _, c := range services {
+		port, ok := ports[c.Labels["com.docker.compose.service"]]
+		if !ok || c.NetworkSettings == nil {
+			continue
+		}
+		for _, n := range c.NetworkSettings.Networks {
+			if n.IPAddress != "" {
+				targets = append(targets, "http://"+n.IPAddress+":"+port+"/healthz")
+			}
+		}
+	}
+	for _, url := range targets {
+		ok, out := probeFromWorkspaceNetwork(t, cli, url)
+		assert.False(t, ok, "a workspace reached %s: %s", url, out)
+	}
+}
+
+// probeFromWorkspaceNetwork GETs url from a container on berth-workspaces.
+func probeFromWorkspaceNetwork(t *testing.T, cli *client.Client, url string) (bool, string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := cli.ContainerCreate(ctx, &container.Config{Image: "berth/reaper:latest", Entrypoint: []string{"/usr/local/bin/probe"}, Cmd: []string{url}},
+		&container.HostConfig{NetworkMode: "berth-workspaces"}, nil, nil, "")
+	require.NoError(t, err)
+	defer func() { _ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) }()
+	require.NoError(t, cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
+	waitc, errc := cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+	var code int64
+	select {
+	case r := <-waitc:
+		code = r.StatusCode
+	case err := <-errc:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("probe container did not finish")
+	}
+	rc, err := cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	require.NoError(t, err)
+	defer rc.Close()
+	out, _ := io.ReadAll(rc)
+	return code == 0, strings.TrimSpace(string(out))
 }
