@@ -167,6 +167,23 @@ func TestComposeStack(t *testing.T) {
 		assert.Equal(t, c.Labels["com.docker.compose.service"] == "provisioner", holds, "socket in %s", c.Labels["com.docker.compose.service"])
 	}
 
+	// Every service container is hardened; only the provisioner (the socket)
+	// and NATS (root-owned volumes, see compose.yaml) run as uid 0, and
+	// without capabilities.
+	for _, c := range list {
+		info, err := cli.ContainerInspect(context.Background(), c.ID)
+		require.NoError(t, err)
+		svc := c.Labels["com.docker.compose.service"]
+		assert.Contains(t, info.HostConfig.CapDrop, "ALL", "%s keeps capabilities", svc)
+		assert.Empty(t, info.HostConfig.CapAdd, "%s adds capabilities", svc)
+		assert.True(t, info.HostConfig.ReadonlyRootfs, "%s has a writable root filesystem", svc)
+		assert.Contains(t, info.HostConfig.SecurityOpt, "no-new-privileges:true", "%s may gain privileges", svc)
+		assert.False(t, info.HostConfig.Privileged, "%s is privileged", svc)
+		if svc != "provisioner" && svc != "nats" {
+			assert.NotContains(t, []string{"", "0", "0:0", "root"}, info.Config.User, "%s runs as root", svc)
+		}
+	}
+
 	// Isolation: from a container on the workspace network (a hostile
 	// workspace), neither ct-one nor any Berth service answers.
 	isolated(t, cli, ids["ct-one"], list)
