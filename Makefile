@@ -41,6 +41,8 @@ COMPOSE_LOCAL := BERTH_NATS_IMAGE=berth/nats:local BERTH_TRAEFIK_IMAGE=berth/tra
 
 up: images ## start Berth with compose on the local images (Traefik on 127.0.0.1:8000, API on 127.0.0.1:8080)
 	@mkdir -p data/projects
+	@if [ "$${BERTH_DEV_TOKENS:-true}" = true ] && [ "$${BERTH_BIND:-127.0.0.1}" != 127.0.0.1 ]; then \
+		echo "refusing: development tokens with ports open to the network (BERTH_BIND=$$BERTH_BIND); set BERTH_DEV_TOKENS=false" >&2; exit 1; fi
 	$(COMPOSE_LOCAL) up -d
 	@echo "Berth is starting: API http://localhost:8080, workspaces http://localhost:8000/workspace-<name>/"
 	@if [ "$${BERTH_DEV_TOKENS:-true}" = true ]; then echo "WARNING: development tokens are on: anyone who reaches the API port can mint an admin token (BERTH_DEV_TOKENS=false turns them off)"; fi

@@ -31,6 +31,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/devclients"
 	"github.com/berthdev/berth/services/api/internal/httpapi"
 	"github.com/berthdev/berth/services/api/internal/intake"
 	"github.com/berthdev/berth/services/api/internal/names"
@@ -53,6 +54,7 @@ type cfg struct {
 	AdminRole  string
 	UserRole   string
 	DevTokens  bool
+	DevClients string
 
 	ProjectsRoot  string
 	DefaultImage  string
@@ -89,6 +91,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.AdminRole, "admin-role", "BERTH_ADMIN_ROLE", "admin", "role name of administrators")
 	s.String(&c.UserRole, "user-role", "BERTH_USER_ROLE", "user", "role name of users")
 	s.Bool(&c.DevTokens, "dev-tokens", "BERTH_DEV_TOKENS", false, "enable POST /api/v1/dev/token (development only)")
+	s.String(&c.DevClients, "dev-token-clients", "BERTH_DEV_TOKEN_CLIENTS", "", "who besides loopback may mint dev tokens: CIDRs, addresses, or \"gateway\" (this host's default gateway: the host, through a published port under compose)")
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders workspaces may mount")
 	s.String(&c.DefaultImage, "default-image", "BERTH_DEFAULT_IMAGE", "berth/workspace-demo:latest", "image of the default template (must be in the catalog)")
 	s.Bytes(&c.DefaultMemory, "default-memory", "BERTH_DEFAULT_MEMORY", 2<<30, "default memory limit")
@@ -186,8 +189,12 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		cookieDomain = scheme.Domain // the cookie must reach every <name>.<domain>
 	}
 	sink := &activitySink{}
+	devClients, err := devclients.Parse(c.DevClients, devclients.ProcRoute)
+	if err != nil {
+		return fmt.Errorf("bad configuration: BERTH_DEV_TOKEN_CLIENTS: %w", err)
+	}
 	e := httpapi.New(httpapi.Options{
-		Backend: backend, Verifier: verifier, DevIssuer: issuer, URLFor: scheme.URL,
+		Backend: backend, Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL,
 		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
 		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
 		RatePerSecond: c.Rate, RateBurst: c.Burst,

@@ -84,4 +84,11 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 	}
 	code, _ = get(t, a.URL, bob)
 	assert.Equal(t, 403, code, "through Traefik, bob is refused alice's workspace")
+
+	// Dev tokens are for this machine's own clients: Traefik's /api/
+	// route leaves the dev-token route out (it answered anyone before).
+	status, body, _ := call(t, "POST", "http://"+s.web+"/api/v1/dev/token", "", map[string]any{"sub": "root", "roles": []string{"admin"}})
+	assert.Equal(t, 404, status, "dev token through Traefik: %s", body)
+	status, _, _ = call(t, "GET", "http://"+s.web+"/api/v1/openapi.yaml", "", nil)
+	assert.Equal(t, 200, status, "the rest of the API is still routed")
 }

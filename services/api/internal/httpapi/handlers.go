@@ -67,6 +67,11 @@ func decodeOptional(c echo.Context, dst any) error {
 }
 
 func (h *handlers) devToken(c echo.Context) error {
+	// The TCP peer, never a forwarded header: tokens for anyone who can
+	// reach the port would be admin tokens for the network.
+	if !h.o.DevClients.Permits(c.Request().RemoteAddr) {
+		return problem(http.StatusForbidden, codeDevTokensLocal, "development tokens are issued only to clients on this machine (BERTH_DEV_TOKEN_CLIENTS)")
+	}
 	var in struct {
 		Sub        string   `json:"sub"`
 		Roles      []string `json:"roles"`

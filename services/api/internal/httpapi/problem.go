@@ -30,6 +30,7 @@ const (
 	codeMalformedJSON    = "malformed_json"
 	codeInvalidQuery     = "invalid_query"
 	codeRateLimited      = "rate_limited"
+	codeDevTokensLocal   = "dev_tokens_local_only"
 	codeBodyTooLarge     = "body_too_large"
 	codeRouteNotFound    = "route_not_found"
 	codeMethodNotAllowed = "method_not_allowed"

@@ -20,6 +20,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/devclients"
 	"github.com/berthdev/berth/services/api/internal/ratelimit"
 )
 
@@ -67,6 +68,8 @@ type Options struct {
 	Verifier *auth.Verifier
 	// DevIssuer enables POST /api/v1/dev/token when set (development only).
 	DevIssuer *auth.Issuer
+	// DevClients may mint development tokens besides loopback peers.
+	DevClients devclients.Allowed
 	// URLFor returns the browser URL of a workspace by name.
 	URLFor    func(name string) string
 	Health    *service.Health

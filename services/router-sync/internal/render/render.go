@@ -136,7 +136,9 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 		}
 	}
 	if o.APIURL != "" {
-		d.HTTP.Routers["berth-api"] = router{Rule: "PathPrefix(`/api/`)", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
+		// Never the dev-token route: behind Traefik every caller would look
+		// like Traefik, and Traefik's port is the one users reach.
+		d.HTTP.Routers["berth-api"] = router{Rule: "PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
 		d.HTTP.Services["berth-api"] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: o.APIURL}}}}
 	}
 	// Traefik skips an empty configuration and keeps serving the previous
