@@ -35,11 +35,18 @@ images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, api,
 
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # make up: the compose stack on the local images (no pull), dev tokens on.
+# The bus's passwords are generated once into NATS_ENV (0600).
+NATS_ENV := data/compose-nats.env
 COMPOSE_LOCAL := BERTH_NATS_IMAGE=berth/nats:local BERTH_TRAEFIK_IMAGE=berth/traefik:local \
 	BERTH_PROJECTS_ROOT=$${BERTH_PROJECTS_ROOT:-$(CURDIR)/data/projects} BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} \
-	$(COMPOSE) -p berth -f deploy/compose/compose.yaml
+	$(COMPOSE) --env-file $(NATS_ENV) -p berth -f deploy/compose/compose.yaml
 
-up: images ## start Berth with compose on the local images (Traefik on 127.0.0.1:8000, API on 127.0.0.1:8080)
+$(NATS_ENV):
+	@mkdir -p $(dir $@)
+	@umask 077 && for u in API PROVISIONER ROUTER_SYNC REAPER OPS; do \
+		echo "BERTH_NATS_$${u}_PASSWORD=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done > $@
+
+up: images $(NATS_ENV) ## start Berth with compose on the local images (Traefik on 127.0.0.1:8000, API on 127.0.0.1:8080)
 	@mkdir -p data/projects
 	@if [ "$${BERTH_DEV_TOKENS:-true}" = true ] && [ "$${BERTH_BIND:-127.0.0.1}" != 127.0.0.1 ]; then \
 		echo "refusing: development tokens with ports open to the network (BERTH_BIND=$$BERTH_BIND); set BERTH_DEV_TOKENS=false" >&2; exit 1; fi
@@ -47,10 +54,10 @@ up: images ## start Berth with compose on the local images (Traefik on 127.0.0.1
 	@echo "Berth is starting: API http://localhost:8080, workspaces http://localhost:8000/workspace-<name>/"
 	@if [ "$${BERTH_DEV_TOKENS:-true}" = true ]; then echo "WARNING: development tokens are on: anyone who reaches the API port can mint an admin token (BERTH_DEV_TOKENS=false turns them off)"; fi
 
-down: ## stop the compose stack (volumes kept)
+down: $(NATS_ENV) ## stop the compose stack (volumes kept)
 	$(COMPOSE_LOCAL) down
 
-logs: ## follow the compose stack's logs
+logs: $(NATS_ENV) ## follow the compose stack's logs
 	$(COMPOSE_LOCAL) logs -f
 
 run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provisioner, router-sync, reaper, Traefik); Ctrl-C stops it

@@ -157,7 +157,16 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}
 	natsURL := c.NATSURL
 	if natsURL == "" {
-		srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats")})
+		// The bus always asks for credentials: one identity per service
+		// (natsbus.Permissions), passwords generated on first start.
+		passwords, err := natsbus.EnsurePasswords(c.DataDir)
+		if err != nil {
+			return err
+		}
+		if c.NATSPassword == "" && c.NATSPasswordFile == "" {
+			c.NATSPassword = passwords["api"]
+		}
+		srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats"), Users: natsbus.Users(passwords)})
 		if err != nil {
 			return err
 		}

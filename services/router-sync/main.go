@@ -89,7 +89,8 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
 
 	sync := service.Actor{Name: "sync", Run: func(ctx context.Context) error {
-		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{}, log)
+		// Read-only: router-sync's bus identity may not create or append.
+		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{ReadOnly: true}, log)
 		if err != nil {
 			return err
 		}

@@ -33,6 +33,10 @@ func TestSurvivesBusOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The API owns the stream; router-sync only reads it.
+	if _, err := eventlog.Open(context.Background(), natstest.Conn(t, srv), eventlog.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan string, 1), make(chan error, 1)
 	go func() {

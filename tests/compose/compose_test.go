@@ -21,10 +21,12 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/platform/dockertest"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
 // Ports of the test stack, apart from make up's defaults so a developer's
@@ -104,11 +106,16 @@ func TestComposeStack(t *testing.T) {
 	out, err := mk.CombinedOutput()
 	require.NoError(t, err, "make images: %s", out)
 
+	passwords, err := natsbus.EnsurePasswords(t.TempDir())
+	require.NoError(t, err)
 	s := &stack{t: t, root: root, env: []string{
 		"BERTH_NATS_IMAGE=berth/nats:local", "BERTH_TRAEFIK_IMAGE=berth/traefik:local",
 		"BERTH_PROJECTS_ROOT=" + t.TempDir(), "BERTH_DEV_TOKENS=true",
 		"BERTH_HTTP_PORT=" + httpPort, "BERTH_API_PORT=" + apiPort,
 		"BERTH_NATS_PORT=" + natsPort, "BERTH_PROVISIONER_PORT=" + provisionerPort, "BERTH_TRAEFIK_PING_PORT=" + pingPort,
+		"BERTH_NATS_API_PASSWORD=" + passwords["api"], "BERTH_NATS_PROVISIONER_PASSWORD=" + passwords["provisioner"],
+		"BERTH_NATS_ROUTER_SYNC_PASSWORD=" + passwords["router-sync"], "BERTH_NATS_REAPER_PASSWORD=" + passwords["reaper"],
+		"BERTH_NATS_OPS_PASSWORD=" + passwords["ops"],
 		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
 		// Lets one workspace below ask for a 2 s idle timeout.
 		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",
@@ -187,6 +194,15 @@ func TestComposeStack(t *testing.T) {
 			assert.NotContains(t, []string{"", "0", "0:0", "root"}, info.Config.User, "%s runs as root", svc)
 		}
 	}
+
+	// The bus lets in only Berth's identities.
+	if nc, err := nats.Connect("nats://127.0.0.1:"+natsPort, nats.Timeout(3*time.Second)); err == nil {
+		nc.Close()
+		t.Error("NATS let in a client without credentials")
+	}
+	nc, err := nats.Connect("nats://127.0.0.1:"+natsPort, nats.UserInfo("ops", passwords["ops"]))
+	require.NoError(t, err, "the ops identity")
+	nc.Close()
 
 	// Isolation: from a container on the workspace network (a hostile
 	// workspace), neither ct-one nor any Berth service answers.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,8 +91,7 @@ func TestThroughTraefik(t *testing.T) {
 		assert.NotContains(t, body, "Authorization")
 	})
 	t.Run("allowed requests are activity", func(t *testing.T) {
-		nc, err := nats.Connect("nats://" + s.natsAddr)
-		require.NoError(t, err)
+		nc := s.natsConn()
 		defer nc.Close()
 		js, err := jetstream.New(nc)
 		require.NoError(t, err)

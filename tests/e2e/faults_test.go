@@ -10,7 +10,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -19,8 +18,7 @@ import (
 // consumers counts the log stream's consumers, as an operator would.
 func (s *stack) consumers() int {
 	s.t.Helper()
-	nc, err := nats.Connect("nats://" + s.natsAddr)
-	require.NoError(s.t, err)
+	nc := s.natsConn()
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	require.NoError(s.t, err)

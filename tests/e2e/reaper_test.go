@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -65,8 +64,7 @@ func TestReaperOnRealStack(t *testing.T) {
 	res.Body.Close()
 	require.Equal(t, 201, res.StatusCode)
 
-	nc, err := nats.Connect("nats://" + s.natsAddr)
-	require.NoError(t, err)
+	nc := s.natsConn()
 	defer nc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/platform/dockertest"
@@ -244,6 +245,17 @@ func (s *stack) token(sub string, roles ...string) string {
 	var out struct{ Token string }
 	require.NoError(s.t, json.Unmarshal(b, &out), "%s", b)
 	return out.Token
+}
+
+// natsConn connects to the stack's bus as the operators' identity "ops"
+// (the bus refuses clients without credentials).
+func (s *stack) natsConn() *nats.Conn {
+	s.t.Helper()
+	pw, err := os.ReadFile(filepath.Join(s.dir, "data", "nats-users", "ops.password"))
+	require.NoError(s.t, err)
+	nc, err := nats.Connect("nats://"+s.natsAddr, nats.UserInfo("ops", strings.TrimSpace(string(pw))))
+	require.NoError(s.t, err)
+	return nc
 }
 
 func (s *stack) url(name string) string { return fmt.Sprintf("http://%s/workspace-%s/", s.web, name) }

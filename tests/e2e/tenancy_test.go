@@ -11,6 +11,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -84,6 +85,12 @@ func TestWorkspacesAreIsolated(t *testing.T) {
 	}
 	code, _ = get(t, a.URL, bob)
 	assert.Equal(t, 403, code, "through Traefik, bob is refused alice's workspace")
+
+	// The bus asks for credentials: a client without them is refused.
+	if nc, err := nats.Connect("nats://"+s.natsAddr, nats.Timeout(3*time.Second)); err == nil {
+		nc.Close()
+		t.Error("the embedded NATS let in a client without credentials")
+	}
 
 	// Dev tokens are for this machine's own clients: Traefik's /api/
 	// route leaves the dev-token route out (it answered anyone before).

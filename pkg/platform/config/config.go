@@ -171,6 +171,12 @@ type Common struct {
 	LogLevel      string
 	LogFormat     string
 	ShutdownGrace time.Duration
+	// The service's identity on the bus: user (default: the service's
+	// name) and password, or a file holding it (default: where the API's
+	// embedded NATS keeps it, data/nats-users/<user>.password).
+	NATSUser         string
+	NATSPassword     string
+	NATSPasswordFile string
 }
 
 // Common binds the settings every service has.
@@ -178,6 +184,9 @@ func (s *Set) Common(c *Common) {
 	s.String(&c.LogLevel, "log-level", "BERTH_LOG_LEVEL", "info", "debug, info, warn or error")
 	s.String(&c.LogFormat, "log-format", "BERTH_LOG_FORMAT", "text", "text or json")
 	s.Duration(&c.ShutdownGrace, "shutdown-grace", "BERTH_SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for in-flight work")
+	s.String(&c.NATSUser, "nats-user", "BERTH_NATS_USER", "", "identity on the bus (default: the service's name)")
+	s.String(&c.NATSPassword, "nats-password", "BERTH_NATS_PASSWORD", "", "password of that identity (prefer BERTH_NATS_PASSWORD_FILE)")
+	s.String(&c.NATSPasswordFile, "nats-password-file", "BERTH_NATS_PASSWORD_FILE", "", "file holding the password (default: data/nats-users/<user>.password, where the API's embedded NATS writes it)")
 }
 
 // Routing are the settings that say where workspaces are served. The API

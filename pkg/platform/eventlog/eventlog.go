@@ -37,6 +37,9 @@ type Options struct {
 	DuplicateWindow time.Duration
 	// Meter records append latency and outcomes; nil records nothing.
 	Meter metric.Meter
+	// ReadOnly looks the stream up instead of creating or updating it, for
+	// identities that may only read the log (router-sync).
+	ReadOnly bool
 }
 
 // Log is the audit log.
@@ -58,6 +61,13 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	if o.ReadOnly {
+		stream, err := js.Stream(ctx, events.Stream)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w: %w", events.Stream, ErrUnavailable, err)
+		}
+		return &Log{nc: nc, js: js, stream: stream, appendMs: noopHistogram()}, nil
 	}
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        events.Stream,
@@ -86,6 +96,11 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 		return nil, fmt.Errorf("append histogram: %w", err)
 	}
 	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs}, nil
+}
+
+func noopHistogram() metric.Float64Histogram {
+	h, _ := noop.NewMeterProvider().Meter("").Float64Histogram("")
+	return h
 }
 
 // JetStream exposes the context for other JetStream resources (KV buckets).

@@ -100,7 +100,7 @@ func TestConsumeStopsCleanlyWhileDelivering(t *testing.T) {
 					return nil
 				})
 		}()
-		require.Eventually(t, func() bool { return handled.Load() > int32(round*10) }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return handled.Load() > int32(round*10) }, 20*time.Second, time.Millisecond, "a liveness bound, generous for a starved CI host")
 		cancel()
 		select {
 		case err := <-done:

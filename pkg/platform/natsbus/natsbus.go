@@ -22,6 +22,9 @@ type EmbeddedOptions struct {
 	StoreDir string
 	// ServerName names the server in logs and cluster views.
 	ServerName string
+	// Users are the only clients let in (see Users); none: no
+	// authentication (tests' own servers only).
+	Users []*server.User
 }
 
 // StartEmbedded starts a NATS server with JetStream on a file store and
@@ -47,6 +50,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		NoLog:      true,
+		Users:      o.Users,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create embedded nats: %w", err)
@@ -61,8 +65,8 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 
 // Connect dials NATS and keeps reconnecting forever: a service whose bus is
 // down stays up, reports not-ready, and resumes when the bus is back.
-func Connect(url, clientName string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+func Connect(url, clientName string, id Identity, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append(id.connectOptions(),
 		nats.Name(clientName),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
@@ -73,7 +77,10 @@ func Connect(url, clientName string, log *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
-	)
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("nats error", "err", err) // permission violations among them
+		}),
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats %s: %w", url, err)
 	}

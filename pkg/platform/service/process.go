@@ -59,7 +59,14 @@ func Start(name string, out io.Writer, c config.Common, httpAddr, natsURL string
 		_ = tel.Shutdown(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", httpAddr, err)
 	}
-	nc, err := natsbus.Connect(natsURL, "berth-"+name, log)
+	id := natsbus.Identity{User: c.NATSUser, Password: c.NATSPassword, PasswordFile: c.NATSPasswordFile}
+	if id.User == "" {
+		id.User = name
+	}
+	if id.Password == "" && id.PasswordFile == "" {
+		id.PasswordFile = natsbus.PasswordFile("data", id.User)
+	}
+	nc, err := natsbus.Connect(natsURL, "berth-"+name, id, log)
 	if err != nil {
 		ln.Close()
 		_ = tel.Shutdown(context.Background())

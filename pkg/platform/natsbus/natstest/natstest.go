@@ -37,7 +37,7 @@ func ServerAt(t testing.TB, storeDir string) *server.Server {
 // Conn connects to srv; the connection is closed when the test ends.
 func Conn(t testing.TB, srv *server.Server) *nats.Conn {
 	t.Helper()
-	nc, err := natsbus.Connect(srv.ClientURL(), t.Name(), slog.New(slog.DiscardHandler))
+	nc, err := natsbus.Connect(srv.ClientURL(), t.Name(), natsbus.Identity{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}

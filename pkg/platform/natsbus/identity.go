@@ -1,0 +1,121 @@
+package natsbus
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/berthdev/berth/pkg/events"
+)
+
+// Identities on the bus: one per service, plus "ops" for operators'
+// tools (berthctl, nats CLI, tests) with every right.
+var Identities = []string{"api", "provisioner", "router-sync", "reaper", "ops"}
+
+// Identity is who a process is on the bus. The password comes from
+// Password, else from PasswordFile, read again at every (re)connect so a
+// service started before the file exists gets in once it does.
+type Identity struct {
+	User         string
+	Password     string
+	PasswordFile string
+}
+
+func (id Identity) userInfo() (string, string) {
+	if id.Password != "" || id.PasswordFile == "" {
+		return id.User, id.Password
+	}
+	b, err := os.ReadFile(id.PasswordFile)
+	if err != nil {
+		return id.User, ""
+	}
+	return id.User, strings.TrimSpace(string(b))
+}
+
+// PasswordFile is where the embedded server keeps user's password.
+func PasswordFile(dataDir, user string) string {
+	return filepath.Join(dataDir, "nats-users", user+".password")
+}
+
+// EnsurePasswords returns every identity's password, generating the
+// missing ones into dataDir/nats-users (0600, the folder 0700).
+func EnsurePasswords(dataDir string) (map[string]string, error) {
+	dir := filepath.Join(dataDir, "nats-users")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("nats users dir: %w", err)
+	}
+	out := map[string]string{}
+	for _, user := range Identities {
+		path := PasswordFile(dataDir, user)
+		b, err := os.ReadFile(path)
+		if err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+			out[user] = strings.TrimSpace(string(b))
+			continue
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		raw := make([]byte, 24)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		pw := hex.EncodeToString(raw)
+		if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+		out[user] = pw
+	}
+	return out, nil
+}
+
+// Users turns passwords into server users with each identity's rights:
+// router-sync only reads the log (no append, no stream or bucket changes);
+// the provisioner and the reaper may not write the catalog or pose as
+// other systems on the intake subjects.
+func Users(passwords map[string]string) []*server.User {
+	var out []*server.User
+	for _, user := range Identities {
+		pw, ok := passwords[user]
+		if !ok {
+			continue
+		}
+		out = append(out, &server.User{Username: user, Password: pw, Permissions: Permissions(user)})
+	}
+	return out
+}
+
+// Permissions of one identity (nil: every right).
+func Permissions(user string) *server.Permissions {
+	stream := events.Stream
+	switch user {
+	case "router-sync":
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{
+			"$JS.API.INFO",
+			"$JS.API.STREAM.INFO." + stream,
+			"$JS.API.CONSUMER.CREATE." + stream, "$JS.API.CONSUMER.CREATE." + stream + ".>",
+			"$JS.API.CONSUMER.DELETE." + stream + ".>",
+			"$JS.API.CONSUMER.INFO." + stream + ".>",
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
+			"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
+		}}}
+	case "provisioner", "reaper":
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"},
+			Deny: []string{events.CatalogSubject, events.IntakeSubjectPrefix + ">"}}}
+	}
+	return nil
+}
+
+// connectOptions are the credentials of id for nats.Connect.
+func (id Identity) connectOptions() []nats.Option {
+	if id.User == "" {
+		return nil
+	}
+	return []nats.Option{nats.UserInfoHandler(id.userInfo)}
+}
