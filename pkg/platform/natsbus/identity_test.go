@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -118,5 +119,44 @@ func TestBusIdentities(t *testing.T) {
 	js, _ := jetstream.New(connect("ops"))
 	if _, err := js.Stream(ctx, events.Stream); err != nil {
 		t.Errorf("ops cannot read the stream: %v", err)
+	}
+}
+
+// TestConnectWaitsForItsPassword: under make run a service may start before
+// the API has written the passwords; it keeps trying and gets in once the
+// file is there, instead of giving up after two refusals.
+func TestConnectWaitsForItsPassword(t *testing.T) {
+	dir := t.TempDir()
+	passwords, err := natsbus.EnsurePasswords(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Users: natsbus.Users(passwords)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	file := natsbus.PasswordFile(dir, "reaper")
+	nc, err := natsbus.Connect(srv.ClientURL(), "reaper", natsbus.Identity{User: "reaper", PasswordFile: file}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	time.Sleep(1500 * time.Millisecond) // several refused attempts
+	if nc.IsConnected() {
+		t.Fatal("connected without a password")
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte(passwords["reaper"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsConnected() {
+		if time.Now().After(deadline) || nc.IsClosed() {
+			t.Fatalf("not connected once the password is there (status %v)", nc.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -71,6 +71,9 @@ func Connect(url, clientName string, id Identity, log *slog.Logger) (*nats.Conn,
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		// Keep trying after refused credentials too: under make run the
+		// password file appears once the API has started the bus.
+		nats.IgnoreAuthErrorAbort(),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", "err", err)
 		}),
