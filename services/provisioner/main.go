@@ -38,6 +38,7 @@ type cfg struct {
 	StreamReplicas int
 	ProjectsRoot   string
 	Network        string
+	Outbound       bool
 	Port           int
 	HealthPath     string
 	HealthTimeout  time.Duration
@@ -68,6 +69,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream")
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders (absolute host path under compose)")
 	s.String(&c.Network, "network", "BERTH_NETWORK", "berth-workspaces", "Docker network for workspace containers")
+	s.Bool(&c.Outbound, "workspace-outbound", "BERTH_WORKSPACE_OUTBOUND", true, "let workspaces reach the outside world (git clone, package installs); false makes the workspace network internal")
 	s.Int(&c.Port, "workspace-port", "BERTH_WORKSPACE_PORT", 8080, "port the IDE listens on inside the container")
 	s.String(&c.HealthPath, "health-path", "BERTH_HEALTH_PATH", "/healthz", "HTTP path answering 200 when the IDE is ready")
 	s.Duration(&c.HealthTimeout, "health-timeout", "BERTH_HEALTH_TIMEOUT", 60*time.Second, "how long a workspace may take to answer its health check")
@@ -134,7 +136,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	engine := docker.New(cli, docker.Options{Network: c.Network, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
+	engine := docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
 
 	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
 		// Not fatal: archives will fail and be recorded as archive_failed,

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -183,4 +184,28 @@ func TestRootInEverySpelling(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "1000:1000", info.Config.User, "USER %s", user)
 	}
+}
+
+// TestOutboundOff: with BERTH_WORKSPACE_OUTBOUND=false the workspace
+// network is internal (no route out of it) and still serves Berth (the
+// health check reaches the workspace); a network that lets workspaces out
+// is refused rather than used.
+func TestOutboundOff(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner("--workspace-outbound=false")
+	id := w.create("offline", dockertest.DemoImage, true)
+	w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	nw, err := w.cli.NetworkInspect(context.Background(), w.network, network.InspectOptions{})
+	require.NoError(t, err)
+	assert.True(t, nw.Internal, "the workspace network lets workspaces out")
+	assert.Equal(t, "false", nw.Options[docker.OptionICC])
+
+	open := newWorld(t) // a network made with outbound on, then the setting turned off
+	_, err = open.cli.NetworkCreate(context.Background(), open.network, network.CreateOptions{Driver: "bridge", Options: map[string]string{docker.OptionICC: "false"}})
+	require.NoError(t, err)
+	open.startProvisioner("--workspace-outbound=false")
+	id = open.create("refused", dockertest.DemoImage, true)
+	ws := open.waitStatus(id, events.StatusError, 30*time.Second)
+	assert.Equal(t, "network_unsafe", ws.Failure.Code)
+	assert.Empty(t, open.containers(id))
 }

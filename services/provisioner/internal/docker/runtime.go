@@ -52,8 +52,11 @@ const (
 type Options struct {
 	// Installation is this installation's id (see LabelInstallation and
 	// Scoped); everything but Ping and Events needs it.
-	Installation  string
-	Network       string        // dedicated workspace network
+	Installation string
+	Network      string // dedicated workspace network
+	// NoOutbound makes the workspace network internal: workspaces reach
+	// nothing outside it (no git clone, no package installs).
+	NoOutbound    bool
 	Port          int           // port the IDE listens on in the container
 	HealthPath    string        // HTTP path answering 200 when ready
 	HealthTimeout time.Duration // how long a start may take
@@ -384,12 +387,12 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	defer r.netMu.Unlock()
 	nw, err := r.cli.NetworkInspect(ctx, r.o.Network, network.InspectOptions{})
 	if err == nil {
-		return checkIsolated(nw)
+		return checkIsolated(nw, r.o.NoOutbound)
 	}
 	if !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("inspect network %s: %w", r.o.Network, err)
 	}
-	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge",
+	_, err = r.cli.NetworkCreate(ctx, r.o.Network, network.CreateOptions{Driver: "bridge", Internal: r.o.NoOutbound,
 		Options: map[string]string{OptionICC: "false"},
 		Labels:  map[string]string{LabelManaged: "true", LabelInstallation: r.o.Installation}})
 	if err != nil && !strings.Contains(err.Error(), "already exists") {
@@ -398,7 +401,12 @@ func (r *Runtime) ensureNetwork(ctx context.Context) error {
 	return nil
 }
 
-func checkIsolated(nw network.Inspect) error {
+func checkIsolated(nw network.Inspect, noOutbound bool) error {
+	if noOutbound && !nw.Internal {
+		return &app.Failure{Code: "network_unsafe", Message: fmt.Sprintf(
+			"network %s lets workspaces reach the outside world, but BERTH_WORKSPACE_OUTBOUND=false; stop its workspaces and remove it (docker network rm %s): Berth recreates it internal",
+			nw.Name, nw.Name)}
+	}
 	if nw.Driver == "bridge" && nw.Options[OptionICC] == "false" {
 		return nil
 	}
