@@ -301,33 +301,7 @@ func isolated(t *testing.T, cli *client.Client, id string, services []container.
 		}
 	}
 	for _, url := range targets {
-		ok, out := probeFromWorkspaceNetwork(t, cli, url)
+		ok, out := dockertest.ProbeFrom(t, cli, "berth-workspaces", url)
 		assert.False(t, ok, "a workspace reached %s: %s", url, out)
 	}
-}
-
-// probeFromWorkspaceNetwork GETs url from a container on berth-workspaces.
-func probeFromWorkspaceNetwork(t *testing.T, cli *client.Client, url string) (bool, string) {
-	t.Helper()
-	ctx := context.Background()
-	c, err := cli.ContainerCreate(ctx, &container.Config{Image: "berth/reaper:latest", Entrypoint: []string{"/usr/local/bin/probe"}, Cmd: []string{url}},
-		&container.HostConfig{NetworkMode: "berth-workspaces"}, nil, nil, "")
-	require.NoError(t, err)
-	defer func() { _ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) }()
-	require.NoError(t, cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
-	waitc, errc := cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
-	var code int64
-	select {
-	case r := <-waitc:
-		code = r.StatusCode
-	case err := <-errc:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("probe container did not finish")
-	}
-	rc, err := cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-	require.NoError(t, err)
-	defer rc.Close()
-	out, _ := io.ReadAll(rc)
-	return code == 0, strings.TrimSpace(string(out))
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -14,34 +13,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/berthdev/berth/pkg/platform/dockertest"
 )
 
-// fromWorkspace runs probe (GET url, exit 0 on 200) in a container on the
-// workspace network, as a hostile workspace would, and reports whether it
-// got through.
+// fromWorkspace GETs url from the workspace network, as a hostile
+// workspace would, and reports whether it got through.
 func (s *stack) fromWorkspace(url string) (bool, string) {
 	s.t.Helper()
-	ctx := context.Background()
-	c, err := s.cli.ContainerCreate(ctx, &container.Config{Image: "berth/reaper:latest", Entrypoint: []string{"/usr/local/bin/probe"}, Cmd: []string{url}},
-		&container.HostConfig{NetworkMode: container.NetworkMode(s.network)}, nil, nil, "")
-	require.NoError(s.t, err)
-	defer func() { _ = s.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) }()
-	require.NoError(s.t, s.cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
-	waitc, errc := s.cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
-	var code int64
-	select {
-	case r := <-waitc:
-		code = r.StatusCode
-	case err := <-errc:
-		require.NoError(s.t, err)
-	case <-time.After(30 * time.Second):
-		s.t.Fatal("probe container did not finish")
-	}
-	rc, err := s.cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-	require.NoError(s.t, err)
-	defer rc.Close()
-	out, _ := io.ReadAll(rc)
-	return code == 0, strings.TrimSpace(string(out))
+	return dockertest.ProbeFrom(s.t, s.cli, s.network, url)
 }
 
 // TestWorkspacesAreIsolated (make run shape): a workspace reaches no other

@@ -5,13 +5,16 @@ package dockertest
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 )
 
@@ -87,4 +90,41 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// ProbeImage carries /usr/local/bin/probe (GET a URL, exit 0 on 200): any
+// Berth service image does.
+const ProbeImage = "berth/reaper:latest"
+
+// ProbeFrom GETs url from a fresh container on network, as a workspace
+// there would, and reports whether it answered 200, with probe's output.
+func ProbeFrom(t testing.TB, cli *client.Client, network, url string) (bool, string) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := cli.ContainerCreate(ctx, &container.Config{Image: ProbeImage, Entrypoint: []string{"/usr/local/bin/probe"}, Cmd: []string{url}},
+		&container.HostConfig{NetworkMode: container.NetworkMode(network)}, nil, nil, "")
+	if err != nil {
+		t.Fatalf("create probe container: %v", err)
+	}
+	defer func() { _ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) }()
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("start probe container: %v", err)
+	}
+	waitc, errc := cli.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+	var code int64
+	select {
+	case r := <-waitc:
+		code = r.StatusCode
+	case err := <-errc:
+		t.Fatalf("wait for probe container: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("probe container did not finish")
+	}
+	rc, err := cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		t.Fatalf("probe logs: %v", err)
+	}
+	defer rc.Close()
+	out, _ := io.ReadAll(rc)
+	return code == 0, strings.TrimSpace(string(out))
 }

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,11 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/metric/noop"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/berthdev/berth/pkg/platform/service"
-	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/devclients"
 )
 
@@ -22,16 +17,9 @@ import (
 // reaches the port (another host, a container) gets 403, whatever
 // X-Forwarded-For says. make up used to hand admin tokens to the network.
 func TestDevTokensForThisMachineOnly(t *testing.T) {
-	secret := []byte(strings.Repeat("k", 32))
-	v, err := auth.NewHS256(secret, auth.Options{})
-	require.NoError(t, err)
 	allowed, err := devclients.Parse("172.20.0.1", nil)
 	require.NoError(t, err)
-	e := New(Options{
-		Backend: &Backend{}, Verifier: v, DevIssuer: auth.NewIssuer(secret, auth.Options{}), DevClients: allowed,
-		URLFor: func(n string) string { return n }, Health: service.NewHealth(nil), Metrics: http.NotFoundHandler(),
-		Log: slog.New(slog.DiscardHandler), Tracer: tracenoop.NewTracerProvider().Tracer(""), Meter: noop.NewMeterProvider().Meter(""),
-	})
+	e := edge(t, func(o *Options) { o.DevClients = allowed })
 	mint := func(from, xff string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/dev/token", strings.NewReader(`{"sub":"root","roles":["admin"]}`))
 		req.Header.Set("Content-Type", "application/json")

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"log/slog"
-	"net/http"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,11 +10,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/metric/noop"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
-
-	"github.com/berthdev/berth/pkg/platform/service"
-	"github.com/berthdev/berth/services/api/internal/auth"
 )
 
 // TestOpenAPIMatchesRoutes keeps the document honest: every route the
@@ -26,14 +19,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, doc.Validate(context.Background()), "the OpenAPI document itself must be valid")
 
-	secret := []byte(strings.Repeat("k", 32))
-	v, err := auth.NewHS256(secret, auth.Options{})
-	require.NoError(t, err)
-	e := New(Options{
-		Backend: &Backend{}, Verifier: v, DevIssuer: auth.NewIssuer(secret, auth.Options{}),
-		URLFor: func(n string) string { return n }, Health: service.NewHealth(nil), Metrics: http.NotFoundHandler(),
-		Log: slog.New(slog.DiscardHandler), Tracer: tracenoop.NewTracerProvider().Tracer(""), Meter: noop.NewMeterProvider().Meter(""),
-	})
+	e := edge(t, nil)
 
 	param := regexp.MustCompile(`:([a-z_]+)`)
 	served := map[string]bool{}

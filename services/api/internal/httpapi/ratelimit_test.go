@@ -1,35 +1,23 @@
 package httpapi
 
 import (
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/metric/noop"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
-
-	"github.com/berthdev/berth/pkg/platform/service"
-	"github.com/berthdev/berth/services/api/internal/auth"
 )
 
 // TestRateLimitKeys: unauthenticated callers are told apart by address,
 // and X-Forwarded-For counts only from a proxy on a private or loopback
 // address; forwardAuth and the operations routes are never limited.
 func TestRateLimitKeys(t *testing.T) {
-	secret := []byte(strings.Repeat("k", 32))
-	v, err := auth.NewHS256(secret, auth.Options{})
-	require.NoError(t, err)
-	e := New(Options{
-		Backend: &Backend{}, Verifier: v,
-		URLFor: func(n string) string { return n }, Health: service.NewHealth(nil), Metrics: http.NotFoundHandler(),
-		Log: slog.New(slog.DiscardHandler), Tracer: tracenoop.NewTracerProvider().Tracer(""), Meter: noop.NewMeterProvider().Meter(""),
-		RatePerSecond: 0.01, RateBurst: 1, // one request, then 100 s to refill
-		Now: func() time.Time { return time.Unix(1_700_000_000, 0) },
+	e := edge(t, func(o *Options) {
+		o.DevIssuer = nil
+		o.RatePerSecond, o.RateBurst = 0.01, 1 // one request, then 100 s to refill
+		o.Now = func() time.Time { return time.Unix(1_700_000_000, 0) }
 	})
 	call := func(path, from, xff string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
