@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
 
 	work := service.Actor{Name: "provisioner", Run: func(ctx context.Context) error {
-		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
+		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{ReadOnly: true, Meter: tel.Meter}, log) // the API owns the stream
 		if err != nil {
 			return err
 		}

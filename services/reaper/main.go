@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
 
 	reap := service.Actor{Name: "sweep", Run: func(ctx context.Context) error {
-		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
+		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{ReadOnly: true, Meter: tel.Meter}, log) // the API owns the stream
 		if err != nil {
 			return err
 		}

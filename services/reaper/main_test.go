@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
 
@@ -14,6 +15,10 @@ import (
 // log of a real NATS, answers /readyz, sweeps, and returns on shutdown.
 func TestRunServesHealthAndStops(t *testing.T) {
 	srv := natstest.Server(t)
+	// The API owns the stream; the reaper only opens it.
+	if _, err := eventlog.Open(context.Background(), natstest.Conn(t, srv), eventlog.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)

@@ -117,10 +117,12 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 			}
 			return
 		}
-		handOff, superseded := subs.join(m)
+		handOff, superseded, covered := subs.join(m)
 		if superseded != nil {
 			held.remove(superseded)
-			_ = superseded.Ack() // a newer message of its subject waits in its place
+			if covered {
+				_ = superseded.Ack() // a newer message of its subject waits in its place
+			}
 		}
 		if !handOff {
 			return // behind the one being handled: settled with it (see work)
@@ -171,6 +173,10 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 		closed = fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
 	}
 	cc.Stop()
+	select { // Stop is asynchronous: let a delivery in flight land in held first
+	case <-cc.Closed():
+	case <-time.After(5 * time.Second):
+	}
 	stopWorkers()
 	wg.Wait()
 	// What is still queued goes back at once, for another replica or the
@@ -313,10 +319,11 @@ type subjects struct {
 }
 
 // join reports whether m's subject was idle (the caller hands m to a
-// worker); otherwise m waits for the worker on its subject, and the older
-// of m and the message already waiting is returned as superseded, for the
-// caller to ack.
-func (s *subjects) join(m jetstream.Msg) (handOff bool, superseded jetstream.Msg) {
+// worker); otherwise m waits for the worker on its subject. The message
+// that no longer waits is returned as superseded: covered (ack it) when a
+// newer one took its place, not covered (just forget it) when it is a
+// redelivered copy of the one waiting, whose sequence an ack would settle.
+func (s *subjects) join(m jetstream.Msg) (handOff bool, superseded jetstream.Msg, covered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waiting == nil {
@@ -325,17 +332,20 @@ func (s *subjects) join(m jetstream.Msg) (handOff bool, superseded jetstream.Msg
 	w, busy := s.waiting[m.Subject()]
 	if !busy {
 		s.waiting[m.Subject()] = nil
-		return true, nil
+		return true, nil, false
 	}
 	if len(w) == 0 {
 		s.waiting[m.Subject()] = []jetstream.Msg{m}
-		return false, nil
+		return false, nil, false
 	}
-	if streamSeq(m) >= streamSeq(w[0]) {
+	switch ms, ws := streamSeq(m), streamSeq(w[0]); {
+	case ms == ws:
+		return false, m, false
+	case ms > ws:
 		s.waiting[m.Subject()] = []jetstream.Msg{m}
-		return false, w[0]
+		return false, w[0], true
 	}
-	return false, m
+	return false, m, true
 }
 
 func streamSeq(m jetstream.Msg) uint64 {

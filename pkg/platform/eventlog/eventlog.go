@@ -37,8 +37,8 @@ type Options struct {
 	DuplicateWindow time.Duration
 	// Meter records append latency and outcomes; nil records nothing.
 	Meter metric.Meter
-	// ReadOnly looks the stream up instead of creating or updating it, for
-	// identities that may only read the log (router-sync).
+	// ReadOnly looks the stream up instead of creating or updating it: the
+	// API owns the stream; the other identities may not reshape it.
 	ReadOnly bool
 }
 
@@ -62,12 +62,31 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	stream, err := openStream(ctx, js, o)
+	if err != nil {
+		return nil, err
+	}
+	meter := o.Meter
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	appendMs, err := meter.Float64Histogram("berth.eventlog.append.duration", metric.WithUnit("ms"),
+		metric.WithDescription("Append latency by event type and outcome (ok, conflict, error)"))
+	if err != nil {
+		return nil, fmt.Errorf("append histogram: %w", err)
+	}
+	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs}, nil
+}
+
+// openStream creates or updates the stream, or only looks it up for an
+// identity that may not change it (ReadOnly: the API owns the stream).
+func openStream(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Stream, error) {
 	if o.ReadOnly {
 		stream, err := js.Stream(ctx, events.Stream)
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: %w: %w", events.Stream, ErrUnavailable, err)
 		}
-		return &Log{nc: nc, js: js, stream: stream, appendMs: noopHistogram()}, nil
+		return stream, nil
 	}
 	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        events.Stream,
@@ -86,21 +105,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w: %w", events.Stream, ErrUnavailable, err)
 	}
-	meter := o.Meter
-	if meter == nil {
-		meter = noop.NewMeterProvider().Meter("")
-	}
-	appendMs, err := meter.Float64Histogram("berth.eventlog.append.duration", metric.WithUnit("ms"),
-		metric.WithDescription("Append latency by event type and outcome (ok, conflict, error)"))
-	if err != nil {
-		return nil, fmt.Errorf("append histogram: %w", err)
-	}
-	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs}, nil
-}
-
-func noopHistogram() metric.Float64Histogram {
-	h, _ := noop.NewMeterProvider().Meter("").Float64Histogram("")
-	return h
+	return stream, nil
 }
 
 // JetStream exposes the context for other JetStream resources (KV buckets).

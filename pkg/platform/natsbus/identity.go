@@ -104,12 +104,28 @@ func Permissions(user string) *server.Permissions {
 			"$JS.API.CONSUMER.INFO." + stream + ".>",
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
 			"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
-		}}}
+		}, Deny: durableAdmin(stream, "provisioner")}} // its own ordered consumers only
 	case "provisioner", "reaper":
+		// They append and consume, but may not reshape the log: a subject
+		// transform or a republish on BERTH would turn an allowed append
+		// into a catalog write or an intake message.
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"},
-			Deny: []string{events.CatalogSubject, events.IntakeSubjectPrefix + ">"}}}
+			Deny: append([]string{events.CatalogSubject, events.IntakeSubjectPrefix + ">"}, streamAdmin(stream)...)}}
 	}
 	return nil
+}
+
+func streamAdmin(stream string) []string {
+	var out []string
+	for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"} {
+		out = append(out, "$JS.API.STREAM."+op+"."+stream)
+	}
+	return out
+}
+
+func durableAdmin(stream, durable string) []string {
+	return []string{"$JS.API.CONSUMER.CREATE." + stream + "." + durable, "$JS.API.CONSUMER.CREATE." + stream + "." + durable + ".>",
+		"$JS.API.CONSUMER.DELETE." + stream + "." + durable}
 }
 
 // connectOptions are the credentials of id for nats.Connect.

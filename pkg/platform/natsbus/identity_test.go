@@ -116,6 +116,14 @@ func TestBusIdentities(t *testing.T) {
 	if _, err := prov.Append(short2, img, 0); err == nil {
 		t.Error("the provisioner wrote the catalog")
 	}
+	// Nor reshape the log (a subject transform would turn its appends into
+	// catalog writes).
+	pjs, _ := jetstream.New(connect("provisioner"))
+	short3, stop3 := context.WithTimeout(ctx, 2*time.Second)
+	defer stop3()
+	if _, err := pjs.UpdateStream(short3, jetstream.StreamConfig{Name: events.Stream, Subjects: events.StreamSubjects, Storage: jetstream.FileStorage}); err == nil {
+		t.Error("the provisioner updated the log's stream")
+	}
 	js, _ := jetstream.New(connect("ops"))
 	if _, err := js.Stream(ctx, events.Stream); err != nil {
 		t.Errorf("ops cannot read the stream: %v", err)

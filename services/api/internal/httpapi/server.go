@@ -108,9 +108,10 @@ func New(o Options) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(o.Log)
 	// The client address is the rate-limit key of unauthenticated calls:
-	// X-Forwarded-For counts only when set by a proxy on a loopback or
-	// private address (Traefik), so clients cannot pick their own key.
-	e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	// the TCP peer, never X-Forwarded-For, which any client on a private
+	// network (a workspace behind Traefik among them) could set to get a
+	// fresh bucket per request. Behind Traefik they share its bucket.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(middleware.RequestID(), observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
 
 	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(o.Health.Live)))

@@ -17,6 +17,9 @@ type Observed struct {
 	WorkspaceID string
 	Running     bool
 	Created     time.Time
+	// Legacy: made before installations were labelled; it counts for its
+	// workspace but is never removed as an orphan.
+	Legacy bool
 }
 
 // FixKind is one kind of drift repair.
@@ -70,7 +73,7 @@ func Diff(wss []events.Workspace, observed []Observed, now time.Time, orphanGrac
 	}
 	for _, o := range observed {
 		ws, ok := known[o.WorkspaceID]
-		if (!ok || ws.Status == events.StatusDeleted) && now.Sub(o.Created) > orphanGrace {
+		if !o.Legacy && (!ok || ws.Status == events.StatusDeleted) && now.Sub(o.Created) > orphanGrace {
 			fixes = append(fixes, Fix{Kind: FixRemoveOrphan, WorkspaceID: o.WorkspaceID, ContainerID: o.ContainerID})
 		}
 	}

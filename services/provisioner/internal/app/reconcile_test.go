@@ -28,6 +28,7 @@ func TestDiff(t *testing.T) {
 		{ContainerID: "c7", WorkspaceID: "deleted", Running: true, Created: old},
 		{ContainerID: "c8", WorkspaceID: "unknown-old", Running: true, Created: old},
 		{ContainerID: "c9", WorkspaceID: "unknown-fresh", Running: true, Created: fresh},
+		{ContainerID: "c10", WorkspaceID: "unknown-legacy", Running: true, Created: old, Legacy: true},
 	}
 	got := Diff(wss, observed, now, time.Minute)
 	want := map[string]Fix{

@@ -212,6 +212,11 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 	// A container another worker is creating shows in listings before the
 	// engine can start it ("No such container"), and one being removed
 	// shows until it is gone: look again instead of failing the start.
+	// Before every start, not only on create: a reused container must not
+	// run on a network that became unsafe (or was removed to be remade).
+	if err := r.ensureNetwork(ctx); err != nil {
+		return events.Running{}, err
+	}
 	for attempt := 1; ; attempt++ {
 		cid, err := r.ensureCreated(ctx, s)
 		if err != nil {
@@ -539,15 +544,22 @@ func (r *Runtime) List(ctx context.Context) ([]app.Observed, error) {
 	if err := r.scoped(ctx); err != nil {
 		return nil, err
 	}
-	// Only this installation's: the orphan sweep must never see another's.
-	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
-		filters.Arg("label", LabelID), filters.Arg("label", LabelInstallation+"="+r.o.Installation))})
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelID))})
 	if err != nil {
 		return nil, fmt.Errorf("list workspace containers: %w", err)
 	}
 	out := make([]app.Observed, 0, len(list))
 	for _, c := range list {
-		out = append(out, app.Observed{ContainerID: c.ID, WorkspaceID: c.Labels[LabelID], Running: c.State == "running", Created: time.Unix(c.Created, 0)})
+		// Only this installation's, and containers made before
+		// installations were labelled (Legacy: they count for their
+		// workspace, but the orphan sweep never removes them, since they
+		// may be another installation's).
+		inst := c.Labels[LabelInstallation]
+		if inst != "" && inst != r.o.Installation {
+			continue
+		}
+		out = append(out, app.Observed{ContainerID: c.ID, WorkspaceID: c.Labels[LabelID], Running: c.State == "running",
+			Created: time.Unix(c.Created, 0), Legacy: inst == ""})
 	}
 	return out, nil
 }
