@@ -106,7 +106,7 @@ func TestBusIdentities(t *testing.T) {
 	}
 
 	// The provisioner may append observations, not catalog events.
-	prov, err := eventlog.Open(ctx, connect("provisioner"), eventlog.Options{})
+	prov, err := eventlog.Open(ctx, connect("provisioner"), eventlog.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
