@@ -95,42 +95,36 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
 	}
-	// The queue holds a batch per subject: at most one per message the
-	// server may have given us, plus room for redelivered copies, so the
-	// delivery callback never blocks.
+	// The queue holds a job per message the server may have given us, plus
+	// room for redelivered copies, so the delivery callback never blocks.
 	var (
-		queue = make(chan batch, 2*o.maxAckPending())
+		queue = make(chan job, 2*o.maxAckPending())
 		held  heldSet
 		subs  subjects
 		wg    sync.WaitGroup
 	)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		held.add(m)
-		if _, err := events.Decode(m.Data()); err != nil {
-			// On its own, to be dead-lettered: it must not stand in for a
-			// real request of its subject.
-			select {
-			case queue <- batch{msgs: []jetstream.Msg{m}}:
-			default:
-				held.remove(m)
-				_ = m.Nak()
+		j := job{m: m}
+		if _, err := events.Decode(m.Data()); err == nil {
+			// Undecodable messages go alone, to be dead-lettered: they must
+			// not stand in for a real request of their subject.
+			handOff, superseded, covered := subs.join(m)
+			if superseded != nil {
+				held.remove(superseded)
+				if covered {
+					_ = superseded.Ack() // a newer message of its subject waits in its place
+				}
 			}
-			return
-		}
-		handOff, superseded, covered := subs.join(m)
-		if superseded != nil {
-			held.remove(superseded)
-			if covered {
-				_ = superseded.Ack() // a newer message of its subject waits in its place
+			if !handOff {
+				return // behind the one being handled: settled after it (see work)
 			}
-		}
-		if !handOff {
-			return // behind the one being handled: settled with it (see work)
+			j.subject = m.Subject()
 		}
 		select {
-		case queue <- batch{subject: m.Subject(), msgs: []jetstream.Msg{m}}:
+		case queue <- j:
 		default:
-			subs.leave(m.Subject())
+			subs.leave(j.subject)
 			held.remove(m)
 			_ = m.Nak() // cannot happen within MaxAckPending; never block delivery
 		}
@@ -155,8 +149,8 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 				select {
 				case <-wctx.Done():
 					return
-				case b := <-queue:
-					l.work(wctx, log, o, h, b, &subs, &held)
+				case j := <-queue:
+					l.work(wctx, log, o, h, j, &subs, &held)
 				}
 			}
 		}()
@@ -242,69 +236,29 @@ func (s *heldSet) keepAlive(ctx context.Context, every time.Duration) {
 	}
 }
 
-// batch is messages of one subject that one handler call settles (no
-// subject: a message that does not decode).
-type batch struct {
+// job is one message for a worker, with the subject it holds (none: a
+// message that does not decode, handled alone).
+type job struct {
 	subject string
-	msgs    []jetstream.Msg
+	m       jetstream.Msg
 }
 
-// work handles a subject's batch, then whatever arrived for the subject
-// meanwhile, until nothing is left. Messages that arrive while their
-// subject is being handled wait without taking a worker: handlers act on
-// the latest state, so one more call settles them all. (Blocking a worker
-// per message let two messages of one slow start hold two of the workers.)
-func (l *Log) work(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, b batch, subs *subjects, held *heldSet) {
-	for msgs := b.msgs; len(msgs) > 0; msgs = subs.next(b.subject) {
-		l.handleBatch(ctx, log, o, h, msgs)
-		for _, m := range msgs {
-			held.remove(m)
-		}
-		if ctx.Err() != nil {
-			subs.leave(b.subject) // what waits is nak'ed with the rest of held
+// work handles a job's message, then the message that arrived for its
+// subject meanwhile, until none is left. Messages that arrive while their
+// subject is being handled wait without taking a worker, and only the
+// newest waits (join acks the older: handlers act on the latest state, so
+// handling the newest covers them). Blocking a worker per message let two
+// messages of one slow start hold two of the workers.
+func (l *Log) work(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, j job, subs *subjects, held *heldSet) {
+	for m := j.m; m != nil; m = subs.next(j.subject) {
+		l.handle(ctx, log, o, h, m)
+		held.remove(m)
+		if j.subject == "" {
 			return
 		}
-	}
-}
-
-// handleBatch calls the handler once, with the newest message that decodes,
-// and acks the older ones with it: the handler acted on a state at least as
-// new as theirs. Messages that do not decode are dead-lettered one by one.
-func (l *Log) handleBatch(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, msgs []jetstream.Msg) {
-	var (
-		newest    jetstream.Msg
-		newestSeq uint64
-		covered   []jetstream.Msg
-	)
-	for _, m := range msgs {
-		md, err := m.Metadata()
-		if err != nil {
-			_ = m.Term()
-			continue
-		}
-		if _, err := events.Decode(m.Data()); err != nil {
-			l.deadLetter(ctx, log, o.Name, m, "undecodable: "+err.Error())
-			continue
-		}
-		switch {
-		case newest == nil:
-			newest, newestSeq = m, md.Sequence.Stream
-		case md.Sequence.Stream > newestSeq:
-			covered = append(covered, newest)
-			newest, newestSeq = m, md.Sequence.Stream
-		default:
-			covered = append(covered, m)
-		}
-	}
-	if newest == nil {
-		return
-	}
-	l.handle(ctx, log, o, h, newest)
-	for _, m := range covered {
 		if ctx.Err() != nil {
-			_ = m.Nak()
-		} else {
-			_ = m.Ack()
+			subs.leave(j.subject) // what waits is nak'ed with the rest of held
+			return
 		}
 	}
 }
@@ -315,7 +269,7 @@ func (l *Log) handleBatch(ctx context.Context, log *slog.Logger, o DurableOption
 // cannot crowd the others out of the window.
 type subjects struct {
 	mu      sync.Mutex
-	waiting map[string][]jetstream.Msg // present: being handled; at most one waits
+	waiting map[string]jetstream.Msg // present: being handled; the value waits (nil: none)
 }
 
 // join reports whether m's subject was idle (the caller hands m to a
@@ -327,23 +281,23 @@ func (s *subjects) join(m jetstream.Msg) (handOff bool, superseded jetstream.Msg
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waiting == nil {
-		s.waiting = map[string][]jetstream.Msg{}
+		s.waiting = map[string]jetstream.Msg{}
 	}
 	w, busy := s.waiting[m.Subject()]
-	if !busy {
+	switch {
+	case !busy:
 		s.waiting[m.Subject()] = nil
 		return true, nil, false
-	}
-	if len(w) == 0 {
-		s.waiting[m.Subject()] = []jetstream.Msg{m}
+	case w == nil:
+		s.waiting[m.Subject()] = m
 		return false, nil, false
 	}
-	switch ms, ws := streamSeq(m), streamSeq(w[0]); {
+	switch ms, ws := streamSeq(m), streamSeq(w); {
 	case ms == ws:
 		return false, m, false
 	case ms > ws:
-		s.waiting[m.Subject()] = []jetstream.Msg{m}
-		return false, w[0], true
+		s.waiting[m.Subject()] = m
+		return false, w, true
 	}
 	return false, m, true
 }
@@ -357,11 +311,11 @@ func streamSeq(m jetstream.Msg) uint64 {
 }
 
 // next takes what waits for subject, or marks it idle if nothing does.
-func (s *subjects) next(subject string) []jetstream.Msg {
+func (s *subjects) next(subject string) jetstream.Msg {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	w := s.waiting[subject]
-	if len(w) == 0 {
+	if w == nil {
 		delete(s.waiting, subject)
 		return nil
 	}
