@@ -346,10 +346,8 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 	return shape{cfg: cfg, host: hc, hash: labels[LabelSpec]}, nil
 }
 
+// create makes the container; EnsureRunning has checked the network.
 func (r *Runtime) create(ctx context.Context, s app.Spec, sh shape) (string, error) {
-	if err := r.ensureNetwork(ctx); err != nil {
-		return "", err
-	}
 	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: VolumeName(s.ID), Labels: r.labels(s)}); err != nil {
 		return "", fmt.Errorf("create volume for %s: %w", s.Name, err)
 	}
