@@ -196,7 +196,7 @@ func TestProjectionWaitFor(t *testing.T) {
 		t.Fatalf("returned before message 2 was followed: %v", err)
 	case <-time.After(50 * time.Millisecond):
 	}
-	p.Skip(WorkspaceSubject(wsID), 2, errors.New("not an event"))
+	p.Skip(WorkspaceSubject(wsID, TypeRunning), 2, errors.New("not an event"))
 	p.Advance(2)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestProjectionWaitFor(t *testing.T) {
 }
 
 func TestSubjects(t *testing.T) {
-	if got := WorkspaceIDFromSubject(WorkspaceSubject(wsID)); got != wsID {
+	if got := WorkspaceIDFromSubject(WorkspaceSubject(wsID, TypeRunning)); got != wsID {
 		t.Fatalf("round trip: %q", got)
 	}
 	if got := WorkspaceIDFromSubject(CatalogSubject); got != "" {

@@ -1,15 +1,22 @@
 package events
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Names of the JetStream stream and its subjects. Every service and every
 // external integration takes them from here (and docs/events.md mirrors them).
 const (
 	// Stream is the single JetStream stream that holds the audit log.
 	Stream = "BERTH"
-	// WorkspaceSubjectPrefix followed by a workspace id is that workspace's
-	// subject: one subject per workspace, so appends can use per-subject
-	// optimistic concurrency.
+	// WorkspaceSubjectPrefix starts every workspace subject:
+	// berth.ws.<workspace id>.<event kind>. The kind is the event type's
+	// last part (TypeToken), so bus permissions can grant each identity
+	// exactly the event types it may append (docs/security.md), while
+	// berth.ws.<id>.* keeps one workspace's events in one optimistic
+	// concurrency domain.
 	WorkspaceSubjectPrefix = "berth.ws."
 	// CatalogSubject carries the image allow-list (catalog) events.
 	CatalogSubject = "berth.catalog"
@@ -38,18 +45,72 @@ const (
 	ActivityBucket = "berth_activity"
 )
 
-// StreamSubjects are the subjects the Stream captures.
-var StreamSubjects = []string{WorkspaceSubjectPrefix + "*", CatalogSubject}
+// StreamSubjects are the subjects the Stream captures: workspace events,
+// the catalog, and berth.ws.<id> without a kind, where logs written before
+// the kind was added to the subject (2026-11-24) keep their events. Nothing
+// appends there any more; those events are still read and folded.
+var StreamSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*", CatalogSubject}
 
-// WorkspaceSubject returns the log subject of one workspace.
-func WorkspaceSubject(id string) string { return WorkspaceSubjectPrefix + id }
+// WorkspaceEventSubjects filter every workspace event, old and new form.
+var WorkspaceEventSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*"}
+
+// TypeToken is the subject token of a workspace event type: its name
+// without "berth.workspace." (start_requested, running, ...).
+func TypeToken(t Type) string { return strings.TrimPrefix(string(t), "berth.workspace.") }
+
+// WorkspaceSubject returns the log subject of one workspace event.
+func WorkspaceSubject(id string, t Type) string {
+	return WorkspaceSubjectPrefix + id + "." + TypeToken(t)
+}
+
+// WorkspaceSubjects is the filter of every event of one workspace (new
+// form; LegacyWorkspaceSubject holds older ones).
+func WorkspaceSubjects(id string) string { return WorkspaceSubjectPrefix + id + ".*" }
+
+// LegacyWorkspaceSubject is where logs written before 2026-11-24 kept a
+// workspace's events.
+func LegacyWorkspaceSubject(id string) string { return WorkspaceSubjectPrefix + id }
 
 // WorkspaceIDFromSubject returns the workspace id of a log subject, or "" if
 // the subject is not a workspace subject.
 func WorkspaceIDFromSubject(subject string) string {
-	id, ok := strings.CutPrefix(subject, WorkspaceSubjectPrefix)
-	if !ok {
-		return ""
-	}
+	id, _ := splitWorkspaceSubject(subject)
 	return id
+}
+
+func splitWorkspaceSubject(subject string) (id, kind string) {
+	rest, ok := strings.CutPrefix(subject, WorkspaceSubjectPrefix)
+	if !ok {
+		return "", ""
+	}
+	id, kind, _ = strings.Cut(rest, ".")
+	return id, kind
+}
+
+// ErrSubjectMismatch is returned when an event's body does not belong on
+// the subject it was published on.
+var ErrSubjectMismatch = errors.New("event does not match its log subject")
+
+// CheckSubject verifies that e belongs on natsSubject: a catalog event on
+// the catalog subject, a workspace event on its own workspace's subject
+// with its own type's kind. Bus permissions are granted per subject, so
+// an identity allowed to publish observations must not get a request or a
+// catalog change folded by writing it into the body.
+func CheckSubject(natsSubject string, e Envelope) error {
+	if natsSubject == CatalogSubject || e.Subject == CatalogSubject {
+		if natsSubject != e.Subject {
+			return fmt.Errorf("%w: %s event about %q on %s", ErrSubjectMismatch, e.Type, e.Subject, natsSubject)
+		}
+		return nil
+	}
+	id, kind := splitWorkspaceSubject(natsSubject)
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: %s is not a log subject", ErrSubjectMismatch, natsSubject)
+	case id != e.Subject:
+		return fmt.Errorf("%w: event about workspace %q on %s", ErrSubjectMismatch, e.Subject, natsSubject)
+	case kind != "" && kind != TypeToken(e.Type):
+		return fmt.Errorf("%w: %s on %s", ErrSubjectMismatch, e.Type, natsSubject)
+	}
+	return nil
 }

@@ -1,6 +1,10 @@
 package events
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Type is the stable CloudEvents type name of an event. Names never change
 // once released; a payload change that is not backward compatible bumps the
@@ -235,5 +239,17 @@ func Types() []Type {
 	for t := range registry {
 		out = append(out, t)
 	}
+	return out
+}
+
+// WorkspaceTypes lists every workspace event type, sorted.
+func WorkspaceTypes() []Type {
+	var out []Type
+	for t := range registry {
+		if strings.HasPrefix(string(t), "berth.workspace.") {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
 	return out
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/config"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/installation"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/telemetry"
@@ -252,15 +253,22 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	if err != nil {
 		return nil, nil, err
 	}
+	// The API declares what the other services only bind to (their bus
+	// identities may not create streams or buckets): the installation id
+	// and the dead-letter stream too.
+	inst, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := l.EnsureDeadLetters(ctx); err != nil {
+		return nil, nil, err
+	}
 	proj := events.NewProjection()
 	start := time.Now()
 	if err := l.Replay(ctx, log, proj); err != nil {
 		return nil, nil, err
 	}
-	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start))
-	if err := l.EnsureDeadLetters(ctx); err != nil {
-		return nil, nil, err
-	}
+	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start), "installation", inst)
 	sub, err := intake.Activity(nc, proj, tracker, l, time.Now, log)
 	if err != nil {
 		return nil, nil, err

@@ -46,7 +46,7 @@ func BenchmarkBacklogDrain(b *testing.B) {
 					b.Fatal(err)
 				}
 				body, _ := json.Marshal(e)
-				if _, err := js.PublishAsync(events.WorkspaceSubject(id), body, jetstream.WithMsgID(e.ID)); err != nil {
+				if _, err := js.PublishAsync(events.WorkspaceSubject(id, e.Type), body, jetstream.WithMsgID(e.ID)); err != nil {
 					b.Fatal(err)
 				}
 			}

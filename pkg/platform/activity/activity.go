@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
 // Tracker throttles activity writes.
@@ -29,7 +30,7 @@ type Tracker struct {
 
 // Open creates the activity bucket if needed.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int, every time.Duration, log *slog.Logger) (*Tracker, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: events.ActivityBucket, Description: "last activity per workspace", History: 1,
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
 // TTL is how long a report stays valid; provisioners report every TTL/4.
@@ -38,7 +39,7 @@ type Board struct{ kv jetstream.KeyValue }
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Board, error) {
 	// File storage: a memory bucket would vanish when NATS restarts and
 	// every later check would fail.
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: events.ServiceStatusBucket, Description: "provisioner engine reachability", History: 1,
 		TTL: TTL, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})

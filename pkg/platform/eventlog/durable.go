@@ -53,7 +53,7 @@ func (o *DurableOptions) defaults() {
 		o.Concurrency = 8
 	}
 	if len(o.Subjects) == 0 {
-		o.Subjects = []string{events.WorkspaceSubjectPrefix + "*"}
+		o.Subjects = events.WorkspaceEventSubjects
 	}
 	if o.Backoff == nil {
 		o.Backoff = func(attempt int) time.Duration {
@@ -106,10 +106,10 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		held.add(m)
 		j := job{m: m}
-		if _, err := events.Decode(m.Data()); err == nil {
+		if e, err := decode(m.Subject(), m.Data()); err == nil {
 			// Undecodable messages go alone, to be dead-lettered: they must
 			// not stand in for a real request of their subject.
-			handOff, superseded, covered := subs.join(m)
+			handOff, superseded, covered := subs.join(e.Subject, m)
 			if superseded != nil {
 				held.remove(superseded)
 				if covered {
@@ -119,7 +119,7 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 			if !handOff {
 				return // behind the one being handled: settled after it (see work)
 			}
-			j.subject = m.Subject()
+			j.subject = e.Subject
 		}
 		select {
 		case queue <- j:
@@ -236,8 +236,8 @@ func (s *heldSet) keepAlive(ctx context.Context, every time.Duration) {
 	}
 }
 
-// job is one message for a worker, with the subject it holds (none: a
-// message that does not decode, handled alone).
+// job is one message for a worker, with the subject (workspace) it holds
+// (none: a message that does not decode, handled alone).
 type job struct {
 	subject string
 	m       jetstream.Msg
@@ -277,26 +277,26 @@ type subjects struct {
 // that no longer waits is returned as superseded: covered (ack it) when a
 // newer one took its place, not covered (just forget it) when it is a
 // redelivered copy of the one waiting, whose sequence an ack would settle.
-func (s *subjects) join(m jetstream.Msg) (handOff bool, superseded jetstream.Msg, covered bool) {
+func (s *subjects) join(subject string, m jetstream.Msg) (handOff bool, superseded jetstream.Msg, covered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waiting == nil {
 		s.waiting = map[string]jetstream.Msg{}
 	}
-	w, busy := s.waiting[m.Subject()]
+	w, busy := s.waiting[subject]
 	switch {
 	case !busy:
-		s.waiting[m.Subject()] = nil
+		s.waiting[subject] = nil
 		return true, nil, false
 	case w == nil:
-		s.waiting[m.Subject()] = m
+		s.waiting[subject] = m
 		return false, nil, false
 	}
 	switch ms, ws := streamSeq(m), streamSeq(w); {
 	case ms == ws:
 		return false, m, false
 	case ms > ws:
-		s.waiting[m.Subject()] = m
+		s.waiting[subject] = m
 		return false, w, true
 	}
 	return false, m, true
@@ -336,7 +336,7 @@ func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h 
 		return
 	}
 	attempt := int(md.NumDelivered)
-	e, err := events.Decode(m.Data())
+	e, err := decode(m.Subject(), m.Data())
 	if err != nil {
 		l.deadLetter(ctx, log, o.Name, m, "undecodable: "+err.Error())
 		return
@@ -379,11 +379,18 @@ func (l *Log) deadLetter(ctx context.Context, log *slog.Logger, consumer string,
 	_ = m.Term()
 }
 
-// EnsureDeadLetters creates the dead-letter stream if it is missing.
+// EnsureDeadLetters creates the dead-letter stream if it is missing. It
+// looks first: only the API's identity may create streams.
 func (l *Log) EnsureDeadLetters(ctx context.Context) error {
-	if _, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := l.js.Stream(ctx, DeadLetterStream); err == nil {
+		return nil
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("dead-letter stream: %w: %w", ErrUnavailable, err)
+	}
+	_, err := l.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: DeadLetterStream, Subjects: []string{events.DeadLetterSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-	}); err != nil {
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("dead-letter stream: %w: %w", ErrUnavailable, err)
 	}
 	return nil

@@ -35,7 +35,7 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 		require.NoError(t, err)
 	}
 	// A foreign writer puts garbage on a workspace subject.
-	_, err = l.JetStream().Publish(ctx, events.WorkspaceSubject(uuid.NewString()), []byte("not an event"))
+	_, err = l.JetStream().Publish(ctx, events.WorkspaceSubject(uuid.NewString(), events.TypeStartRequested), []byte("not an event"))
 	require.NoError(t, err)
 
 	var attempts, lastSeen, panics, handled atomic.Int32

@@ -4,11 +4,13 @@
 package eventlog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -48,6 +50,10 @@ type Log struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	appendMs metric.Float64Histogram
+	// legacy is the last sequence of each workspace that has events on its
+	// kind-less subject (logs written before 2026-11-24). Nothing appends
+	// there any more, so it is read once, at Open.
+	legacy map[string]uint64
 }
 
 // Open creates or updates the stream and returns the log.
@@ -75,7 +81,29 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("append histogram: %w", err)
 	}
-	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs}, nil
+	legacy, err := legacyLast(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, legacy: legacy}, nil
+}
+
+// legacyLast finds the workspaces with events on the kind-less subject and
+// the last sequence there. A log created since has none: one info request.
+func legacyLast(ctx context.Context, stream jetstream.Stream) (map[string]uint64, error) {
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(events.WorkspaceSubjectPrefix+"*"))
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w: %w", events.Stream, ErrUnavailable, err)
+	}
+	out := map[string]uint64{}
+	for subject := range info.State.Subjects {
+		m, err := stream.GetLastMsgForSubject(ctx, subject)
+		if err != nil {
+			return nil, fmt.Errorf("last of %s: %w: %w", subject, ErrUnavailable, err)
+		}
+		out[events.WorkspaceIDFromSubject(subject)] = m.Sequence
+	}
+	return out, nil
 }
 
 // openStream creates or updates the stream, or only looks it up for an
@@ -108,6 +136,15 @@ func openStream(ctx context.Context, js jetstream.JetStream, o Options) (jetstre
 	return stream, nil
 }
 
+// decode decodes a log message and checks that it belongs on its subject.
+func decode(subject string, data []byte) (events.Envelope, error) {
+	e, err := events.Decode(data)
+	if err != nil {
+		return e, err
+	}
+	return e, events.CheckSubject(subject, e)
+}
+
 // JetStream exposes the context for other JetStream resources (KV buckets).
 func (l *Log) JetStream() jetstream.JetStream { return l.js }
 
@@ -115,7 +152,7 @@ func subjectOf(e events.Envelope) string {
 	if e.Subject == events.CatalogSubject {
 		return events.CatalogSubject
 	}
-	return events.WorkspaceSubject(e.Subject)
+	return events.WorkspaceSubject(e.Subject, e.Type)
 }
 
 // Append stores e if its subject's last sequence is still expected (0: the
@@ -138,10 +175,20 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	msg := nats.NewMsg(subjectOf(e))
 	msg.Data = body
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	expect := jetstream.WithExpectLastSequencePerSubject(expected)
+	if e.Subject != events.CatalogSubject {
+		// One workspace's events are on one subject per kind; the check
+		// covers them all. A workspace whose last event is on the old
+		// kind-less subject has nothing on the new ones yet.
+		if last, ok := l.legacy[e.Subject]; ok && last == expected {
+			expected = 0
+		}
+		expect = jetstream.WithExpectLastSequenceForSubject(expected, events.WorkspaceSubjects(e.Subject))
+	}
 	ack, err := l.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(e.ID),
 		jetstream.WithExpectStream(events.Stream),
-		jetstream.WithExpectLastSequencePerSubject(expected),
+		expect,
 	)
 	if err != nil {
 		var apiErr *jetstream.APIError
@@ -182,21 +229,57 @@ const readBatch = 256
 // and its replies, no consumer, so reads leave nothing behind on the server
 // however many run at once.
 func (l *Log) ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error) {
-	full := subject
-	if subject != events.CatalogSubject {
-		full = events.WorkspaceSubject(subject)
-	}
 	if from == 0 {
 		from = 1
 	}
 	if limit <= 0 {
 		limit = readBatch
 	}
-	out, next, err := l.directGet(ctx, full, from, limit)
+	if subject == events.CatalogSubject {
+		out, next, err := l.directGet(ctx, subject, from, limit)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", subject, err)
+		}
+		return out, next, nil
+	}
+	out, next, err := l.directGet(ctx, events.WorkspaceSubjects(subject), from, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read %s: %w", subject, err)
 	}
+	if _, ok := l.legacy[subject]; ok {
+		old, oldNext, err := l.directGet(ctx, events.LegacyWorkspaceSubject(subject), from, limit)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read %s: %w", subject, err)
+		}
+		out, next = mergePages(out, next, old, oldNext, limit)
+	}
 	return out, next, nil
+}
+
+// mergePages merges two pages read from the same sequence, each in stream
+// order with its own continuation (0: that side has no more), into one of
+// at most limit events and the sequence to continue from. Past where a side
+// stopped reading, the other side's events cannot be returned yet: the
+// first side may have some in between.
+func mergePages(a []events.Envelope, aNext uint64, b []events.Envelope, bNext uint64, limit int) ([]events.Envelope, uint64) {
+	var frontier uint64 // last sequence both sides have covered; 0: all
+	for _, n := range []uint64{aNext, bNext} {
+		if n != 0 && (frontier == 0 || n-1 < frontier) {
+			frontier = n - 1
+		}
+	}
+	all := append(slices.Clone(a), b...)
+	slices.SortFunc(all, func(x, y events.Envelope) int { return cmp.Compare(x.Sequence, y.Sequence) })
+	if frontier != 0 {
+		all = slices.DeleteFunc(all, func(e events.Envelope) bool { return e.Sequence > frontier })
+	}
+	switch {
+	case len(all) > limit:
+		return all[:limit], all[limit].Sequence
+	case frontier != 0:
+		return all, frontier + 1
+	}
+	return all, 0
 }
 
 // directGet asks for up to batch messages of subject from seq on. The
@@ -221,7 +304,10 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	var out []events.Envelope
+	var (
+		out  []events.Envelope
+		seen uint64 // last sequence received, kept or not
+	)
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -232,10 +318,10 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 		case "404":
 			return out, 0, nil // nothing at or after seq
 		case "204": // end of batch
-			if m.Header.Get("Nats-Num-Pending") == "0" || len(out) == 0 {
+			if m.Header.Get("Nats-Num-Pending") == "0" || seen == 0 {
 				return out, 0, nil
 			}
-			return out, out[len(out)-1].Sequence + 1, nil
+			return out, seen + 1, nil
 		default:
 			return nil, 0, fmt.Errorf("%w: direct get: status %s %s", ErrUnavailable, status, m.Header.Get("Description"))
 		}
@@ -243,9 +329,13 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 		if err != nil {
 			return nil, 0, fmt.Errorf("direct get: bad Nats-Sequence %q", m.Header.Get("Nats-Sequence"))
 		}
+		seen = n
 		e, err := events.Decode(m.Data)
 		if err != nil {
 			return nil, 0, fmt.Errorf("message %d: %w", n, err)
+		}
+		if events.CheckSubject(m.Header.Get("Nats-Subject"), e) != nil {
+			continue // not this subject's event (the fold records it as an anomaly)
 		}
 		e.Sequence = n
 		out = append(out, e)
@@ -310,7 +400,7 @@ func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq 
 		if err != nil {
 			return
 		}
-		e, err := events.Decode(m.Data())
+		e, err := decode(m.Subject(), m.Data())
 		e.Sequence = md.Sequence.Stream
 		handle(md.Sequence.Stream, m.Subject(), e, err)
 	})

@@ -13,6 +13,8 @@ import (
 	"regexp"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
 // Bucket keeps the generated id; no TTL, so it outlives every service.
@@ -38,7 +40,7 @@ func Resolve(ctx context.Context, js jetstream.JetStream, replicas int, configur
 	if configured != "" {
 		return configured, Validate(configured)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket: Bucket, Description: "this Berth installation's id", History: 1,
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})

@@ -1,7 +1,11 @@
 package natsbus_test
 
 import (
+	"flag"
+	"fmt"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -11,11 +15,18 @@ import (
 
 // TestComposeConfigMatchesPermissions: the compose stack's nats.conf gives
 // each identity exactly the rights the embedded server gives it.
+// Run with -update to write deploy/compose/nats.conf from Permissions.
 func TestComposeConfigMatchesPermissions(t *testing.T) {
+	const path = "../../../deploy/compose/nats.conf"
+	if *update {
+		if err := os.WriteFile(path, []byte(composeConfig()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, user := range natsbus.Identities {
 		t.Setenv("BERTH_NATS_"+envName(user)+"_PASSWORD", "pw-"+user)
 	}
-	o, err := server.ProcessConfigFile("../../../deploy/compose/nats.conf")
+	o, err := server.ProcessConfigFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,4 +75,42 @@ func normalize(p *server.Permissions) *server.SubjectPermission {
 		return nil
 	}
 	return &server.SubjectPermission{Allow: p.Publish.Allow, Deny: p.Publish.Deny}
+}
+
+var update = flag.Bool("update", false, "write deploy/compose/nats.conf from natsbus.Permissions")
+
+func composeConfig() string {
+	var b strings.Builder
+	b.WriteString(`# NATS for the compose stack: JetStream on /data, and only Berth's
+# identities let in, each with the rights natsbus.Permissions gives it.
+# Generated: go test ./natsbus -run TestComposeConfig -update (in pkg/platform);
+# the same test fails when the two differ. Passwords come from the environment.
+port: 4222
+http_port: 8222
+jetstream {
+  store_dir: /data
+}
+authorization {
+  users: [
+`)
+	for _, user := range natsbus.Identities {
+		fmt.Fprintf(&b, "    {user: %s, password: $BERTH_NATS_%s_PASSWORD", user, envName(user))
+		if p := natsbus.Permissions(user); p != nil {
+			b.WriteString(", permissions: {\n      publish: {\n")
+			fmt.Fprintf(&b, "        allow: %s\n", quoteList(p.Publish.Allow))
+			fmt.Fprintf(&b, "        deny: %s\n", quoteList(p.Publish.Deny))
+			b.WriteString("      }\n    }")
+		}
+		b.WriteString("}\n")
+	}
+	b.WriteString("  ]\n}\n")
+	return b.String()
+}
+
+func quoteList(subjects []string) string {
+	q := make([]string, len(subjects))
+	for i, s := range subjects {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -91,6 +92,21 @@ func Users(passwords map[string]string) []*server.User {
 	return out
 }
 
+// Appends are the workspace event types each service identity may append
+// (the subject's last token is the type, so the server enforces this). The
+// API appends definitions and requests, the provisioner observations (and
+// the restart of a crashed workspace), the reaper its requests. Nobody but
+// the API (and ops) appends catalog events.
+var Appends = map[string][]events.Type{
+	"api": {events.TypeCreated, events.TypeUpdated, events.TypeStartRequested, events.TypeStopRequested,
+		events.TypeDeleteRequested, events.TypeLifecycleChanged, events.TypeRestoreRequested},
+	"provisioner": {events.TypeRunning, events.TypeStopped, events.TypeFailed, events.TypeArchived,
+		events.TypeArchiveFailed, events.TypeDeleted, events.TypeRestored, events.TypeRestoreFailed,
+		events.TypeStartRequested},
+	"reaper": {events.TypeStopRequested, events.TypeIdleWarning, events.TypeArchiveRequested,
+		events.TypeDeleteRequested},
+}
+
 // Permissions of one identity (nil: every right).
 func Permissions(user string) *server.Permissions {
 	stream := events.Stream
@@ -105,22 +121,35 @@ func Permissions(user string) *server.Permissions {
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
 			"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
 		}, Deny: durableAdmin(stream, "provisioner")}} // its own ordered consumers only
-	case "provisioner", "reaper":
-		// They append and consume, but may not reshape the log: a subject
-		// transform or a republish on BERTH would turn an allowed append
-		// into a catalog write or an intake message.
+	case "api":
+		// Everything but observations: those only the provisioner (and
+		// the reaper's warning) may record.
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"},
-			Deny: append([]string{events.CatalogSubject, events.IntakeSubjectPrefix + ">"}, streamAdmin(stream)...)}}
+			Deny: appendsDenied(user)}}
+	case "provisioner", "reaper":
+		// They append their own event types and consume, but may not write
+		// the catalog, pose as other systems on the intake subjects, or
+		// create or reshape any stream: a bucket's republish or a subject
+		// transform would turn a write they may make into one they may not.
+		deny := append(appendsDenied(user), events.CatalogSubject, events.IntakeSubjectPrefix+">")
+		for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"} {
+			deny = append(deny, "$JS.API.STREAM."+op+".*")
+		}
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
 	}
 	return nil
 }
 
-func streamAdmin(stream string) []string {
-	var out []string
-	for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"} {
-		out = append(out, "$JS.API.STREAM."+op+"."+stream)
+// appendsDenied are the log subjects of every workspace event type user may
+// not append, and the old kind-less workspace subject nobody appends to.
+func appendsDenied(user string) []string {
+	deny := []string{events.WorkspaceSubjectPrefix + "*"}
+	for _, t := range events.WorkspaceTypes() {
+		if !slices.Contains(Appends[user], t) {
+			deny = append(deny, events.WorkspaceSubjectPrefix+"*."+events.TypeToken(t))
+		}
 	}
-	return out
+	return deny
 }
 
 func durableAdmin(stream, durable string) []string {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/services/api/internal/app"
 )
 
@@ -25,7 +26,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry,
 	if replicas == 0 {
 		replicas = 1
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      events.NameClaimsBucket,
 		Description: "workspace name -> workspace id, for unique names",
 		History:     1,

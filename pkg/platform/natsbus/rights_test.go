@@ -1,0 +1,138 @@
+package natsbus_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/natsbus"
+)
+
+// bus starts an embedded server with Berth's identities and returns a
+// connect function per identity.
+func bus(t *testing.T) func(user string) *nats.Conn {
+	t.Helper()
+	dir := t.TempDir()
+	passwords, err := natsbus.EnsurePasswords(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Users: natsbus.Users(passwords)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return func(user string) *nats.Conn {
+		t.Helper()
+		nc, err := natsbus.Connect(srv.ClientURL(), user, natsbus.Identity{User: user, PasswordFile: natsbus.PasswordFile(dir, user)}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+}
+
+// publishRaw publishes e's body on subject as a leaked credential would,
+// and reports whether the log stored it.
+func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, e events.Envelope) bool {
+	body, _ := json.Marshal(e)
+	ctx, cancel := context.WithTimeout(ctx, time.Second) // a refused publish is never acknowledged
+	defer cancel()
+	_, err := js.Publish(ctx, subject, body, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(events.Stream))
+	return err == nil
+}
+
+// TestRightsByEventType: each service identity may append exactly its own
+// event types (natsbus.Appends): the provisioner cannot append a request or
+// a definition, the reaper cannot record an observation, the API cannot
+// claim a container is running. Before the type was part of the subject,
+// any identity that could append could append every type.
+func TestRightsByEventType(t *testing.T) {
+	connect := bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := eventlog.Open(ctx, connect("api"), eventlog.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	type try struct {
+		user string
+		t    events.Type
+	}
+	var (
+		mu     sync.Mutex
+		stored = map[try]bool{}
+		wg     sync.WaitGroup
+	)
+	for _, user := range []string{"api", "provisioner", "reaper", "router-sync"} {
+		js, _ := jetstream.New(connect(user))
+		for _, typ := range events.WorkspaceTypes() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := uuid.NewString()
+				e := events.Envelope{SpecVersion: events.SpecVersion, ID: uuid.NewString(), Source: "test", Type: typ,
+					Subject: id, Time: time.Now(), Actor: "user:mallory", SchemaVersion: 1, Data: json.RawMessage(`{}`)}
+				ok := publishRaw(ctx, js, events.WorkspaceSubject(id, typ), e)
+				legacy := publishRaw(ctx, js, events.LegacyWorkspaceSubject(id), e)
+				mu.Lock()
+				defer mu.Unlock()
+				stored[try{user, typ}] = ok
+				if legacy {
+					t.Errorf("%s appended %s on the old kind-less subject", user, typ)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for k, ok := range stored {
+		if want := slices.Contains(natsbus.Appends[k.user], k.t); ok != want {
+			t.Errorf("%s appending %s: stored=%v, want %v", k.user, events.TypeToken(k.t), ok, want)
+		}
+	}
+}
+
+// TestNoStreamsForServices: the provisioner and the reaper bind to the
+// buckets the API declared and may not create, change or delete any
+// stream. With that right a broken or hostile service could delete the
+// name claims or the installation id (a new id disowns every running
+// workspace) or fill the server with streams of its own.
+func TestNoStreamsForServices(t *testing.T) {
+	connect := bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	apiJS, _ := jetstream.New(connect("api"))
+	if _, err := natsbus.KeyValue(ctx, apiJS, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"provisioner", "reaper"} {
+		js, _ := jetstream.New(connect(user))
+		if _, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
+			t.Errorf("%s cannot bind a declared bucket: %v", user, err)
+		}
+		short, stop := context.WithTimeout(ctx, 2*time.Second) // a refused request is never answered
+		if _, err := natsbus.KeyValue(short, js, jetstream.KeyValueConfig{Bucket: "berth_own_" + user}); err == nil {
+			t.Errorf("%s created a bucket", user)
+		}
+		if err := js.DeleteKeyValue(short, "berth_claims_test"); err == nil {
+			t.Errorf("%s deleted a bucket", user)
+		}
+		if _, err := js.CreateStream(short, jetstream.StreamConfig{Name: "OWN_" + user, Subjects: []string{"own." + user}}); err == nil {
+			t.Errorf("%s created a stream", user)
+		}
+		stop()
+	}
+	if _, err := apiJS.KeyValue(ctx, "berth_claims_test"); err != nil {
+		t.Errorf("the bucket is gone: %v", err)
+	}
+}
