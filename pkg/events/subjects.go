@@ -43,6 +43,10 @@ const (
 	// workspace (key: workspace id, value: RFC 3339 time). High-volume
 	// signals live here, not in the audit log.
 	ActivityBucket = "berth_activity"
+	// SessionsBucket is the JetStream KV bucket of browser sessions (key:
+	// <user key>.<hash of the session secret>; the secret itself is only
+	// in the user's cookie). Entries expire with the session.
+	SessionsBucket = "berth_sessions"
 )
 
 // StreamSubjects are the subjects the Stream captures: workspace events,

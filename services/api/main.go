@@ -36,6 +36,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/httpapi"
 	"github.com/berthdev/berth/services/api/internal/intake"
 	"github.com/berthdev/berth/services/api/internal/names"
+	"github.com/berthdev/berth/services/api/internal/sessions"
 )
 
 func main() { service.Main("berth-api", run) }
@@ -47,15 +48,17 @@ type cfg struct {
 	DataDir        string
 	StreamReplicas int
 
-	JWTSecret  string
-	JWKSURL    string
-	Issuer     string
-	Audience   string
-	RolesClaim string
-	AdminRole  string
-	UserRole   string
-	DevTokens  bool
-	DevClients string
+	JWTSecret      string
+	JWKSURL        string
+	JWKSRefresh    time.Duration
+	JWKSMinRefresh time.Duration
+	Issuer         string
+	Audience       string
+	RolesClaim     string
+	AdminRole      string
+	UserRole       string
+	DevTokens      bool
+	DevClients     string
 
 	ProjectsRoot  string
 	DefaultImage  string
@@ -68,6 +71,7 @@ type cfg struct {
 
 	LoginURL      string
 	CookieDomain  string
+	SessionTTL    time.Duration
 	BodyLimit     string
 	AppendTimeout time.Duration
 	Rate          float64
@@ -86,6 +90,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream (3 on a NATS cluster)")
 	s.String(&c.JWTSecret, "jwt-secret", "BERTH_JWT_SECRET", "", "HS256 secret (32+ bytes) for bearer tokens")
 	s.String(&c.JWKSURL, "jwks-url", "BERTH_JWKS_URL", "", "JWKS URL of your identity provider (RS256/ES256 tokens)")
+	s.Duration(&c.JWKSRefresh, "jwks-refresh", "BERTH_JWKS_REFRESH", 5*time.Minute, "most time between JWKS fetches: a key the identity provider removed stops verifying within it (a shorter Cache-Control max-age wins)")
+	s.Duration(&c.JWKSMinRefresh, "jwks-min-refresh", "BERTH_JWKS_MIN_REFRESH", 30*time.Second, "least time between JWKS fetches (also after an unknown key id or a failed fetch)")
 	s.String(&c.Issuer, "jwt-issuer", "BERTH_JWT_ISSUER", "", "required token issuer (iss), if set")
 	s.String(&c.Audience, "jwt-audience", "BERTH_JWT_AUDIENCE", "", "required token audience (aud), if set")
 	s.String(&c.RolesClaim, "jwt-roles-claim", "BERTH_JWT_ROLES_CLAIM", "roles", "claim holding roles; dotted path for nested claims")
@@ -102,6 +108,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Routing(&c.Routing)
 	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
+	s.Duration(&c.SessionTTL, "session-ttl", "BERTH_SESSION_TTL", 8*time.Hour, "how long a browser session lasts (ended earlier by logout or an admin)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
 	s.Float(&c.Rate, "api-rate", "BERTH_API_RATE", 20, "requests per second each caller (token subject, else client address) may make to /api/v1 on average; 0 disables the limit")
@@ -116,6 +123,12 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if err := c.Idle.Validate(); err != nil {
 		return c, err
+	}
+	if c.JWKSMinRefresh < time.Second || c.JWKSRefresh < c.JWKSMinRefresh {
+		return c, fmt.Errorf("bad configuration: want 1s <= BERTH_JWKS_MIN_REFRESH (%s) <= BERTH_JWKS_REFRESH (%s)", c.JWKSMinRefresh, c.JWKSRefresh)
+	}
+	if c.SessionTTL < time.Minute {
+		return c, fmt.Errorf("bad configuration: BERTH_SESSION_TTL must be at least 1m, got %s", c.SessionTTL)
 	}
 	if c.DefaultMemory > c.Max.MemoryBytes || c.DefaultCPUs > c.Max.CPUs || c.DefaultPids > c.Max.Pids {
 		return c, errors.New("bad configuration: a default resource limit exceeds its maximum")
@@ -152,7 +165,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		return fmt.Errorf("projects root: %w", err)
 	}
 	authOpts := auth.Options{Issuer: c.Issuer, Audience: c.Audience, RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole}
-	verifier, issuer, err := buildAuth(c, authOpts)
+	var keys *auth.KeySet // JWKS mode: refreshed in the background (an actor below)
+	if c.JWKSURL != "" {
+		keys = auth.NewKeySet(c.JWKSURL, auth.KeySetOptions{MinRefresh: c.JWKSMinRefresh, MaxRefresh: c.JWKSRefresh})
+	}
+	verifier, issuer, err := buildAuth(c, authOpts, keys)
 	if err != nil {
 		return err
 	}
@@ -207,16 +224,20 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		Backend: backend, Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL,
 		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
 		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
+		SessionTTL: c.SessionTTL, PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
 		RatePerSecond: c.Rate, RateBurst: c.Burst,
 	})
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Headers are small (a token, a workspace app's cookies); 256 KiB bounds
+	// what one request makes the API parse (Go answers 431 beyond it).
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10}
 
 	core := service.Actor{Name: "log", Run: func(ctx context.Context) error {
-		svc, tracker, err := openCore(ctx, c, nc, tel, log)
+		svc, tracker, store, err := openCore(ctx, c, nc, tel, log)
 		if err != nil {
 			return err
 		}
 		sink.p.Store(tracker)
+		backend.SetSessions(store)
 		backend.Set(svc)
 		replayed.Open()
 		log.Info("api ready", "addr", ln.Addr().String(), "nats", natsURL, "dev_tokens", c.DevTokens)
@@ -227,51 +248,61 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		<-ctx.Done()
 		return nil
 	}}
-	return service.Run(ctx, log, c.ShutdownGrace,
-		service.HTTPServer("http", srv, ln, c.ShutdownGrace),
-		service.Supervised(log, core),
-	)
+	actors := []service.Actor{service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, core)}
+	if keys != nil {
+		if c.Audience == "" {
+			log.Warn("no token audience configured (BERTH_JWT_AUDIENCE): any token your identity provider signs for any application is accepted; set it to the audience it issues for Berth")
+		}
+		keys.SetLogger(log)
+		actors = append(actors, service.Actor{Name: "jwks", Run: keys.Run})
+	}
+	return service.Run(ctx, log, c.ShutdownGrace, actors...)
 }
 
 // openCore opens the log (retrying while NATS is unreachable: the HTTP
 // server already answers 503 meanwhile), replays it into the projection and
 // returns the use cases.
-func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, *activity.Tracker, error) {
+func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, *activity.Tracker, *sessions.Store, error) {
 	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	reg, err := names.Open(ctx, l.JetStream(), c.StreamReplicas)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// The API declares what the other services only bind to (their bus
 	// identities may not create streams or buckets): the installation id
 	// and the dead-letter stream too.
 	inst, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, "")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := l.EnsureDeadLetters(ctx); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	proj := events.NewProjection()
 	start := time.Now()
 	if err := l.Replay(ctx, log, proj); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start), "installation", inst)
 	sub, err := intake.Activity(nc, proj, tracker, l, time.Now, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	store, err := sessions.Open(ctx, l.JetStream(), c.StreamReplicas, c.SessionTTL, time.Now)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return nil, nil, nil, err
 	}
 	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
 	return app.New(l, proj, reg, app.Options{
@@ -285,7 +316,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)},
 		},
-	}), tracker, nil
+	}), tracker, store, nil
 }
 
 // activitySink forwards activity to the tracker once the log is open.
@@ -302,12 +333,12 @@ func (a *activitySink) Touch(id string, now time.Time) {
 // buildAuth picks JWKS or HS256 verification. With dev tokens on and no
 // secret configured it creates one in the data dir, so `make run` works
 // with no setup and tokens survive restarts.
-func buildAuth(c cfg, o auth.Options) (*auth.Verifier, *auth.Issuer, error) {
+func buildAuth(c cfg, o auth.Options, keys *auth.KeySet) (*auth.Verifier, *auth.Issuer, error) {
 	if c.JWKSURL != "" {
 		if c.DevTokens {
 			return nil, nil, errors.New("bad configuration: BERTH_DEV_TOKENS needs an HS256 secret, not BERTH_JWKS_URL")
 		}
-		return auth.NewJWKS(auth.NewKeySet(c.JWKSURL, nil, 0), o), nil, nil
+		return auth.NewJWKS(keys, o), nil, nil
 	}
 	secret := []byte(c.JWTSecret)
 	if len(secret) == 0 {

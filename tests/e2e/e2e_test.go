@@ -78,17 +78,37 @@ func TestThroughTraefik(t *testing.T) {
 	t.Run("session cookie, not passed on", func(t *testing.T) {
 		// The browser flow: the API, behind the same Traefik, sets the cookie.
 		status, _, h := call(t, "POST", "http://"+s.web+"/api/v1/auth/session", alice, nil)
-		require.Equal(t, http.StatusNoContent, status)
-		require.Contains(t, h.Get("Set-Cookie"), "berth_session="+alice)
+		require.Equal(t, http.StatusCreated, status)
+		res := http.Response{Header: h}
+		var session string
+		for _, c := range res.Cookies() {
+			if c.Name == "berth_session" {
+				session = c.Value
+			}
+		}
+		require.NotEmpty(t, session)
+		assert.NotContains(t, session, alice, "the cookie holds a session id, not the token")
 		assert.Contains(t, h.Get("Set-Cookie"), "HttpOnly")
-		code, body := get(t, ws.URL+"headers", "", "Cookie", "berth_session="+alice+"; theme=dark")
-		require.Equal(t, 200, code)
-		assert.Contains(t, body, "theme=dark")
+		// The workspace's own app gets its cookies exactly as sent (Go's
+		// parser would drop pref={"a":1}) and its own Authorization header.
+		code, body := get(t, ws.URL+"headers", "", "Cookie", `berth_session=`+session+`; pref={"a":1}; theme=dark`,
+			"Authorization", "Basic aWRlOnNlY3JldA==")
+		require.Equal(t, 200, code, body)
+		assert.Contains(t, body, `pref={\"a\":1}; theme=dark`)
+		assert.Contains(t, body, "Basic aWRlOnNlY3JldA==", "the IDE's own Authorization must reach it")
 		assert.NotContains(t, body, "berth_session")
-		assert.NotContains(t, body, alice, "the platform token never reaches the workspace")
+		assert.NotContains(t, body, session, "the session id never reaches the workspace")
 		code, body = get(t, ws.URL+"headers", alice)
 		require.Equal(t, 200, code)
-		assert.NotContains(t, body, "Authorization")
+		assert.NotContains(t, body, alice, "the platform token never reaches the workspace")
+		// The cookie authenticates the API, for reads and same-origin changes.
+		status, b, _ := call(t, "GET", "http://"+s.web+"/api/v1/me", "", nil, "Cookie", "berth_session="+session)
+		require.Equal(t, http.StatusOK, status, "%s", b)
+		// Logout with the cookie alone; the copied cookie then opens nothing.
+		status, b, _ = call(t, "DELETE", "http://"+s.web+"/api/v1/auth/session", "", nil, "Cookie", "berth_session="+session, "Sec-Fetch-Site", "same-origin")
+		require.Equal(t, http.StatusNoContent, status, "%s", b)
+		code, _ = get(t, ws.URL, "", "Cookie", "berth_session="+session)
+		assert.Equal(t, http.StatusUnauthorized, code, "a logged-out cookie opened the workspace")
 	})
 	t.Run("allowed requests are activity", func(t *testing.T) {
 		nc := s.natsConn()

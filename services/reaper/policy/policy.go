@@ -4,6 +4,7 @@
 package policy
 
 import (
+	"math"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -61,7 +62,10 @@ func (s Settings) IdleTimeoutFor(ws events.Workspace) time.Duration {
 	if ws.IdleTimeoutSeconds <= 0 {
 		return s.IdleTimeout
 	}
-	d := time.Duration(ws.IdleTimeoutSeconds) * time.Second
+	d := time.Duration(math.MaxInt64) // beyond what a Duration holds: as long as it gets
+	if ws.IdleTimeoutSeconds <= int64(math.MaxInt64/time.Second) {
+		d = time.Duration(ws.IdleTimeoutSeconds) * time.Second
+	}
 	if s.MinIdleTimeout > 0 && d < s.MinIdleTimeout {
 		d = s.MinIdleTimeout
 	}

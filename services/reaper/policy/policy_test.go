@@ -50,6 +50,8 @@ func TestDecide(t *testing.T) {
 		{"running, override 2h", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 7200 }), time.Time{}, h(2), Stop, ReasonIdle},
 		{"running, override below the minimum is clamped up", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 60 }), time.Time{}, h(0.9), Warn, ReasonIdle},
 		{"running, override above the maximum is clamped down", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 1000 * 3600 }), time.Time{}, h(72), Stop, ReasonIdle},
+		{"running, override past what a duration holds is the maximum, not a wrapped 1h", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 36028797018967568 }), time.Time{}, h(2), None, ""},
+		{"running, override past what a duration holds, idle the maximum", s, with(running, func(w *events.Workspace) { w.IdleTimeoutSeconds = 36028797018967568 }), time.Time{}, h(72), Stop, ReasonIdle},
 		{"running, idle timeout off", with0(s, func(s *Settings) { s.IdleTimeout = 0 }), running, time.Time{}, h(1000), None, ""},
 		{"running, held", s, held(running), time.Time{}, h(1000), None, ""},
 		{"stopped, within retention", s, stopped, time.Time{}, h(167), None, ""},

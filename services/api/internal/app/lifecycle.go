@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -33,8 +34,12 @@ func (s *Service) Lifecycle(ctx context.Context, c Caller, id string, in Lifecyc
 		}
 	}
 	if in.IdleTimeoutSeconds != nil {
-		d := time.Duration(*in.IdleTimeoutSeconds) * time.Second
-		if *in.IdleTimeoutSeconds != 0 && (*in.IdleTimeoutSeconds < 0 || d < s.o.IdleTimeoutMin || (s.o.IdleTimeoutMax > 0 && d > s.o.IdleTimeoutMax)) {
+		secs := *in.IdleTimeoutSeconds
+		// Checked before converting: seconds beyond what a Duration holds
+		// would wrap around to something small and pass the bounds.
+		tooLong := secs > int64(math.MaxInt64/time.Second)
+		d := time.Duration(secs) * time.Second
+		if secs != 0 && (secs < 0 || tooLong || d < s.o.IdleTimeoutMin || (s.o.IdleTimeoutMax > 0 && d > s.o.IdleTimeoutMax)) {
 			fields = append(fields, FieldError{Field: "idle_timeout_seconds", Code: "out_of_range",
 				Message: fmt.Sprintf("idle_timeout_seconds must be 0 (the default) or between %d and %d", int64(s.o.IdleTimeoutMin.Seconds()), int64(s.o.IdleTimeoutMax.Seconds()))})
 		}

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"cmp"
 	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -11,9 +13,11 @@ import (
 
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/sessions"
 )
 
-// SessionCookie carries the platform token for browsers opening workspaces.
+// SessionCookie carries a browser's session id (server-side sessions,
+// internal/sessions): the platform token never goes into a cookie.
 const SessionCookie = "berth_session"
 
 // Activity receives the "someone used this workspace" signal.
@@ -21,25 +25,30 @@ type Activity interface {
 	Touch(workspaceID string, now time.Time)
 }
 
+// errSessionEnded: the cookie names no live session (logged out, signed
+// out by an admin, expired).
+var errSessionEnded = errors.New("session ended")
+
 // forward is Traefik's forwardAuth endpoint. The workspace comes from the
 // route's own address (router-sync puts it there), identity from the
-// session cookie or a bearer token; nothing else the client sends counts.
-// On success it hands back the request's cookies without Berth's own, and
-// no Authorization, so the workspace never sees the platform token.
+// session cookie (browsers) or, without a live session, a Berth bearer
+// token (scripts). On success it hands back what the workspace's own app
+// should get (Traefik replaces both headers with these): the Cookie header
+// as sent, byte for byte, minus Berth's cookie, and Authorization untouched
+// unless it carried the Berth token that got the request in (an IDE's own
+// Authorization must reach the IDE; the platform token never does).
 func (h *handlers) forward(c echo.Context) error {
 	w, err := h.o.Backend.get()
 	if err != nil {
 		return err
 	}
-	raw, fromHeader := bearer(c.Request())
-	if !fromHeader {
-		if ck, err := c.Cookie(SessionCookie); err == nil {
-			raw = ck.Value
-		}
-	}
-	p, err := h.o.Verifier.Verify(raw)
+	p, viaBearer, err := h.forwardPrincipal(c)
 	switch {
 	case err != nil:
+		var prob *Problem
+		if errors.As(err, &prob) {
+			return err
+		}
 		return h.signIn(c, err)
 	case !p.User:
 		return problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
@@ -52,17 +61,62 @@ func (h *handlers) forward(c echo.Context) error {
 	if h.o.Activity != nil {
 		h.o.Activity.Touch(ws.ID, h.o.Now())
 	}
-	if rest := withoutCookie(c.Request().Cookies(), SessionCookie); rest != "" {
+	if rest := withoutCookie(c.Request().Header.Values("Cookie"), SessionCookie); rest != "" {
 		c.Response().Header().Set("Cookie", rest)
+	}
+	if a := c.Request().Header.Get(echo.HeaderAuthorization); a != "" && !viaBearer {
+		c.Response().Header().Set(echo.HeaderAuthorization, a)
 	}
 	return c.NoContent(http.StatusOK)
 }
 
-func withoutCookie(cookies []*http.Cookie, name string) string {
+// forwardPrincipal finds who opens a workspace: a live session first, then
+// a bearer token that Berth verifies. viaBearer says the token was used.
+func (h *handlers) forwardPrincipal(c echo.Context) (p auth.Principal, viaBearer bool, err error) {
+	var sessErr error
+	if cookie := sessionCookie(c.Request()); cookie != "" {
+		store, err := h.o.Backend.sessionStore()
+		if err != nil {
+			return p, false, err
+		}
+		sess, err := store.Lookup(c.Request().Context(), cookie)
+		switch {
+		case err == nil:
+			return sess.Principal(), false, nil
+		case errors.Is(err, sessions.ErrNoSession):
+			sessErr = errSessionEnded
+		default:
+			return p, false, problem(http.StatusServiceUnavailable, app.CodeUnavailable, "sessions cannot be read right now; retry")
+		}
+	}
+	raw, ok := bearer(c.Request())
+	if !ok {
+		return p, false, cmp.Or(sessErr, auth.ErrMissing)
+	}
+	p, err = h.o.Verifier.Verify(raw)
+	if err != nil {
+		// Not Berth's token (perhaps the workspace app's own): what
+		// matters to the person is the session.
+		return p, false, cmp.Or(sessErr, err)
+	}
+	return p, true, nil
+}
+
+// withoutCookie drops name from Cookie header values and keeps every other
+// cookie exactly as sent: re-serialising parsed cookies would drop the
+// ones Go's parser refuses (pref={"a":1}) that the workspace's app set.
+func withoutCookie(headers []string, name string) string {
 	var parts []string
-	for _, ck := range cookies {
-		if ck.Name != name {
-			parts = append(parts, ck.Name+"="+ck.Value)
+	for _, h := range headers {
+		for _, part := range strings.Split(h, ";") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			if n, _, _ := strings.Cut(part, "="); strings.TrimSpace(n) == name {
+				continue
+			}
+			parts = append(parts, part)
 		}
 	}
 	return strings.Join(parts, "; ")
@@ -79,9 +133,12 @@ var signInPage = template.Must(template.New("signin").Parse(`<!doctype html>
 // clients a problem document.
 func (h *handlers) signIn(c echo.Context, err error) error {
 	code, reason := codeUnauthenticated, "You are not signed in."
-	if errors.Is(err, auth.ErrExpired) {
+	switch {
+	case errors.Is(err, errSessionEnded):
+		code, reason = codeSessionEnded, "Your session has ended."
+	case errors.Is(err, auth.ErrExpired):
 		code, reason = codeTokenExpired, "Your session has expired."
-	} else if err != nil && !errors.Is(err, auth.ErrMissing) {
+	case err != nil && !errors.Is(err, auth.ErrMissing):
 		code, reason = codeInvalidToken, "Your session is not valid."
 	}
 	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/html") {
@@ -93,19 +150,67 @@ func (h *handlers) signIn(c echo.Context, err error) error {
 	return problem(http.StatusUnauthorized, code, reason+" Sign in at "+h.o.LoginURL)
 }
 
-// createSession turns a bearer token into the session cookie browsers send
-// when they open workspaces.
+// sessionView is the answer to a new session.
+type sessionView struct {
+	Subject   string    `json:"sub"`
+	Admin     bool      `json:"admin"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// createSession starts a server-side session for the bearer token's
+// identity and sets its id as the cookie browsers send to the API (the
+// dashboard) and to workspaces.
 func (h *handlers) createSession(c echo.Context) error {
-	raw, _ := bearer(c.Request()) // verified by the route's middleware
-	c.SetCookie(&http.Cookie{
-		Name: SessionCookie, Value: raw, Path: "/", Domain: h.o.CookieDomain,
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteLaxMode,
-	})
+	store, err := h.o.Backend.sessionStore()
+	if err != nil {
+		return err
+	}
+	p, _ := c.Get(principalKey).(auth.Principal)
+	cookie, sess, err := store.Create(c.Request().Context(), p)
+	if err != nil {
+		return problem(http.StatusServiceUnavailable, app.CodeUnavailable, "the session could not be stored; retry")
+	}
+	c.SetCookie(h.cookie(cookie, int(sess.Expires.Sub(sess.Created).Seconds())))
+	return c.JSON(http.StatusCreated, sessionView{Subject: sess.Subject, Admin: sess.Admin, ExpiresAt: sess.Expires})
+}
+
+func (h *handlers) cookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: SessionCookie, Value: value, Path: "/", Domain: h.o.CookieDomain, MaxAge: maxAge,
+		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteLaxMode}
+}
+
+// deleteSession ends the session the cookie names (logout needs nothing
+// else) and clears the cookie; afterwards the old cookie opens nothing.
+func (h *handlers) deleteSession(c echo.Context) error {
+	if cookie := sessionCookie(c.Request()); cookie != "" {
+		if err := sameOrigin(c.Request(), h.o.PublicHost); err != nil {
+			return err
+		}
+		store, err := h.o.Backend.sessionStore()
+		if err != nil {
+			return err
+		}
+		if err := store.End(c.Request().Context(), cookie); err != nil {
+			return problem(http.StatusServiceUnavailable, app.CodeUnavailable, "the session could not be ended; retry")
+		}
+	}
+	c.SetCookie(h.cookie("", -1))
 	return c.NoContent(http.StatusNoContent)
 }
 
-func (h *handlers) deleteSession(c echo.Context) error {
-	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: "", Path: "/", Domain: h.o.CookieDomain, MaxAge: -1,
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteLaxMode})
-	return c.NoContent(http.StatusNoContent)
+// endUserSessions signs a user out everywhere (admins).
+func (h *handlers) endUserSessions(c echo.Context) error {
+	store, err := h.o.Backend.sessionStore()
+	if err != nil {
+		return err
+	}
+	subject, err := url.PathUnescape(c.Param("subject"))
+	if err != nil || subject == "" {
+		return problem(http.StatusBadRequest, "invalid_path", "the subject is not correctly escaped")
+	}
+	n, err := store.EndAll(c.Request().Context(), subject)
+	if err != nil {
+		return problem(http.StatusServiceUnavailable, app.CodeUnavailable, "sessions could not be ended; retry")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"sub": subject, "ended": n})
 }

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,16 +34,19 @@ func (h *handlers) view(ws events.Workspace) workspaceView {
 	return workspaceView{Workspace: ws, URL: h.o.URLFor(ws.Name)}
 }
 
-// decode reads a JSON body strictly: unknown fields and trailing data are
-// errors, so a typo in a field name is reported instead of ignored.
+// decode reads a JSON object body strictly: the media type must be
+// application/json (a cross-site form cannot send it), the body one JSON
+// object (not null, an array or a string), unknown fields and trailing
+// data are errors, so a typo in a field name is reported instead of
+// ignored.
 func decode(c echo.Context, dst any) error {
-	ct := c.Request().Header.Get(echo.HeaderContentType)
-	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+	mt, _, err := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
 		return problem(http.StatusUnsupportedMediaType, codeUnsupportedMedia, "send Content-Type: application/json")
 	}
+	var raw json.RawMessage
 	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
+	err = dec.Decode(&raw)
 	if errors.Is(err, io.EOF) {
 		return problem(http.StatusBadRequest, codeMalformedJSON, "request body is empty; send a JSON object")
 	}
@@ -53,6 +58,14 @@ func decode(c echo.Context, dst any) error {
 		if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
 			return problem(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "request body is too large")
 		}
+		return problem(http.StatusBadRequest, codeMalformedJSON, "request body is not valid JSON for this route: "+err.Error())
+	}
+	if raw[0] != '{' {
+		return problem(http.StatusBadRequest, codeMalformedJSON, "request body must be a JSON object")
+	}
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(dst); err != nil {
 		return problem(http.StatusBadRequest, codeMalformedJSON, "request body is not valid JSON for this route: "+err.Error())
 	}
 	return nil

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -21,6 +23,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/ratelimit"
+	"github.com/berthdev/berth/services/api/internal/sessions"
 )
 
 // Context keys: the verified principal, or why the token was refused.
@@ -29,15 +32,49 @@ const (
 	authProblemKey = "berth.auth_problem"
 )
 
-// identify verifies the bearer token and stores the principal, or the
-// problem to answer with; requireUser then acts on it. They are two steps
-// so the rate limiter between them can key on a verified subject. Identity
-// comes only from the verified token: no header a client sends
-// (X-Forwarded-User and the like) is ever trusted.
-func identify(v *auth.Verifier) echo.MiddlewareFunc {
+// clientRequestIDKey holds the X-Request-Id a client sent, if well formed.
+const clientRequestIDKey = "berth.client_request_id"
+
+// requestID gives every request an id Berth generates: it becomes the
+// correlation id of the events the request causes, which stay in the log
+// forever, so a client must not choose it (a 500 KB id was stored once).
+// A well-formed id the client sent (up to 64 letters, digits, '.', '_',
+// ':' or '-') is kept beside it: logged as client_request_id and echoed
+// as X-Client-Request-Id. Anything else is dropped.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if id := c.Request().Header.Get(echo.HeaderXRequestID); wellFormedID(id) {
+			c.Set(clientRequestIDKey, id)
+			c.Response().Header().Set("X-Client-Request-Id", id)
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, uuid.NewString())
+		return next(c)
+	}
+}
+
+func wellFormedID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._:-", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// identify verifies the caller and stores the principal, or the problem to
+// answer with; requireUser then acts on it. They are two steps so the rate
+// limiter between them can key on a verified subject. A bearer token wins;
+// without one, the session cookie (a browser) counts, for changes only from
+// a page of Berth's own origin. Identity comes only from the verified token
+// or the server-side session: no header a client sends (X-Forwarded-User
+// and the like) is ever trusted.
+func identify(o Options) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if p, err := verify(v, c.Request()); err != nil {
+			if p, err := authenticate(o, c); err != nil {
 				c.Set(authProblemKey, err)
 			} else {
 				c.Set(principalKey, p)
@@ -45,6 +82,74 @@ func identify(v *auth.Verifier) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+func authenticate(o Options, c echo.Context) (auth.Principal, error) {
+	cookie := sessionCookie(c.Request())
+	if _, ok := bearer(c.Request()); ok || cookie == "" {
+		return verify(o.Verifier, c.Request())
+	}
+	if err := sameOrigin(c.Request(), o.PublicHost); err != nil {
+		return auth.Principal{}, err
+	}
+	store, err := o.Backend.sessionStore()
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	sess, err := store.Lookup(c.Request().Context(), cookie)
+	switch {
+	case errors.Is(err, sessions.ErrNoSession):
+		return auth.Principal{}, problem(http.StatusUnauthorized, codeSessionEnded, "the session has ended; sign in again")
+	case err != nil:
+		return auth.Principal{}, problem(http.StatusServiceUnavailable, app.CodeUnavailable, "sessions cannot be read right now; retry")
+	}
+	p := sess.Principal()
+	if !o.SessionAdmin {
+		p.Admin = false
+	}
+	if !p.User {
+		return auth.Principal{}, problem(http.StatusForbidden, app.CodeForbidden, "the session carries neither the user nor the admin role")
+	}
+	return p, nil
+}
+
+// sessionCookie is the value of Berth's session cookie, or "".
+func sessionCookie(r *http.Request) string {
+	if ck, err := r.Cookie(SessionCookie); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+// sameOrigin refuses a cookie-authenticated change that a page of another
+// origin may have sent (CSRF). Browsers say where a request comes from in
+// Sec-Fetch-Site (only same-origin and none, a typed URL or bookmark, may
+// pass: in subdomain mode a workspace is same-site, not same-origin), and
+// older ones in Origin, which must name Berth's own host. A request with
+// neither is not from a browser: such clients send a bearer token.
+func sameOrigin(r *http.Request, publicHost string) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return nil
+	}
+	refuse := func(why string) error {
+		return problem(http.StatusForbidden, codeCrossOrigin, why+"; changes authenticated by the session cookie must come from Berth's own pages (other clients send Authorization: Bearer)")
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		if site == "same-origin" || site == "none" {
+			return nil
+		}
+		return refuse("the request came from a " + site + " page")
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return refuse("the request names no origin")
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Host != publicHost && u.Host != r.Host) {
+		return refuse("the request came from " + origin)
+	}
+	return nil
 }
 
 func verify(v *auth.Verifier, r *http.Request) (auth.Principal, error) {
@@ -174,7 +279,7 @@ func observe(log *slog.Logger, tracer trace.Tracer, meter metric.Meter) echo.Mid
 			log.LogAttrs(ctx, levelFor(status), "request",
 				slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
 				slog.Duration("duration", elapsed), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
-				slog.String("sub", p.Subject))
+				slog.Any("client_request_id", c.Get(clientRequestIDKey)), slog.String("sub", p.Subject))
 			return nil
 		}
 	}

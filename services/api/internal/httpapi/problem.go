@@ -27,6 +27,8 @@ const (
 	codeUnauthenticated  = "unauthenticated"
 	codeTokenExpired     = "token_expired"
 	codeInvalidToken     = "invalid_token"
+	codeSessionEnded     = "session_ended"
+	codeCrossOrigin      = "cross_origin_refused"
 	codeMalformedJSON    = "malformed_json"
 	codeInvalidQuery     = "invalid_query"
 	codeRateLimited      = "rate_limited"

@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/devclients"
 	"github.com/berthdev/berth/services/api/internal/ratelimit"
+	"github.com/berthdev/berth/services/api/internal/sessions"
 )
 
 //go:embed openapi.yaml
@@ -46,12 +47,35 @@ type Workspaces interface {
 	Images() []events.CatalogImage
 }
 
+// Sessions is what the edge needs from the browser session store.
+type Sessions interface {
+	Create(ctx context.Context, p auth.Principal) (string, sessions.Session, error)
+	Lookup(ctx context.Context, cookie string) (sessions.Session, error)
+	End(ctx context.Context, cookie string) error
+	EndAll(ctx context.Context, subject string) (int, error)
+}
+
 // Backend holds the use cases once the log is open; until then every API
 // route answers 503, while health and metrics already work.
-type Backend struct{ p atomic.Pointer[Workspaces] }
+type Backend struct {
+	p        atomic.Pointer[Workspaces]
+	sessions atomic.Pointer[Sessions]
+}
 
 // Set makes the use cases available.
 func (b *Backend) Set(w Workspaces) { b.p.Store(&w) }
+
+// SetSessions makes the session store available.
+func (b *Backend) SetSessions(s Sessions) { b.sessions.Store(&s) }
+
+func (b *Backend) sessionStore() (Sessions, error) {
+	p := b.sessions.Load()
+	if p == nil {
+		return nil, problem(http.StatusServiceUnavailable, app.CodeUnavailable,
+			"Sessions are kept in NATS, which the API cannot reach yet. Please contact your administrator if this persists.")
+	}
+	return *p, nil
+}
 
 func (b *Backend) get() (Workspaces, error) {
 	p := b.p.Load()
@@ -88,6 +112,17 @@ type Options struct {
 	// subdomain mode); CookieSecure marks it Secure (HTTPS deployments).
 	CookieDomain string
 	CookieSecure bool
+	// SessionTTL is how long a browser session lasts (cookie Max-Age).
+	SessionTTL time.Duration
+	// PublicHost is the host (and port) browsers reach Berth at; a request
+	// authenticated by the session cookie that changes something must come
+	// from a page of this origin (see sameOrigin).
+	PublicHost string
+	// SessionAdmin lets the session cookie carry the admin role on the API.
+	// Off in path mode, where every workspace shares the API's origin: a
+	// page of a user's workspace that an admin opens could otherwise call
+	// admin routes with the admin's cookie (docs/security.md).
+	SessionAdmin bool
 	// RatePerSecond and RateBurst are each caller's token bucket on the
 	// /api/v1 routes (forwardAuth excepted); RatePerSecond 0 disables it.
 	// RateCallers bounds the buckets kept (0: ratelimit.DefaultMaxCallers).
@@ -112,7 +147,7 @@ func New(o Options) *echo.Echo {
 	// network (a workspace behind Traefik among them) could set to get a
 	// fresh bucket per request. Behind Traefik they share its bucket.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(middleware.RequestID(), observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
+	e.Use(requestID, observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
 
 	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(o.Health.Live)))
 	e.GET("/readyz", echo.WrapHandler(http.HandlerFunc(o.Health.Ready)))
@@ -134,13 +169,16 @@ func New(o Options) *echo.Echo {
 	// Auth is per route, for the same reason: as group middleware it would
 	// answer 401 for paths that do not exist. The limiter sits between
 	// identify and requireUser, so refused tokens are limited too.
-	chain := append(append([]echo.MiddlewareFunc{identify(o.Verifier)}, limited...), requireUser)
+	chain := append(append([]echo.MiddlewareFunc{identify(o)}, limited...), requireUser)
 	authed := func(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 		v1.Add(method, path, h, append(slices.Clone(chain), m...)...)
 	}
 	authed(http.MethodGet, "/me", h.me)
 	authed(http.MethodPost, "/auth/session", h.createSession)
-	authed(http.MethodDelete, "/auth/session", h.deleteSession)
+	// Logout needs no valid session: it ends what the cookie names, if
+	// anything, and always clears the cookie.
+	v1.DELETE("/auth/session", h.deleteSession, limited...)
+	authed(http.MethodDelete, "/users/:subject/sessions", h.endUserSessions, requireAdmin)
 	authed(http.MethodGet, "/images", h.listImages)
 	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
 	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)
