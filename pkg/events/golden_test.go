@@ -20,6 +20,7 @@ var goldenTime = time.Date(2026, 11, 23, 9, 30, 0, 0, time.UTC)
 func samples() map[Type]Payload {
 	res := Resources{MemoryBytes: 2 << 30, MilliCPUs: 500, Pids: 512}
 	desc, img, projects := "pairing session", "berth/workspace-demo:latest", []string{"course-101"}
+	quotaWorkspaces := 10
 	hold, holdReason, idle := true, "course CS-101 until grades are final", int64(4*3600)
 	return map[Type]Payload{
 		TypeCreated:          &Created{Name: "alice", Description: "alice's workspace", Image: img, Projects: projects, Owner: "alice", Resources: res},
@@ -41,14 +42,18 @@ func samples() map[Type]Payload {
 		TypeRestoreFailed:    &RestoreFailed{Message: "archive checksum does not match the archived event"},
 		TypeImageAdded:       &ImageAdded{Ref: "berth/workspace-demo:latest", Description: "demo IDE", CapAdd: []string{}},
 		TypeImageRemoved:     &ImageRemoved{Ref: "berth/workspace-demo:latest"},
+		TypeQuotaSet:         &QuotaSet{Subject: "alice", Workspaces: &quotaWorkspaces, Running: nil},
 	}
 }
 
 func goldenEnvelope(t *testing.T, p Payload) Envelope {
 	t.Helper()
 	subject := "0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21"
-	if strings.HasPrefix(string(p.EventType()), "berth.catalog.") {
+	switch {
+	case strings.HasPrefix(string(p.EventType()), "berth.catalog."):
 		subject = CatalogSubject
+	case strings.HasPrefix(string(p.EventType()), "berth.users."):
+		subject = UsersSubject
 	}
 	e, err := New(subject, p, Meta{Source: "berth/api", Actor: "user:admin", Reason: "user request", CorrelationID: "req-42",
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, goldenTime)

@@ -40,6 +40,8 @@ type Projection struct {
 	byName         map[string]string
 	catalog        map[string]CatalogImage
 	catalogVersion uint64
+	quotas         map[string]QuotaSet
+	usersVersion   uint64
 	lastSeq        uint64
 	anomalies      []Anomaly
 	// followed is the follower's watermark (see Advance); wake is closed
@@ -54,6 +56,7 @@ func NewProjection() *Projection {
 		workspaces: map[string]Workspace{},
 		byName:     map[string]string{},
 		catalog:    map[string]CatalogImage{},
+		quotas:     map[string]QuotaSet{},
 	}
 }
 
@@ -66,8 +69,11 @@ func (p *Projection) Apply(e Envelope) (bool, error) {
 	if e.Sequence > p.lastSeq {
 		p.lastSeq = e.Sequence
 	}
-	if e.Subject == CatalogSubject {
+	switch e.Subject {
+	case CatalogSubject:
 		return p.applyCatalog(e)
+	case UsersSubject:
+		return p.applyUsers(e)
 	}
 	ws := p.workspaces[e.Subject]
 	if e.Sequence != 0 && e.Sequence <= ws.Version {
@@ -121,6 +127,42 @@ func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 	return true, nil
 }
 
+var errUsersType = errors.New("not a user settings event")
+
+func (p *Projection) applyUsers(e Envelope) (bool, error) {
+	if e.Sequence != 0 && e.Sequence <= p.usersVersion {
+		return false, nil
+	}
+	pl, err := e.Payload()
+	if err == nil {
+		if q, ok := pl.(*QuotaSet); !ok {
+			err = errUsersType
+		} else if q.Subject == "" {
+			err = errors.New("quota_set without a subject")
+		} else if q.Workspaces == nil && q.Running == nil {
+			delete(p.quotas, q.Subject)
+		} else {
+			p.quotas[q.Subject] = *q
+		}
+	}
+	if err != nil {
+		p.anomaly(e, err)
+		p.passOver(e.Subject, e.Sequence)
+		return false, err
+	}
+	p.usersVersion = e.Sequence
+	return true, nil
+}
+
+// Quota returns a user's quota override, and the version of the user
+// settings (the expected last sequence of UsersSubject).
+func (p *Projection) Quota(subject string) (QuotaSet, bool, uint64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	q, ok := p.quotas[subject]
+	return q, ok, p.usersVersion
+}
+
 // passOver moves a subject's version past a message the fold rejected:
 // the version is the expected last sequence of the subject for the next
 // append, so a foreign message at the tail must not make every later
@@ -129,8 +171,12 @@ func (p *Projection) passOver(subject string, seq uint64) {
 	if seq == 0 {
 		return
 	}
-	if subject == CatalogSubject {
+	switch subject {
+	case CatalogSubject:
 		p.catalogVersion = max(p.catalogVersion, seq)
+		return
+	case UsersSubject:
+		p.usersVersion = max(p.usersVersion, seq)
 		return
 	}
 	if ws, ok := p.workspaces[subject]; ok && seq > ws.Version {

@@ -20,6 +20,8 @@ const (
 	WorkspaceSubjectPrefix = "berth.ws."
 	// CatalogSubject carries the image allow-list (catalog) events.
 	CatalogSubject = "berth.catalog"
+	// UsersSubject carries per-user settings (quota overrides).
+	UsersSubject = "berth.users"
 	// IntakeSubjectPrefix is where other systems publish CloudEvents asking
 	// Berth to act (start, stop, activity). The API validates them and
 	// appends to the log, or dead-letters them. It is not part of Stream.
@@ -53,7 +55,11 @@ const (
 // the catalog, and berth.ws.<id> without a kind, where logs written before
 // the kind was added to the subject (2026-11-24) keep their events. Nothing
 // appends there any more; those events are still read and folded.
-var StreamSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*", CatalogSubject}
+var StreamSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*", CatalogSubject, UsersSubject}
+
+// Singleton reports whether subject is one of the log's one-subject
+// streams of settings (the catalog, user settings) rather than a workspace.
+func Singleton(subject string) bool { return subject == CatalogSubject || subject == UsersSubject }
 
 // WorkspaceEventSubjects filter every workspace event, old and new form.
 var WorkspaceEventSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*"}
@@ -98,11 +104,11 @@ var ErrSubjectMismatch = errors.New("event does not match its log subject")
 // CheckSubject verifies that e belongs on natsSubject: a catalog event on
 // the catalog subject, a workspace event on its own workspace's subject
 // with its own type's kind. Bus permissions are granted per subject, so
-// an identity allowed to publish observations must not get a request or a
-// catalog change folded by writing it into the body.
+// an identity allowed to publish observations must not get a request, a
+// catalog change or a user setting folded by writing it into the body.
 func CheckSubject(natsSubject string, e Envelope) error {
-	if natsSubject == CatalogSubject || e.Subject == CatalogSubject {
-		if natsSubject != e.Subject {
+	if Singleton(natsSubject) || Singleton(e.Subject) {
+		if natsSubject != e.Subject || !strings.HasPrefix(string(e.Type), natsSubject+".") {
 			return fmt.Errorf("%w: %s event about %q on %s", ErrSubjectMismatch, e.Type, e.Subject, natsSubject)
 		}
 		return nil

@@ -41,6 +41,11 @@ const (
 	TypeImageRemoved Type = "berth.catalog.image_removed"
 )
 
+// User settings events, on UsersSubject.
+const (
+	TypeQuotaSet Type = "berth.users.quota_set"
+)
+
 // Payload is the data of one event type.
 type Payload interface {
 	EventType() Type
@@ -178,6 +183,15 @@ type ImageRemoved struct {
 	Ref string `json:"ref"`
 }
 
+// QuotaSet overrides one user's workspace quota (admins). A nil limit
+// goes back to the installation's default; 0 means no limit.
+type QuotaSet struct {
+	Subject    string `json:"sub"`
+	Workspaces *int   `json:"workspaces"`
+	Running    *int   `json:"running"`
+}
+
+func (QuotaSet) EventType() Type         { return TypeQuotaSet }
 func (Created) EventType() Type          { return TypeCreated }
 func (Updated) EventType() Type          { return TypeUpdated }
 func (StartRequested) EventType() Type   { return TypeStartRequested }
@@ -220,6 +234,7 @@ var registry = map[Type]func() Payload{
 	TypeRestoreFailed:    func() Payload { return &RestoreFailed{} },
 	TypeImageAdded:       func() Payload { return &ImageAdded{} },
 	TypeImageRemoved:     func() Payload { return &ImageRemoved{} },
+	TypeQuotaSet:         func() Payload { return &QuotaSet{} },
 }
 
 // schemaVersions records types whose schema moved past version 1.

@@ -284,7 +284,7 @@ func TestValidationRejects(t *testing.T) {
 		expectProblem(t, a.do("POST", "/api/v1/workspaces", admin, `{"name":"ct"}`, "Content-Type", "text/plain"), 415, "unsupported_media_type")
 	})
 	t.Run("user updates resources", func(t *testing.T) {
-		r := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alices"})
+		r := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice--s"})
 		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 		expectProblem(t, a.do("PATCH", wsPath(r.str(t, "id")), alice, map[string]any{"resources": map[string]any{"pids": 100}}), 403, "forbidden")
 		ok := a.do("PATCH", wsPath(r.str(t, "id")), alice, map[string]any{"description": "mine"})
@@ -308,7 +308,7 @@ func TestValidationRejects(t *testing.T) {
 	for _, w := range list.Workspaces {
 		got = append(got, w.Name)
 	}
-	assert.Equal(t, []string{"alices", "taken"}, got)
+	assert.Equal(t, []string{"alice--s", "taken"}, got)
 }
 
 // TestConcurrentLaunchesMakeOneWorkspace: many launches by one user at once

@@ -20,7 +20,7 @@ func TestHostileInputs(t *testing.T) {
 	t.Run("request ids come from Berth", func(t *testing.T) {
 		// A 100 KB id was stored as the event's correlation id before.
 		huge := strings.Repeat("x", 100<<10)
-		r := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice-rid"}, "X-Request-Id", huge)
+		r := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice--rid"}, "X-Request-Id", huge)
 		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 		rid := r.Header.Get("X-Request-Id")
 		assert.Len(t, rid, 36, "Berth's own id (a UUID)")
@@ -47,7 +47,7 @@ func TestHostileInputs(t *testing.T) {
 		assert.Equal(t, http.StatusOK, a.do("GET", "/api/v1/me", alice, nil).Status)
 	})
 
-	ws := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice-in"})
+	ws := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice--in"})
 	require.Equal(t, http.StatusCreated, ws.Status)
 	id := ws.str(t, "id")
 
@@ -58,10 +58,10 @@ func TestHostileInputs(t *testing.T) {
 	})
 	t.Run("media types", func(t *testing.T) {
 		for _, ct := range []string{"application/jsonfoo", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "json"} {
-			r := a.do("POST", "/api/v1/workspaces", alice, `{"name":"alice-ct"}`, "Content-Type", ct)
+			r := a.do("POST", "/api/v1/workspaces", alice, `{"name":"alice--ct"}`, "Content-Type", ct)
 			expectProblem(t, r, http.StatusUnsupportedMediaType, "unsupported_media_type")
 		}
-		r := a.do("POST", "/api/v1/workspaces", alice, `{"name":"alice-ct"}`, "Content-Type", "application/json; charset=utf-8")
+		r := a.do("POST", "/api/v1/workspaces", alice, `{"name":"alice--ct"}`, "Content-Type", "application/json; charset=utf-8")
 		assert.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 	})
 	t.Run("bodies that are not an object", func(t *testing.T) {

@@ -72,6 +72,7 @@ type cfg struct {
 	LoginURL      string
 	CookieDomain  string
 	SessionTTL    time.Duration
+	Quotas        app.Quotas
 	BodyLimit     string
 	AppendTimeout time.Duration
 	Rate          float64
@@ -109,6 +110,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
 	s.Duration(&c.SessionTTL, "session-ttl", "BERTH_SESSION_TTL", 8*time.Hour, "how long a browser session lasts (ended earlier by logout or an admin)")
+	s.Int(&c.Quotas.Workspaces, "quota-workspaces", "BERTH_QUOTA_WORKSPACES", 10, "workspaces each user may have (deleted ones do not count; 0: no limit; admins set per-user limits)")
+	s.Int(&c.Quotas.Running, "quota-running", "BERTH_QUOTA_RUNNING", 2, "workspaces each user may have starting or running at once (0: no limit)")
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
 	s.Float(&c.Rate, "api-rate", "BERTH_API_RATE", 20, "requests per second each caller (token subject, else client address) may make to /api/v1 on average; 0 disables the limit")
@@ -126,6 +129,9 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if c.JWKSMinRefresh < time.Second || c.JWKSRefresh < c.JWKSMinRefresh {
 		return c, fmt.Errorf("bad configuration: want 1s <= BERTH_JWKS_MIN_REFRESH (%s) <= BERTH_JWKS_REFRESH (%s)", c.JWKSMinRefresh, c.JWKSRefresh)
+	}
+	if c.Quotas.Workspaces < 0 || c.Quotas.Running < 0 {
+		return c, errors.New("bad configuration: BERTH_QUOTA_WORKSPACES and BERTH_QUOTA_RUNNING must be >= 0 (0: no limit)")
 	}
 	if c.SessionTTL < time.Minute {
 		return c, fmt.Errorf("bad configuration: BERTH_SESSION_TTL must be at least 1m, got %s", c.SessionTTL)
@@ -312,6 +318,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		Engine:         board,
 		IdleTimeoutMin: c.Idle.IdleTimeoutMin,
 		IdleTimeoutMax: c.Idle.IdleTimeoutMax,
+		Quotas:         c.Quotas,
 		Bounds: app.Bounds{
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)},

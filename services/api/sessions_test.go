@@ -60,15 +60,15 @@ func TestSessions(t *testing.T) {
 		create := func(name string, headers ...string) resp {
 			return a.withCookie("POST", "/api/v1/workspaces", cookie, map[string]any{"name": name}, headers...)
 		}
-		expectProblem(t, create("alice-x1"), http.StatusForbidden, "cross_origin_refused")
-		expectProblem(t, create("alice-x2", "Sec-Fetch-Site", "cross-site"), http.StatusForbidden, "cross_origin_refused")
-		expectProblem(t, create("alice-x3", "Sec-Fetch-Site", "same-site"), http.StatusForbidden, "cross_origin_refused")
-		expectProblem(t, create("alice-x4", "Origin", "http://evil.test"), http.StatusForbidden, "cross_origin_refused")
-		assert.Equal(t, http.StatusCreated, create("alice-ok1", "Sec-Fetch-Site", "same-origin").Status)
-		assert.Equal(t, http.StatusCreated, create("alice-ok2", "Origin", "http://berth.test:8000").Status)
+		expectProblem(t, create("alice--x1"), http.StatusForbidden, "cross_origin_refused")
+		expectProblem(t, create("alice--x2", "Sec-Fetch-Site", "cross-site"), http.StatusForbidden, "cross_origin_refused")
+		expectProblem(t, create("alice--x3", "Sec-Fetch-Site", "same-site"), http.StatusForbidden, "cross_origin_refused")
+		expectProblem(t, create("alice--x4", "Origin", "http://evil.test"), http.StatusForbidden, "cross_origin_refused")
+		assert.Equal(t, http.StatusCreated, create("alice--ok1", "Sec-Fetch-Site", "same-origin").Status)
+		assert.Equal(t, http.StatusCreated, create("alice--ok2", "Origin", "http://berth.test:8000").Status)
 	})
 
-	ws := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice-ide"})
+	ws := a.do("POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice--ide"})
 	require.Equal(t, http.StatusCreated, ws.Status, "%s", ws.Body)
 	forward := "/api/v1/auth/forward?workspace=" + ws.str(t, "id")
 

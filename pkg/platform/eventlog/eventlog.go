@@ -149,8 +149,8 @@ func decode(subject string, data []byte) (events.Envelope, error) {
 func (l *Log) JetStream() jetstream.JetStream { return l.js }
 
 func subjectOf(e events.Envelope) string {
-	if e.Subject == events.CatalogSubject {
-		return events.CatalogSubject
+	if events.Singleton(e.Subject) {
+		return e.Subject
 	}
 	return events.WorkspaceSubject(e.Subject, e.Type)
 }
@@ -176,7 +176,7 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	msg.Data = body
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
 	expect := jetstream.WithExpectLastSequencePerSubject(expected)
-	if e.Subject != events.CatalogSubject {
+	if !events.Singleton(e.Subject) {
 		// One workspace's events are on one subject per kind; the check
 		// covers them all. A workspace whose last event is on the old
 		// kind-less subject has nothing on the new ones yet.
@@ -204,7 +204,7 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 }
 
 // Read returns every event of one subject (a workspace id or
-// events.CatalogSubject), oldest first.
+// events.CatalogSubject, events.UsersSubject), oldest first.
 func (l *Log) Read(ctx context.Context, subject string) ([]events.Envelope, error) {
 	var out []events.Envelope
 	for from := uint64(1); ; {
@@ -235,7 +235,7 @@ func (l *Log) ReadPage(ctx context.Context, subject string, from uint64, limit i
 	if limit <= 0 {
 		limit = readBatch
 	}
-	if subject == events.CatalogSubject {
+	if events.Singleton(subject) {
 		out, next, err := l.directGet(ctx, subject, from, limit)
 		if err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", subject, err)

@@ -78,8 +78,8 @@ func EnsurePasswords(dataDir string) (map[string]string, error) {
 
 // Users turns passwords into server users with each identity's rights:
 // router-sync only reads the log (no append, no stream or bucket changes);
-// the provisioner and the reaper may not write the catalog or pose as
-// other systems on the intake subjects.
+// the provisioner and the reaper append only their own event types (see
+// Permissions).
 func Users(passwords map[string]string) []*server.User {
 	var out []*server.User
 	for _, user := range Identities {
@@ -128,10 +128,11 @@ func Permissions(user string) *server.Permissions {
 			Deny: appendsDenied(user)}}
 	case "provisioner", "reaper":
 		// They append their own event types and consume, but may not write
-		// the catalog, pose as other systems on the intake subjects, or
-		// create or reshape any stream: a bucket's republish or a subject
-		// transform would turn a write they may make into one they may not.
-		deny := append(appendsDenied(user), events.CatalogSubject, events.IntakeSubjectPrefix+">")
+		// the catalog or user settings, pose as other systems on the intake
+		// subjects, or create, change or delete any stream or bucket (the
+		// API declares them; a deleted installation id or name claim bucket
+		// would disown running workspaces or free taken names).
+		deny := append(appendsDenied(user), events.CatalogSubject, events.UsersSubject, events.IntakeSubjectPrefix+">")
 		for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+".*")
 		}

@@ -84,7 +84,7 @@ func (s *Service) catalogCommand(ctx context.Context, c Caller, decide func() (e
 		seq, err := s.log.Append(actx, e, version)
 		cancel()
 		if errors.Is(err, eventlog.ErrConflict) {
-			if err := s.catchUpCatalog(ctx); err != nil {
+			if err := s.catchUp(ctx, events.CatalogSubject); err != nil {
 				return err
 			}
 			continue
@@ -99,9 +99,10 @@ func (s *Service) catalogCommand(ctx context.Context, c Caller, decide func() (e
 	return &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the catalog is changing too fast; retry"}
 }
 
-// catchUpCatalog folds the catalog events the projection has not seen yet.
-func (s *Service) catchUpCatalog(ctx context.Context) error {
-	evs, err := s.log.Read(ctx, events.CatalogSubject)
+// catchUp folds the events of a settings subject (the catalog, user
+// settings) that the projection has not seen yet.
+func (s *Service) catchUp(ctx context.Context, subject string) error {
+	evs, err := s.log.Read(ctx, subject)
 	if err != nil {
 		return unavailable(err)
 	}

@@ -54,6 +54,8 @@ const (
 	CodeUnavailable       = "unavailable"
 	CodeEngineUnavailable = "engine_unavailable"
 	CodeNoArchive         = "no_archive"
+	CodeQuotaWorkspaces   = "quota_workspaces_exceeded"
+	CodeQuotaRunning      = "quota_running_exceeded"
 )
 
 var errNotFound = &Error{Kind: KindNotFound, Code: CodeNotFound, Message: "no such workspace"}

@@ -16,6 +16,7 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/keyed"
 )
 
 // Log is the audit log as the use cases need it.
@@ -52,6 +53,9 @@ type Caller struct {
 	CorrelationID string
 	TraceParent   string
 	TraceState    string
+	// anyName lifts the name namespace (an admin's launch, which defines
+	// the workspace as its user would).
+	anyName bool
 }
 
 func (c Caller) meta(source, reason string) events.Meta {
@@ -78,7 +82,9 @@ type Options struct {
 	// (the reaper clamps to the same bounds).
 	IdleTimeoutMin time.Duration
 	IdleTimeoutMax time.Duration
-	Now            func() time.Time
+	// Quotas are the default per-user limits (admins override them).
+	Quotas Quotas
+	Now    func() time.Time
 }
 
 // Service runs the workspace and catalog commands.
@@ -87,6 +93,10 @@ type Service struct {
 	proj  *events.Projection
 	names Names
 	o     Options
+	// owners serialises one user's quota check and the append it allows,
+	// so parallel requests cannot both take the last slot (within one
+	// API replica; docs/security.md).
+	owners keyed.Mutex
 }
 
 // New returns a Service; zero options get working defaults.
@@ -254,6 +264,11 @@ func (s *Service) define(c Caller, in CreateInput) (events.Created, error) {
 		in.Image = s.o.DefaultImage
 	}
 	fields := nonNil(validateName(in.Name), validateDescription(in.Description))
+	if !c.Admin && !c.anyName && validateName(in.Name) == nil && !inNamespace(c.Subject, in.Name) {
+		home := HomeName(c.Subject)
+		fields = append(fields, FieldError{Field: "name", Code: "name_outside_namespace",
+			Message: fmt.Sprintf("your workspaces are named %q or %q followed by anything, so nobody can take another user's name", home, home+"--")})
+	}
 	if _, ok := s.proj.Image(in.Image); !ok {
 		fields = append(fields, FieldError{Field: "image", Code: "image_not_in_catalog",
 			Message: fmt.Sprintf("image %q is not in the catalog; an admin must add it first", in.Image)})
@@ -272,6 +287,12 @@ func (s *Service) define(c Caller, in CreateInput) (events.Created, error) {
 }
 
 func (s *Service) createDefined(ctx context.Context, c Caller, created events.Created) (events.Workspace, error) {
+	if !c.Admin {
+		defer s.owners.Lock(created.Owner)()
+	}
+	if err := s.checkWorkspaceQuota(c, created.Owner); err != nil {
+		return events.Workspace{}, err
+	}
 	if _, taken := s.proj.WorkspaceByName(created.Name); taken {
 		return events.Workspace{}, nameTaken(created.Name)
 	}
@@ -366,6 +387,9 @@ func (s *Service) Update(ctx context.Context, c Caller, id string, in UpdateInpu
 // Start asks for the workspace to run. Starting a running or starting
 // workspace changes nothing.
 func (s *Service) Start(ctx context.Context, c Caller, id string) (events.Workspace, error) {
+	if !c.Admin {
+		defer s.owners.Lock(c.Subject)() // a user starts only their own
+	}
 	return s.command(ctx, c, id, s.startDecision(ctx, c))
 }
 
@@ -373,6 +397,9 @@ func (s *Service) startDecision(ctx context.Context, c Caller) decision {
 	return func(ws events.Workspace) (events.Payload, string, error) {
 		if ws.Status == events.StatusRunning || ws.Status == events.StatusStarting {
 			return nil, "", nil
+		}
+		if err := s.checkRunningQuota(c, ws); err != nil {
+			return nil, "", err
 		}
 		if err := s.engineReady(ctx); err != nil {
 			return nil, "", err
@@ -435,7 +462,7 @@ type LaunchInput struct {
 func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws events.Workspace, created bool, err error) {
 	name := trimmed(in.Name)
 	if name == "" {
-		name = LabelFor(c.Subject)
+		name = s.defaultName(c.Subject)
 	}
 	if f := validateName(name); f != nil {
 		return events.Workspace{}, false, invalid(*f)
@@ -449,7 +476,7 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 			ws, err = s.Start(ctx, c, existing.ID)
 			return ws, false, err
 		}
-		def, err := s.define(Caller{Subject: c.Subject}, CreateInput{Name: name})
+		def, err := s.define(Caller{Subject: c.Subject, anyName: c.Admin}, CreateInput{Name: name})
 		if err != nil {
 			return events.Workspace{}, false, err
 		}
@@ -468,7 +495,7 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 		if err != nil {
 			return events.Workspace{}, false, err
 		}
-		ws, err = s.command(ctx, c, ws.ID, s.startDecision(ctx, c))
+		ws, err = s.Start(ctx, c, ws.ID)
 		return ws, true, err
 	}
 	return events.Workspace{}, false, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the workspace is changing too fast; retry"}

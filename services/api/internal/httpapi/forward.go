@@ -5,7 +5,6 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -204,9 +203,9 @@ func (h *handlers) endUserSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	subject, err := url.PathUnescape(c.Param("subject"))
-	if err != nil || subject == "" {
-		return problem(http.StatusBadRequest, "invalid_path", "the subject is not correctly escaped")
+	subject, err := subjectParam(c)
+	if err != nil {
+		return err
 	}
 	n, err := store.EndAll(c.Request().Context(), subject)
 	if err != nil {

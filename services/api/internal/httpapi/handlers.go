@@ -397,3 +397,48 @@ func pageQuery(c echo.Context) (after uint64, limit int, err error) {
 	}
 	return after, limit, nil
 }
+
+// subjectParam is the path's user subject (path-escaped by clients).
+func subjectParam(c echo.Context) (string, error) {
+	subject, err := url.PathUnescape(c.Param("subject"))
+	if err != nil || subject == "" {
+		return "", problem(http.StatusBadRequest, "invalid_path", "the subject is not correctly escaped")
+	}
+	return subject, nil
+}
+
+func (h *handlers) getQuota(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	subject, err := subjectParam(c)
+	if err != nil {
+		return err
+	}
+	q, err := w.Quota(caller(c), subject)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, q)
+}
+
+func (h *handlers) setQuota(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	subject, err := subjectParam(c)
+	if err != nil {
+		return err
+	}
+	var in app.QuotaInput
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	q, err := w.SetQuota(c.Request().Context(), caller(c), subject, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, q)
+}

@@ -45,6 +45,8 @@ type Workspaces interface {
 	AddImage(ctx context.Context, c app.Caller, in app.ImageInput) (events.CatalogImage, error)
 	RemoveImage(ctx context.Context, c app.Caller, ref string) error
 	Images() []events.CatalogImage
+	Quota(c app.Caller, subject string) (app.Quota, error)
+	SetQuota(ctx context.Context, c app.Caller, subject string, in app.QuotaInput) (app.Quota, error)
 }
 
 // Sessions is what the edge needs from the browser session store.
@@ -179,6 +181,8 @@ func New(o Options) *echo.Echo {
 	// anything, and always clears the cookie.
 	v1.DELETE("/auth/session", h.deleteSession, limited...)
 	authed(http.MethodDelete, "/users/:subject/sessions", h.endUserSessions, requireAdmin)
+	authed(http.MethodGet, "/users/:subject/quota", h.getQuota)
+	authed(http.MethodPut, "/users/:subject/quota", h.setQuota, requireAdmin)
 	authed(http.MethodGet, "/images", h.listImages)
 	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
 	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)
