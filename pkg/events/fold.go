@@ -102,6 +102,7 @@ var transitions = map[Status]map[Type]Status{
 	},
 	StatusDeleted: {
 		TypeRestoreRequested: StatusRestoring, // only with a verified archive
+		TypeDeleteRequested:  StatusDeleting,  // only a purge of what the delete kept
 	},
 	StatusRestoring: {
 		TypeLifecycleChanged: StatusRestoring,
@@ -176,6 +177,11 @@ type Workspace struct {
 	Endpoint    *Endpoint    `json:"endpoint,omitempty"`
 	Archive     *ArchiveInfo `json:"archive,omitempty"`
 	Purge       bool         `json:"purge,omitempty"`
+	// ArchiveFirst: the pending delete archives the home volume first.
+	ArchiveFirst bool `json:"archive_first,omitempty"`
+	// VolumeKept: deleted, and the home volume is still on the engine (a
+	// plain delete keeps it; a purge removes it).
+	VolumeKept bool `json:"volume_kept,omitempty"`
 	// Lifecycle policy (see LifecycleChanged) and the reaper's inputs.
 	Hold               bool         `json:"hold"`
 	HoldReason         string       `json:"hold_reason,omitempty"`
@@ -274,10 +280,23 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		out.Desired = DesiredStopped
 		out.LastError = p.Message
 	case *DeleteRequested:
+		if ws.Status == StatusDeleted && (!p.Purge || !ws.VolumeKept) {
+			// Deleted again: only to remove a kept volume.
+			return ws, &IllegalTransitionError{From: ws.Status, Type: e.Type}
+		}
 		out.Desired = DesiredDeleted
 		out.Purge = p.Purge
+		out.ArchiveFirst = p.Archive && !p.Purge
 	case *Deleted:
 		out.Endpoint = nil
+		if p.Archive != nil {
+			a := *p.Archive
+			out.Archive = &a
+		}
+		// Events before volume_removed existed: the provisioner removed the
+		// volume exactly on a purge or with a verified archive.
+		out.VolumeKept = !(p.VolumeRemoved || ws.Purge || (out.Archive != nil && out.Archive.SHA256 != ""))
+		out.ArchiveFirst = false
 	case *LifecycleChanged:
 		if p.Hold != nil {
 			out.Hold = *p.Hold
@@ -294,6 +313,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	case *RestoreRequested:
 		out.Desired = DesiredStopped
 		out.Purge = false
+		out.VolumeKept = false // restoring recreates the volume from the archive
 	case *Restored:
 		out.LastError = ""
 	case *RestoreFailed:

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,7 +33,7 @@ var legal = map[Status]map[Type]Status{
 	StatusArchiving: {TypeLifecycleChanged: StatusArchiving, TypeArchived: StatusArchived, TypeArchiveFailed: StatusStopped},
 	StatusArchived:  {TypeLifecycleChanged: StatusArchived, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
 	StatusDeleting:  {TypeLifecycleChanged: StatusDeleting, TypeDeleted: StatusDeleted, TypeFailed: StatusError},
-	StatusDeleted:   {TypeRestoreRequested: StatusRestoring},
+	StatusDeleted:   {TypeRestoreRequested: StatusRestoring, TypeDeleteRequested: StatusDeleting},
 	StatusRestoring: {TypeLifecycleChanged: StatusRestoring, TypeRestored: StatusStopped, TypeRestoreFailed: StatusDeleted},
 }
 
@@ -45,13 +46,17 @@ func TestApplyEveryPair(t *testing.T) {
 	}
 	for from, accepts := range legal {
 		for typ, p := range samples() {
-			if typ == TypeImageAdded || typ == TypeImageRemoved {
+			if !strings.HasPrefix(string(typ), "berth.workspace.") {
 				continue
 			}
 			t.Run(string(from)+"/"+string(typ), func(t *testing.T) {
 				start := Workspace{}
 				if from != StatusNone {
 					start = Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: from, Version: 7}
+				}
+				if from == StatusDeleted && typ == TypeDeleteRequested {
+					// The one delete a deleted workspace takes: purging what it kept.
+					start.VolumeKept, p = true, &DeleteRequested{Purge: true}
 				}
 				got, err := Apply(start, envOf(t, p, 8))
 				want, ok := accepts[typ]
@@ -277,5 +282,64 @@ func TestLifecycleFields(t *testing.T) {
 	}
 	if ws.Status != StatusStopped || ws.Desired != DesiredStopped || ws.Archive == nil {
 		t.Fatalf("after restore: %+v", ws)
+	}
+}
+
+// TestDeletedTakesOnlyAPurgeOfWhatItKept: a deleted workspace accepts
+// delete_requested only with purge and only while its volume is kept, so
+// no writer can walk it back through deleting for nothing.
+func TestDeletedTakesOnlyAPurgeOfWhatItKept(t *testing.T) {
+	deleted := Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: StatusDeleted, Version: 7, VolumeKept: true}
+	for name, c := range map[string]struct {
+		ws Workspace
+		p  *DeleteRequested
+	}{
+		"without purge": {deleted, &DeleteRequested{}},
+		"archive":       {deleted, &DeleteRequested{Archive: true}},
+		"nothing kept":  {func() Workspace { w := deleted; w.VolumeKept = false; return w }(), &DeleteRequested{Purge: true}},
+	} {
+		_, err := Apply(c.ws, envOf(t, c.p, 8))
+		var ite *IllegalTransitionError
+		if !errors.As(err, &ite) {
+			t.Errorf("%s: want an illegal transition, got %v", name, err)
+		}
+	}
+	got, err := Apply(deleted, envOf(t, &DeleteRequested{Purge: true}, 8))
+	if err != nil || got.Status != StatusDeleting || !got.Purge {
+		t.Fatalf("purge of a kept volume: %+v %v", got, err)
+	}
+	done, err := Apply(got, envOf(t, &Deleted{VolumeRemoved: true}, 9))
+	if err != nil || done.VolumeKept {
+		t.Fatalf("after the purge: %+v %v", done, err)
+	}
+}
+
+// TestVolumeKept: which deletes leave the home volume, for logs written
+// before deleted said so (the provisioner removed it exactly on a purge or
+// with a verified archive) and after.
+func TestVolumeKept(t *testing.T) {
+	base := Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: StatusDeleting, Version: 7}
+	archived := base
+	archived.Archive = &ArchiveInfo{Path: "a", SizeBytes: 1, SHA256: "ab"}
+	purged := base
+	purged.Purge = true
+	for name, c := range map[string]struct {
+		ws   Workspace
+		p    *Deleted
+		kept bool
+	}{
+		"plain delete":            {base, &Deleted{}, true},
+		"old log, purge":          {purged, &Deleted{}, false},
+		"old log, archived":       {archived, &Deleted{}, false},
+		"new log, removed":        {base, &Deleted{VolumeRemoved: true}, false},
+		"archived on the way out": {base, &Deleted{VolumeRemoved: true, Archive: &ArchiveInfo{Path: "b", SizeBytes: 2, SHA256: "cd"}}, false},
+	} {
+		got, err := Apply(c.ws, envOf(t, c.p, 8))
+		if err != nil || got.VolumeKept != c.kept {
+			t.Errorf("%s: volume kept %v (%v), want %v", name, got.VolumeKept, err, c.kept)
+		}
+		if c.p.Archive != nil && (got.Archive == nil || got.Archive.SHA256 != "cd") {
+			t.Errorf("%s: the archive made on the way out is not recorded", name)
+		}
 	}
 }

@@ -123,15 +123,25 @@ type ArchiveFailed struct {
 	Message string `json:"message"`
 }
 
-// DeleteRequested asks for the container to be removed. Purge also removes
-// the home volume without an archive (admins only).
+// DeleteRequested asks for the container to be removed; what happens to
+// the home volume is the requester's explicit choice: kept (the default),
+// archived first, or purged.
 type DeleteRequested struct {
+	// Purge removes the home volume without an archive. From deleted, it
+	// removes what a delete kept (the only delete a deleted workspace takes).
 	Purge bool `json:"purge,omitempty"`
+	// Archive archives the home volume first, then removes it; the
+	// workspace can be restored from the archive.
+	Archive bool `json:"archive,omitempty"`
 }
 
-// Deleted is observed when the container (and, if purged or archived, the
-// volume) is gone.
-type Deleted struct{}
+// Deleted is observed when the container is gone; VolumeRemoved says the
+// home volume went too, and Archive is the verified archive made on the
+// way (a delete with Archive).
+type Deleted struct {
+	VolumeRemoved bool         `json:"volume_removed,omitempty"`
+	Archive       *ArchiveInfo `json:"archive,omitempty"`
+}
 
 // LifecycleChanged sets how the reaper treats a workspace. Nil fields are
 // unchanged. Hold exempts the workspace from idle stops and retention (set by

@@ -163,7 +163,7 @@ func TestAuthMatrix(t *testing.T) {
 		{"other user's delete", "DELETE", wsPath(id), bob, nil, 404, "workspace_not_found"},
 		{"other user's history", "GET", wsPath(id, "/events"), bob, nil, 404, "workspace_not_found"},
 		{"other user's update", "PATCH", wsPath(id), bob, nil, 404, "workspace_not_found"},
-		{"user purges", "DELETE", wsPath(id) + "?purge=true", alice, nil, 403, "forbidden"},
+		{"other user's purge", "DELETE", wsPath(id) + "?data=purge", bob, nil, 404, "workspace_not_found"},
 		{"unknown workspace", "GET", wsPath("00000000-0000-0000-0000-000000000000"), admin, nil, 404, "workspace_not_found"},
 		{"dev token route off", "POST", "/api/v1/dev/token", "", nil, 404, "route_not_found"},
 	}

@@ -437,17 +437,29 @@ func (s *Service) Stop(ctx context.Context, c Caller, id string) (events.Workspa
 	})
 }
 
-// Delete asks for the workspace's container to be removed; purge (admins
-// only) also drops its home volume without an archive.
-func (s *Service) Delete(ctx context.Context, c Caller, id string, purge bool) (events.Workspace, error) {
-	if purge && !c.Admin {
-		return events.Workspace{}, forbidden("only admins purge a workspace's data")
-	}
+// DeleteMode is what a delete does with the home volume.
+type DeleteMode string
+
+// Delete modes: nothing a user can see is lost without an explicit purge.
+const (
+	DeleteKeep    DeleteMode = "keep"    // the volume stays (restorable by an admin, listed as volume_kept)
+	DeleteArchive DeleteMode = "archive" // archived and verified first, then removed; restorable from the archive
+	DeletePurge   DeleteMode = "purge"   // removed without an archive
+)
+
+// Delete asks for the workspace's container to be removed, and does with
+// its home volume what mode says. On a deleted workspace whose volume was
+// kept, purge removes that volume.
+func (s *Service) Delete(ctx context.Context, c Caller, id string, mode DeleteMode) (events.Workspace, error) {
 	return s.command(ctx, c, id, func(ws events.Workspace) (events.Payload, string, error) {
-		if ws.Status == events.StatusDeleting || ws.Status == events.StatusDeleted {
+		switch {
+		case ws.Status == events.StatusDeleted && mode == DeletePurge && ws.VolumeKept:
+			return &events.DeleteRequested{Purge: true}, "purge of the kept home volume requested by " + c.Subject, nil
+		case ws.Status == events.StatusDeleting || ws.Status == events.StatusDeleted:
 			return nil, "", nil
 		}
-		return &events.DeleteRequested{Purge: purge}, "delete requested by " + c.Subject, nil
+		p := &events.DeleteRequested{Purge: mode == DeletePurge, Archive: mode == DeleteArchive}
+		return p, fmt.Sprintf("delete requested by %s (home volume: %s)", c.Subject, mode), nil
 	})
 }
 
@@ -577,6 +589,9 @@ func (s *Service) Authorize(_ context.Context, c Caller, id string) (events.Work
 type ListFilter struct {
 	Owner          string
 	IncludeDeleted bool
+	// VolumeKept lists only deleted workspaces whose home volume is still
+	// on the engine (leftovers to purge).
+	VolumeKept bool
 }
 
 // List returns the workspaces the caller may see: users their own, admins
@@ -585,6 +600,9 @@ func (s *Service) List(_ context.Context, c Caller, f ListFilter) []events.Works
 	return s.proj.Workspaces(func(ws events.Workspace) bool {
 		if !visible(c, ws) || (f.Owner != "" && ws.Owner != f.Owner) {
 			return false
+		}
+		if f.VolumeKept {
+			return ws.Status == events.StatusDeleted && ws.VolumeKept
 		}
 		return f.IncludeDeleted || ws.Status != events.StatusDeleted
 	})

@@ -68,7 +68,7 @@ func TestDeletedNameIsReusable(t *testing.T) {
 	require.NotNil(t, e)
 	assert.Equal(t, app.CodeNameTaken, e.Code)
 
-	ws, err = svc.Delete(ctx, admin, ws.ID, false)
+	ws, err = svc.Delete(ctx, admin, ws.ID, app.DeleteKeep)
 	require.NoError(t, err)
 	w.observe(t, ws, &events.Deleted{})
 

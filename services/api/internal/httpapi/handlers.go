@@ -185,6 +185,11 @@ func (h *handlers) listWorkspaces(c echo.Context) error {
 			return problem(http.StatusBadRequest, codeInvalidQuery, "include_deleted must be true or false")
 		}
 	}
+	if v := c.QueryParam("volume_kept"); v != "" {
+		if f.VolumeKept, err = strconv.ParseBool(v); err != nil {
+			return problem(http.StatusBadRequest, codeInvalidQuery, "volume_kept must be true or false")
+		}
+	}
 	list := w.List(c.Request().Context(), caller(c), f)
 	out := make([]workspaceView, 0, len(list))
 	for _, ws := range list {
@@ -338,14 +343,24 @@ func (h *handlers) stopWorkspace(c echo.Context) error {
 
 func (h *handlers) deleteWorkspace(c echo.Context) error {
 	return h.lifecycle(c, func(w Workspaces, c echo.Context) (events.Workspace, error) {
-		purge := false
-		if v := c.QueryParam("purge"); v != "" {
-			var err error
-			if purge, err = strconv.ParseBool(v); err != nil {
-				return events.Workspace{}, problem(http.StatusBadRequest, codeInvalidQuery, "purge must be true or false")
+		mode := app.DeleteMode(c.QueryParam("data"))
+		if v := c.QueryParam("purge"); v != "" { // before data=: purge=true
+			purge, err := strconv.ParseBool(v)
+			if err != nil || (mode != "" && purge != (mode == app.DeletePurge)) {
+				return events.Workspace{}, problem(http.StatusBadRequest, codeInvalidQuery, "purge must be true or false and agree with data")
+			}
+			if purge {
+				mode = app.DeletePurge
 			}
 		}
-		return w.Delete(c.Request().Context(), caller(c), c.Param("id"), purge)
+		switch mode {
+		case "":
+			mode = app.DeleteKeep
+		case app.DeleteKeep, app.DeleteArchive, app.DeletePurge:
+		default:
+			return events.Workspace{}, problem(http.StatusBadRequest, codeInvalidQuery, "data must be keep (the default), archive or purge")
+		}
+		return w.Delete(c.Request().Context(), caller(c), c.Param("id"), mode)
 	})
 }
 

@@ -276,10 +276,13 @@ func observe(log *slog.Logger, tracer trace.Tracer, meter metric.Meter) echo.Mid
 				attribute.String("http.route", route),
 				attribute.Int("http.response.status_code", status)))
 			p, _ := c.Get(principalKey).(auth.Principal)
-			log.LogAttrs(ctx, levelFor(status), "request",
-				slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
+			attrs := []slog.Attr{slog.String("method", req.Method), slog.String("path", req.URL.Path), slog.Int("status", status),
 				slog.Duration("duration", elapsed), slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
-				slog.Any("client_request_id", c.Get(clientRequestIDKey)), slog.String("sub", p.Subject))
+				slog.String("sub", p.Subject)}
+			if id, ok := c.Get(clientRequestIDKey).(string); ok {
+				attrs = append(attrs, slog.String("client_request_id", id))
+			}
+			log.LogAttrs(ctx, levelFor(status), "request", attrs...)
 			return nil
 		}
 	}

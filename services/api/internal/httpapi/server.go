@@ -34,7 +34,7 @@ type Workspaces interface {
 	Update(ctx context.Context, c app.Caller, id string, in app.UpdateInput) (events.Workspace, error)
 	Start(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	Stop(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
-	Delete(ctx context.Context, c app.Caller, id string, purge bool) (events.Workspace, error)
+	Delete(ctx context.Context, c app.Caller, id string, mode app.DeleteMode) (events.Workspace, error)
 	Launch(ctx context.Context, c app.Caller, in app.LaunchInput) (events.Workspace, bool, error)
 	Get(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	List(ctx context.Context, c app.Caller, f app.ListFilter) []events.Workspace

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -231,23 +232,7 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		}
 		return &events.Stopped{ExitCode: code}, "container stopped", nil
 	case ActionEnsureRemoved:
-		// The volume goes only with an explicit purge or once a verified
-		// archive holds its contents.
-		archived := ws.Archive != nil && ws.Archive.SHA256 != ""
-		if err := p.drain(ctx, ws); err != nil {
-			return nil, "", err
-		}
-		if err := p.rt.EnsureRemoved(ctx, ws.ID, ws.Purge || archived); err != nil {
-			return nil, "", err
-		}
-		reason := "container removed; home volume kept"
-		switch {
-		case ws.Purge:
-			reason = "container and home volume removed (purge)"
-		case archived:
-			reason = "container and home volume removed; archive " + ws.Archive.Path + " kept"
-		}
-		return &events.Deleted{}, reason, nil
+		return p.remove(ctx, ws)
 	case ActionArchive:
 		return p.archiveHome(ctx, ws)
 	case ActionRestore:
@@ -255,6 +240,44 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 	}
 	return nil, "", fmt.Errorf("unknown action %d", act)
 }
+
+// remove deletes the workspace's container. The home volume goes only with
+// an explicit purge or once a verified archive holds its contents: one
+// made before (the reaper's path) or, for a delete that asked for it, made
+// now, after stopping the container and before removing anything, so a
+// failed archive leaves everything as it was.
+func (p *Provisioner) remove(ctx context.Context, ws events.Workspace) (events.Payload, string, error) {
+	if err := p.drain(ctx, ws); err != nil {
+		return nil, "", err
+	}
+	var made *events.ArchiveInfo
+	if ws.ArchiveFirst && !verified(ws.Archive) {
+		if _, err := p.rt.EnsureStopped(ctx, ws.ID); err != nil {
+			return nil, "", err
+		}
+		payload, _, err := p.archiveHome(ctx, ws)
+		if err != nil {
+			return nil, "", err
+		}
+		a := payload.(*events.Archived)
+		made = &events.ArchiveInfo{Path: a.Path, SizeBytes: a.SizeBytes, SHA256: a.SHA256}
+	}
+	archive := cmp.Or(made, ws.Archive)
+	dropVolume := ws.Purge || verified(archive)
+	if err := p.rt.EnsureRemoved(ctx, ws.ID, dropVolume); err != nil {
+		return nil, "", err
+	}
+	reason := "container removed; home volume kept (purge it to remove it)"
+	switch {
+	case ws.Purge:
+		reason = "container and home volume removed (purge)"
+	case verified(archive):
+		reason = "container and home volume removed; archive " + archive.Path + " kept"
+	}
+	return &events.Deleted{VolumeRemoved: dropVolume, Archive: made}, reason, nil
+}
+
+func verified(a *events.ArchiveInfo) bool { return a != nil && a.SHA256 != "" }
 
 // drain waits until StopDrain has passed since the workspace's request
 // (no wait for an old one, e.g. after a restart). The request's time comes

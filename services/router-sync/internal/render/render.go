@@ -93,6 +93,9 @@ type forwardAuth struct {
 	Address             string   `json:"address"`
 	TrustForwardHeader  bool     `json:"trustForwardHeader"`
 	AuthResponseHeaders []string `json:"authResponseHeaders"`
+	// MaxResponseBodySize bounds what Traefik reads of the API's answer
+	// (a problem document or the sign-in page, a few KiB).
+	MaxResponseBodySize int64 `json:"maxResponseBodySize"`
 }
 
 type stripPrefix struct {
@@ -172,7 +175,7 @@ func add(h *httpConf, ws events.Workspace, o Options) error {
 	h.Services[key] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: "http://" + host + ":" + strconv.Itoa(ws.Endpoint.Port)}}, ServersTransport: WorkspaceTransport}}
 	// Cookie and Authorization come back from the API with Berth's own
 	// credentials removed, so the workspace never sees the platform token.
-	h.Middlewares[key+"-auth"] = middleware{ForwardAuth: &forwardAuth{Address: auth.String(), AuthResponseHeaders: []string{"Authorization", "Cookie"}}}
+	h.Middlewares[key+"-auth"] = middleware{ForwardAuth: &forwardAuth{Address: auth.String(), AuthResponseHeaders: []string{"Authorization", "Cookie"}, MaxResponseBodySize: 64 << 10}}
 	entry := []string{o.EntryPoint}
 	if o.Mode == wsurl.ModeSubdomain {
 		h.Routers[key] = router{Rule: "Host(`" + ws.Name + "." + o.Domain + "`)", EntryPoints: entry, Middlewares: []string{key + "-auth"}, Service: key}
