@@ -41,10 +41,14 @@ COMPOSE_LOCAL := BERTH_NATS_IMAGE=berth/nats:local BERTH_TRAEFIK_IMAGE=berth/tra
 	BERTH_PROJECTS_ROOT=$${BERTH_PROJECTS_ROOT:-$(CURDIR)/data/projects} BERTH_DEV_TOKENS=$${BERTH_DEV_TOKENS:-true} \
 	$(COMPOSE) --env-file $(NATS_ENV) -p berth -f deploy/compose/compose.yaml
 
+# Every run adds the passwords of identities the file lacks (a file from an
+# older Berth gets the newer ones) and keeps the others.
+.PHONY: $(NATS_ENV)
 $(NATS_ENV):
 	@mkdir -p $(dir $@)
-	@umask 077 && for u in API PROVISIONER ROUTER_SYNC REAPER OPS; do \
-		echo "BERTH_NATS_$${u}_PASSWORD=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"; done > $@
+	@umask 077 && touch $@ && for u in API PROVISIONER ROUTER_SYNC REAPER OPS INTAKE; do \
+		grep -q "^BERTH_NATS_$${u}_PASSWORD=" $@ || \
+		echo "BERTH_NATS_$${u}_PASSWORD=$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" >> $@; done
 
 up: images $(NATS_ENV) ## start Berth with compose on the local images (Traefik on 127.0.0.1:8000, API on 127.0.0.1:8080)
 	@mkdir -p data/projects

@@ -115,7 +115,7 @@ func TestComposeStack(t *testing.T) {
 		"BERTH_NATS_PORT=" + natsPort, "BERTH_PROVISIONER_PORT=" + provisionerPort, "BERTH_TRAEFIK_PING_PORT=" + pingPort,
 		"BERTH_NATS_API_PASSWORD=" + passwords["api"], "BERTH_NATS_PROVISIONER_PASSWORD=" + passwords["provisioner"],
 		"BERTH_NATS_ROUTER_SYNC_PASSWORD=" + passwords["router-sync"], "BERTH_NATS_REAPER_PASSWORD=" + passwords["reaper"],
-		"BERTH_NATS_OPS_PASSWORD=" + passwords["ops"],
+		"BERTH_NATS_OPS_PASSWORD=" + passwords["ops"], "BERTH_NATS_INTAKE_PASSWORD=" + passwords["intake"],
 		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
 		// Lets one workspace below ask for a 2 s idle timeout.
 		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",

@@ -69,12 +69,19 @@ func keys(m map[string]*server.User) []string {
 	return out
 }
 
-// normalize compares publish rights only (neither side sets others).
-func normalize(p *server.Permissions) *server.SubjectPermission {
-	if p == nil || p.Publish == nil {
-		return nil
+// normalize compares publish and subscribe rights (neither side sets
+// others).
+func normalize(p *server.Permissions) [2]*server.SubjectPermission {
+	var out [2]*server.SubjectPermission
+	if p == nil {
+		return out
 	}
-	return &server.SubjectPermission{Allow: p.Publish.Allow, Deny: p.Publish.Deny}
+	for i, sp := range []*server.SubjectPermission{p.Publish, p.Subscribe} {
+		if sp != nil {
+			out[i] = &server.SubjectPermission{Allow: sp.Allow, Deny: sp.Deny}
+		}
+	}
+	return out
 }
 
 var update = flag.Bool("update", false, "write deploy/compose/nats.conf from natsbus.Permissions")
@@ -96,10 +103,24 @@ authorization {
 	for _, user := range natsbus.Identities {
 		fmt.Fprintf(&b, "    {user: %s, password: $BERTH_NATS_%s_PASSWORD", user, envName(user))
 		if p := natsbus.Permissions(user); p != nil {
-			b.WriteString(", permissions: {\n      publish: {\n")
-			fmt.Fprintf(&b, "        allow: %s\n", quoteList(p.Publish.Allow))
-			fmt.Fprintf(&b, "        deny: %s\n", quoteList(p.Publish.Deny))
-			b.WriteString("      }\n    }")
+			b.WriteString(", permissions: {\n")
+			for _, side := range []struct {
+				name string
+				sp   *server.SubjectPermission
+			}{{"publish", p.Publish}, {"subscribe", p.Subscribe}} {
+				if side.sp == nil {
+					continue
+				}
+				fmt.Fprintf(&b, "      %s: {\n", side.name)
+				if len(side.sp.Allow) > 0 {
+					fmt.Fprintf(&b, "        allow: %s\n", quoteList(side.sp.Allow))
+				}
+				if len(side.sp.Deny) > 0 {
+					fmt.Fprintf(&b, "        deny: %s\n", quoteList(side.sp.Deny))
+				}
+				b.WriteString("      }\n")
+			}
+			b.WriteString("    }")
 		}
 		b.WriteString("}\n")
 	}

@@ -16,9 +16,10 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 )
 
-// Identities on the bus: one per service, plus "ops" for operators'
-// tools (berthctl, nats CLI, tests) with every right.
-var Identities = []string{"api", "provisioner", "router-sync", "reaper", "ops"}
+// Identities on the bus: one per service, "ops" for operators' tools
+// (berthctl, nats CLI, tests) with every right, and "intake" for other
+// systems, which may only publish on berth.intake.> (and read replies).
+var Identities = []string{"api", "provisioner", "router-sync", "reaper", "ops", "intake"}
 
 // Identity is who a process is on the bus. The password comes from
 // Password, else from PasswordFile, read again at every (re)connect so a
@@ -121,6 +122,14 @@ func Permissions(user string) *server.Permissions {
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
 			"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
 		}, Deny: durableAdmin(stream, "provisioner")}} // its own ordered consumers only
+	case "intake":
+		// Other systems ask; Berth validates and decides. They read no
+		// events (subscribing to berth.ws.> would show every append) and
+		// touch no JetStream API.
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{events.IntakeSubjectPrefix + ">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		}
 	case "api":
 		// Everything but observations: those only the provisioner (and
 		// the reaper's warning) may record.

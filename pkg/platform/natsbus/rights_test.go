@@ -12,6 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
@@ -74,7 +76,7 @@ func TestRightsByEventType(t *testing.T) {
 		stored = map[try]bool{}
 		wg     sync.WaitGroup
 	)
-	for _, user := range []string{"api", "provisioner", "reaper", "router-sync"} {
+	for _, user := range []string{"api", "provisioner", "reaper", "router-sync", "intake"} {
 		js, _ := jetstream.New(connect(user))
 		for _, typ := range events.WorkspaceTypes() {
 			wg.Add(1)
@@ -135,4 +137,37 @@ func TestNoStreamsForServices(t *testing.T) {
 	if _, err := apiJS.KeyValue(ctx, "berth_claims_test"); err != nil {
 		t.Errorf("the bucket is gone: %v", err)
 	}
+}
+
+// TestIntakeIdentity: other systems publish on berth.intake.> and nothing
+// else; they cannot watch Berth's events go by either.
+func TestIntakeIdentity(t *testing.T) {
+	connect := bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := eventlog.Open(ctx, connect("api"), eventlog.Options{})
+	require.NoError(t, err)
+	api := connect("api")
+	got, err := api.SubscribeSync(events.IntakeActivitySubject)
+	require.NoError(t, err)
+	require.NoError(t, api.Flush())
+
+	intake := connect("intake")
+	require.NoError(t, intake.Publish(events.IntakeActivitySubject, []byte(`{"workspace_id":"x"}`)))
+	_, err = got.NextMsg(5 * time.Second)
+	require.NoError(t, err, "the intake identity could not publish on its subject")
+
+	watch, err := intake.SubscribeSync(events.WorkspaceSubjectPrefix + ">")
+	require.NoError(t, err) // refused asynchronously by the server
+	id := uuid.NewString()
+	e, _ := events.New(id, &events.Created{Name: "w", Owner: "alice", Projects: []string{}}, events.Meta{Source: "t", Actor: "user:alice"}, time.Now())
+	_, err = l.Append(ctx, e, 0)
+	require.NoError(t, err)
+	_, err = watch.NextMsg(time.Second)
+	assert.Error(t, err, "the intake identity saw an event of the log")
+	js, _ := jetstream.New(intake)
+	short, stop := context.WithTimeout(ctx, 2*time.Second)
+	defer stop()
+	_, err = js.Stream(short, events.Stream)
+	assert.Error(t, err, "the intake identity used the JetStream API")
 }
