@@ -46,6 +46,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeLifecycleChanged: StatusCreated,
 		TypeStartRequested:   StatusStarting,
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusStarting: {
 		TypeLifecycleChanged: StatusStarting,
@@ -53,6 +54,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeStopRequested:    StatusStopping,
 		TypeFailed:           StatusError,
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusRunning: {
 		TypeLifecycleChanged: StatusRunning,
@@ -62,6 +64,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeStopped:          StatusStopped, // container exited on its own
 		TypeFailed:           StatusError,
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusStopping: {
 		TypeLifecycleChanged: StatusStopping,
@@ -69,6 +72,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeStartRequested:   StatusStarting, // launch while a stop is in flight
 		TypeFailed:           StatusError,
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusStopped: {
 		TypeUpdated:          StatusStopped,
@@ -76,6 +80,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeStartRequested:   StatusStarting,
 		TypeArchiveRequested: StatusArchiving,
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusError: {
 		TypeUpdated:          StatusError,
@@ -84,6 +89,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeStopRequested:    StatusStopping,
 		TypeArchiveRequested: StatusArchiving,
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusArchiving: {
 		TypeLifecycleChanged: StatusArchiving,
@@ -94,6 +100,7 @@ var transitions = map[Status]map[Type]Status{
 		TypeLifecycleChanged: StatusArchived,
 		TypeStartRequested:   StatusStarting, // the volume is still there until deleted
 		TypeDeleteRequested:  StatusDeleting,
+		TypePurgeRequested:   StatusDeleting,
 	},
 	StatusDeleting: {
 		TypeLifecycleChanged: StatusDeleting,
@@ -102,7 +109,7 @@ var transitions = map[Status]map[Type]Status{
 	},
 	StatusDeleted: {
 		TypeRestoreRequested: StatusRestoring, // only with a verified archive
-		TypeDeleteRequested:  StatusDeleting,  // only a purge of what the delete kept
+		TypePurgeRequested:   StatusDeleting,  // only while the delete kept the volume
 	},
 	StatusRestoring: {
 		TypeLifecycleChanged: StatusRestoring,
@@ -177,6 +184,10 @@ type Workspace struct {
 	Endpoint    *Endpoint    `json:"endpoint,omitempty"`
 	Archive     *ArchiveInfo `json:"archive,omitempty"`
 	Purge       bool         `json:"purge,omitempty"`
+	// PurgingDeleted: a deleted workspace's kept volume is being purged;
+	// the workspace stays gone (no name, no quota, no start), and a failed
+	// purge leaves it deleted.
+	PurgingDeleted bool `json:"purging_deleted,omitempty"`
 	// ArchiveFirst: the pending delete archives the home volume first.
 	ArchiveFirst bool `json:"archive_first,omitempty"`
 	// VolumeKept: deleted, and the home volume is still on the engine (a
@@ -271,6 +282,12 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		f := *p
 		out.Failure = &f
 		out.Endpoint = nil
+		if ws.PurgingDeleted {
+			// The purge of a kept volume failed: still deleted, the volume
+			// still kept (and listed), the reason in last_error.
+			out.Status, out.Failure, out.LastError = StatusDeleted, nil, p.Message
+			out.StatusSince, out.PurgingDeleted, out.Desired = ws.StatusSince, false, DesiredDeleted
+		}
 	case *ArchiveRequested:
 		out.Desired = DesiredArchived
 	case *Archived:
@@ -280,13 +297,17 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		out.Desired = DesiredStopped
 		out.LastError = p.Message
 	case *DeleteRequested:
-		if ws.Status == StatusDeleted && (!p.Purge || !ws.VolumeKept) {
-			// Deleted again: only to remove a kept volume.
-			return ws, &IllegalTransitionError{From: ws.Status, Type: e.Type}
+		out.Desired = DesiredDeleted
+		out.Purge = false
+		out.ArchiveFirst = p.Archive
+	case *PurgeRequested:
+		if ws.Status == StatusDeleted && !ws.VolumeKept {
+			return ws, &IllegalTransitionError{From: ws.Status, Type: e.Type} // nothing left to purge
 		}
 		out.Desired = DesiredDeleted
-		out.Purge = p.Purge
-		out.ArchiveFirst = p.Archive && !p.Purge
+		out.Purge = true
+		out.ArchiveFirst = false
+		out.PurgingDeleted = ws.Status == StatusDeleted
 	case *Deleted:
 		out.Endpoint = nil
 		if p.Archive != nil {
@@ -297,6 +318,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		// volume exactly on a purge or with a verified archive.
 		out.VolumeKept = !(p.VolumeRemoved || ws.Purge || (out.Archive != nil && out.Archive.SHA256 != ""))
 		out.ArchiveFirst = false
+		out.PurgingDeleted = false
 	case *LifecycleChanged:
 		if p.Hold != nil {
 			out.Hold = *p.Hold
@@ -324,6 +346,10 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	}
 	return out, nil
 }
+
+// Gone reports whether the workspace is deleted for every purpose but its
+// history: deleted, or deleted and having its kept volume purged.
+func (ws Workspace) Gone() bool { return ws.Status == StatusDeleted || ws.PurgingDeleted }
 
 // Fold applies events in order, starting from the empty state.
 func Fold(evs []Envelope) (Workspace, error) {

@@ -24,16 +24,16 @@ func envOf(t *testing.T, p Payload, seq uint64) Envelope {
 // transitions map so a change to either shows up here.
 var legal = map[Status]map[Type]Status{
 	StatusNone:      {TypeCreated: StatusCreated},
-	StatusCreated:   {TypeUpdated: StatusCreated, TypeLifecycleChanged: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
-	StatusStarting:  {TypeLifecycleChanged: StatusStarting, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
-	StatusRunning:   {TypeLifecycleChanged: StatusRunning, TypeIdleWarning: StatusRunning, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
-	StatusStopping:  {TypeLifecycleChanged: StatusStopping, TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting},
-	StatusStopped:   {TypeUpdated: StatusStopped, TypeLifecycleChanged: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
-	StatusError:     {TypeUpdated: StatusError, TypeLifecycleChanged: StatusError, TypeStartRequested: StatusStarting, TypeStopRequested: StatusStopping, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting},
+	StatusCreated:   {TypeUpdated: StatusCreated, TypeLifecycleChanged: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusStarting:  {TypeLifecycleChanged: StatusStarting, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusRunning:   {TypeLifecycleChanged: StatusRunning, TypeIdleWarning: StatusRunning, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusStopping:  {TypeLifecycleChanged: StatusStopping, TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusStopped:   {TypeUpdated: StatusStopped, TypeLifecycleChanged: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusError:     {TypeUpdated: StatusError, TypeLifecycleChanged: StatusError, TypeStartRequested: StatusStarting, TypeStopRequested: StatusStopping, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusArchiving: {TypeLifecycleChanged: StatusArchiving, TypeArchived: StatusArchived, TypeArchiveFailed: StatusStopped},
-	StatusArchived:  {TypeLifecycleChanged: StatusArchived, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting},
+	StatusArchived:  {TypeLifecycleChanged: StatusArchived, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusDeleting:  {TypeLifecycleChanged: StatusDeleting, TypeDeleted: StatusDeleted, TypeFailed: StatusError},
-	StatusDeleted:   {TypeRestoreRequested: StatusRestoring, TypeDeleteRequested: StatusDeleting},
+	StatusDeleted:   {TypeRestoreRequested: StatusRestoring, TypePurgeRequested: StatusDeleting},
 	StatusRestoring: {TypeLifecycleChanged: StatusRestoring, TypeRestored: StatusStopped, TypeRestoreFailed: StatusDeleted},
 }
 
@@ -54,9 +54,8 @@ func TestApplyEveryPair(t *testing.T) {
 				if from != StatusNone {
 					start = Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: from, Version: 7}
 				}
-				if from == StatusDeleted && typ == TypeDeleteRequested {
-					// The one delete a deleted workspace takes: purging what it kept.
-					start.VolumeKept, p = true, &DeleteRequested{Purge: true}
+				if from == StatusDeleted && typ == TypePurgeRequested {
+					start.VolumeKept = true // the purge a deleted workspace takes: of what it kept
 				}
 				got, err := Apply(start, envOf(t, p, 8))
 				want, ok := accepts[typ]
@@ -285,18 +284,19 @@ func TestLifecycleFields(t *testing.T) {
 	}
 }
 
-// TestDeletedTakesOnlyAPurgeOfWhatItKept: a deleted workspace accepts
-// delete_requested only with purge and only while its volume is kept, so
-// no writer can walk it back through deleting for nothing.
+// TestDeletedTakesOnlyAPurgeOfWhatItKept: a deleted workspace accepts a
+// purge only while its volume is kept, stays gone meanwhile (no name, no
+// start), and a failed purge leaves it deleted, not startable. Only
+// purge_requested purges: delete_requested's old purge flag is history.
 func TestDeletedTakesOnlyAPurgeOfWhatItKept(t *testing.T) {
 	deleted := Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: StatusDeleted, Version: 7, VolumeKept: true}
 	for name, c := range map[string]struct {
 		ws Workspace
-		p  *DeleteRequested
+		p  Payload
 	}{
-		"without purge": {deleted, &DeleteRequested{}},
-		"archive":       {deleted, &DeleteRequested{Archive: true}},
-		"nothing kept":  {func() Workspace { w := deleted; w.VolumeKept = false; return w }(), &DeleteRequested{Purge: true}},
+		"delete again":             {deleted, &DeleteRequested{}},
+		"delete with the old flag": {deleted, &DeleteRequested{Purge: true}},
+		"nothing kept":             {func() Workspace { w := deleted; w.VolumeKept = false; return w }(), &PurgeRequested{}},
 	} {
 		_, err := Apply(c.ws, envOf(t, c.p, 8))
 		var ite *IllegalTransitionError
@@ -304,13 +304,25 @@ func TestDeletedTakesOnlyAPurgeOfWhatItKept(t *testing.T) {
 			t.Errorf("%s: want an illegal transition, got %v", name, err)
 		}
 	}
-	got, err := Apply(deleted, envOf(t, &DeleteRequested{Purge: true}, 8))
-	if err != nil || got.Status != StatusDeleting || !got.Purge {
+	got, err := Apply(deleted, envOf(t, &PurgeRequested{}, 8))
+	if err != nil || got.Status != StatusDeleting || !got.Purge || !got.Gone() {
 		t.Fatalf("purge of a kept volume: %+v %v", got, err)
 	}
+	failed, err := Apply(got, envOf(t, &Failed{Code: "deadline_exceeded", Message: "no provisioner"}, 9))
+	if err != nil || failed.Status != StatusDeleted || !failed.VolumeKept || failed.LastError == "" {
+		t.Fatalf("a failed purge must leave the workspace deleted, volume kept: %+v %v", failed, err)
+	}
+	if _, ok := Next(failed.Status, TypeStartRequested); ok {
+		t.Fatal("a deleted workspace took a start after a failed purge")
+	}
 	done, err := Apply(got, envOf(t, &Deleted{VolumeRemoved: true}, 9))
-	if err != nil || done.VolumeKept {
+	if err != nil || done.VolumeKept || done.Gone() != true {
 		t.Fatalf("after the purge: %+v %v", done, err)
+	}
+	// The old flag on a live workspace deletes without purging.
+	running := Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: StatusRunning, Version: 7}
+	if d, _ := Apply(running, envOf(t, &DeleteRequested{Purge: true}, 8)); d.Purge {
+		t.Fatal("delete_requested's old purge flag was honoured")
 	}
 }
 

@@ -34,6 +34,7 @@ func samples() map[Type]Payload {
 		TypeArchived:         &Archived{Path: "archives/alice-2026-11-23.tar.gz", SizeBytes: 4096, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		TypeArchiveFailed:    &ArchiveFailed{Message: "archive dir is read-only"},
 		TypeDeleteRequested:  &DeleteRequested{Archive: true},
+		TypePurgeRequested:   &PurgeRequested{},
 		TypeDeleted:          &Deleted{VolumeRemoved: true, Archive: &ArchiveInfo{Path: "archives/0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21/44.tar.gz", SizeBytes: 4096, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
 		TypeLifecycleChanged: &LifecycleChanged{Hold: &hold, HoldReason: &holdReason, IdleTimeoutSeconds: &idle},
 		TypeIdleWarning:      &IdleWarning{IdleSince: goldenTime.Add(-23 * time.Hour), StopAt: goldenTime.Add(time.Hour)},

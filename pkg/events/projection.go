@@ -89,7 +89,7 @@ func (p *Projection) Apply(e Envelope) (bool, error) {
 	if ws.Name != "" && ws.Name != next.Name {
 		delete(p.byName, ws.Name)
 	}
-	if next.Status == StatusDeleted {
+	if next.Gone() {
 		if p.byName[next.Name] == next.ID {
 			delete(p.byName, next.Name)
 		}

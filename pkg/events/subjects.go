@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -49,13 +50,16 @@ const (
 	// <user key>.<hash of the session secret>; the secret itself is only
 	// in the user's cookie). Entries expire with the session.
 	SessionsBucket = "berth_sessions"
+	// InstallationBucket keeps the generated installation id (key "id"),
+	// which every container, volume and network Berth creates carries.
+	InstallationBucket = "berth_installation"
 )
 
 // StreamSubjects are the subjects the Stream captures: workspace events,
 // the catalog, and berth.ws.<id> without a kind, where logs written before
 // the kind was added to the subject (2026-11-24) keep their events. Nothing
 // appends there any more; those events are still read and folded.
-var StreamSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*", CatalogSubject, UsersSubject}
+var StreamSubjects = append(slices.Clone(WorkspaceEventSubjects), CatalogSubject, UsersSubject)
 
 // Singleton reports whether subject is one of the log's one-subject
 // streams of settings (the catalog, user settings) rather than a workspace.

@@ -26,6 +26,7 @@ const (
 	TypeArchived         Type = "berth.workspace.archived"
 	TypeArchiveFailed    Type = "berth.workspace.archive_failed"
 	TypeDeleteRequested  Type = "berth.workspace.delete_requested"
+	TypePurgeRequested   Type = "berth.workspace.purge_requested"
 	TypeDeleted          Type = "berth.workspace.deleted"
 	// Lifecycle policy and reaping.
 	TypeLifecycleChanged Type = "berth.workspace.lifecycle_changed"
@@ -123,17 +124,25 @@ type ArchiveFailed struct {
 	Message string `json:"message"`
 }
 
-// DeleteRequested asks for the container to be removed; what happens to
-// the home volume is the requester's explicit choice: kept (the default),
-// archived first, or purged.
+// DeleteRequested asks for the container to be removed; Archive asks for
+// the home volume to be archived and verified first, then removed.
+// Without it the volume is kept (or removed if a verified archive of it
+// already exists). A purge is its own event (PurgeRequested), so bus
+// rights can keep it to the API.
 type DeleteRequested struct {
-	// Purge removes the home volume without an archive. From deleted, it
-	// removes what a delete kept (the only delete a deleted workspace takes).
+	// Purge was how a delete asked for the volume's removal before
+	// purge_requested existed; it is kept in old logs as history and no
+	// longer honoured (a reaper may append delete_requested, never a purge).
 	Purge bool `json:"purge,omitempty"`
 	// Archive archives the home volume first, then removes it; the
 	// workspace can be restored from the archive.
 	Archive bool `json:"archive,omitempty"`
 }
+
+// PurgeRequested asks for the container and the home volume to be removed
+// without an archive; on a deleted workspace whose volume was kept, it
+// removes that volume.
+type PurgeRequested struct{}
 
 // Deleted is observed when the container is gone; VolumeRemoved says the
 // home volume went too, and Archive is the verified archive made on the
@@ -213,6 +222,7 @@ func (ArchiveRequested) EventType() Type { return TypeArchiveRequested }
 func (Archived) EventType() Type         { return TypeArchived }
 func (ArchiveFailed) EventType() Type    { return TypeArchiveFailed }
 func (DeleteRequested) EventType() Type  { return TypeDeleteRequested }
+func (PurgeRequested) EventType() Type   { return TypePurgeRequested }
 func (Deleted) EventType() Type          { return TypeDeleted }
 func (LifecycleChanged) EventType() Type { return TypeLifecycleChanged }
 func (IdleWarning) EventType() Type      { return TypeIdleWarning }
@@ -236,6 +246,7 @@ var registry = map[Type]func() Payload{
 	TypeArchived:         func() Payload { return &Archived{} },
 	TypeArchiveFailed:    func() Payload { return &ArchiveFailed{} },
 	TypeDeleteRequested:  func() Payload { return &DeleteRequested{} },
+	TypePurgeRequested:   func() Payload { return &PurgeRequested{} },
 	TypeDeleted:          func() Payload { return &Deleted{} },
 	TypeLifecycleChanged: func() Payload { return &LifecycleChanged{} },
 	TypeIdleWarning:      func() Payload { return &IdleWarning{} },

@@ -230,7 +230,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		Backend: backend, Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL,
 		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
 		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
-		SessionTTL: c.SessionTTL, PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
+		PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
 		RatePerSecond: c.Rate, RateBurst: c.Burst,
 	})
 	// Headers are small (a token, a workspace app's cookies); 256 KiB bounds
@@ -273,22 +273,22 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	reg, err := names.Open(ctx, l.JetStream(), c.StreamReplicas)
+	own := natsbus.Owner{JetStream: l.JetStream()} // the API declares the buckets the others bind to
+	reg, err := names.Open(ctx, own, c.StreamReplicas)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
+	board, err := enginestatus.Open(ctx, own, c.StreamReplicas)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
+	tracker, err := activity.Open(ctx, own, c.StreamReplicas, 30*time.Second, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// The API declares what the other services only bind to (their bus
-	// identities may not create streams or buckets): the installation id
-	// and the dead-letter stream too.
-	inst, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, "")
+	// The installation id and the dead-letter stream are declared here too
+	// (the other identities may not create streams or buckets).
+	inst, err := installation.Resolve(ctx, own, c.StreamReplicas, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -305,7 +305,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := sessions.Open(ctx, l.JetStream(), c.StreamReplicas, c.SessionTTL, time.Now)
+	store, err := sessions.Open(ctx, own, c.StreamReplicas, c.SessionTTL, time.Now)
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, nil, nil, err

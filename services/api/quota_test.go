@@ -105,6 +105,15 @@ func TestQuotas(t *testing.T) {
 	q = a.do("GET", "/api/v1/users/alice/quota", admin, nil)
 	assert.EqualValues(t, map[string]any{"limit": 2.0, "used": 2.0}, q.json(t)["running"])
 
+	// A launch over the running limit is refused before it creates anything.
+	carl := e.token("carl", "user")
+	own := a.do("POST", "/api/v1/workspaces", carl, map[string]any{"name": "carl--a"})
+	require.Equal(t, http.StatusCreated, own.Status, "%s", own.Body)
+	require.Equal(t, http.StatusAccepted, a.do("POST", wsPath(own.str(t, "id"), "/start"), carl, nil).Status)
+	expectProblem(t, a.do("POST", "/api/v1/workspaces/launch", carl, nil), http.StatusConflict, "quota_running_exceeded")
+	q = a.do("GET", "/api/v1/users/carl/quota", carl, nil)
+	assert.EqualValues(t, map[string]any{"limit": 2.0, "used": 1.0}, q.json(t)["workspaces"], "the refused launch made no workspace")
+
 	// Parallel creates cannot pass the limit together.
 	var wg sync.WaitGroup
 	var mu sync.Mutex

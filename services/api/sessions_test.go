@@ -51,6 +51,11 @@ func TestSessions(t *testing.T) {
 	assert.Equal(t, "alice", r.str(t, "sub"))
 	cookie := a.sessionCookie(alice)
 
+	t.Run("only a token starts a session", func(t *testing.T) {
+		// A session renewing itself would outlive BERTH_SESSION_TTL.
+		r := a.withCookie("POST", "/api/v1/auth/session", cookie, nil, "Sec-Fetch-Site", "same-origin")
+		expectProblem(t, r, http.StatusUnauthorized, "unauthenticated")
+	})
 	t.Run("the cookie authenticates the API", func(t *testing.T) {
 		r := a.withCookie("GET", "/api/v1/me", cookie, nil)
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
@@ -82,6 +87,10 @@ func TestSessions(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.Status)
 		assert.Empty(t, r.Header.Get("Authorization"))
 		assert.Equal(t, http.StatusForbidden, a.do("GET", forward, "", nil, "Cookie", "berth_session="+a.sessionCookie(bob)).Status)
+		// Beside a session, a Berth token in Authorization still goes no further.
+		r = a.do("GET", forward, "", nil, "Cookie", "berth_session="+cookie, "Authorization", "Bearer "+admin)
+		require.Equal(t, http.StatusOK, r.Status)
+		assert.Empty(t, r.Header.Get("Authorization"))
 	})
 
 	t.Run("logout with the cookie alone; the old cookie opens nothing", func(t *testing.T) {

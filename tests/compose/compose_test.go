@@ -119,6 +119,8 @@ func TestComposeStack(t *testing.T) {
 		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
 		// Lets one workspace below ask for a 2 s idle timeout.
 		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",
+		// One user runs three workspaces at once below.
+		"BERTH_QUOTA_RUNNING=3",
 	}}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -163,7 +165,7 @@ func TestComposeStack(t *testing.T) {
 	}
 	routed := func(url string) bool { c, _ := call("GET", url, user, nil); return c == 200 }
 
-	first := launch("ct-one")
+	first := launch("composetest--one")
 	eventually(t, 60*time.Second, "first workspace through the compose Traefik", func() bool { return routed(first) })
 
 	// Only the provisioner holds the Docker socket.
@@ -205,33 +207,33 @@ func TestComposeStack(t *testing.T) {
 	nc.Close()
 
 	// Isolation: from a container on the workspace network (a hostile
-	// workspace), neither ct-one nor any Berth service answers.
-	isolated(t, cli, ids["ct-one"], list)
+	// workspace), neither composetest--one nor any Berth service answers.
+	isolated(t, cli, ids["composetest--one"], list)
 
 	// The reaper container stops a workspace idle past its timeout; the
 	// history says why.
-	idle := launch("ct-idle")
+	idle := launch("composetest--idle")
 	eventually(t, 60*time.Second, "idle workspace routed", func() bool { return routed(idle) })
-	code, b = call("PATCH", api+"/api/v1/workspaces/"+ids["ct-idle"]+"/lifecycle", user, map[string]any{"idle_timeout_seconds": 2})
+	code, b = call("PATCH", api+"/api/v1/workspaces/"+ids["composetest--idle"]+"/lifecycle", user, map[string]any{"idle_timeout_seconds": 2})
 	require.Equal(t, 200, code, "%s", b)
 	eventually(t, 30*time.Second, "reaper stops the idle workspace", func() bool { c, _ := call("GET", idle, user, nil); return c == 404 })
-	_, b = call("GET", api+"/api/v1/workspaces/"+ids["ct-idle"]+"/events", user, nil)
+	_, b = call("GET", api+"/api/v1/workspaces/"+ids["composetest--idle"]+"/events", user, nil)
 	assert.Contains(t, string(b), `"actor":"service:reaper:`)
 	assert.Contains(t, string(b), `"reason":"idle"`)
 
 	// Stop: the route goes away.
-	stopped := launch("ct-stop")
+	stopped := launch("composetest--stop")
 	eventually(t, 60*time.Second, "workspace to stop is routed", func() bool { return routed(stopped) })
-	code, b = call("POST", api+"/api/v1/workspaces/"+ids["ct-stop"]+"/stop", user, nil)
+	code, b = call("POST", api+"/api/v1/workspaces/"+ids["composetest--stop"]+"/stop", user, nil)
 	require.Equal(t, 202, code, "%s", b)
 	eventually(t, 10*time.Second, "stopped workspace loses its route", func() bool { c, _ := call("GET", stopped, user, nil); return c == 404 })
 
 	// A launch in flight while the provisioner restarts still completes, once.
-	second := launch("ct-two")
+	second := launch("composetest--two")
 	s.compose("restart", "provisioner")
 	eventually(t, 90*time.Second, "launch completes across a provisioner restart", func() bool { return routed(second) })
 	byName, err := cli.ContainerList(context.Background(), container.ListOptions{All: true,
-		Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.name=ct-two"))})
+		Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.name=composetest--two"))})
 	require.NoError(t, err)
 	assert.Len(t, byName, 1)
 
@@ -239,16 +241,16 @@ func TestComposeStack(t *testing.T) {
 	// While the bus is down the API answers 503, which clients retry.
 	s.compose("restart", "nats")
 	eventually(t, 60*time.Second, "launch accepted after a NATS restart", func() bool {
-		code, body := call("POST", api+"/api/v1/workspaces/launch", user, map[string]any{"name": "ct-three"})
+		code, body := call("POST", api+"/api/v1/workspaces/launch", user, map[string]any{"name": "composetest--three"})
 		if code < 200 || code >= 300 {
 			t.Logf("launch after NATS restart: %d %s", code, body)
 		}
 		return code >= 200 && code < 300
 	})
-	third := launch("ct-three")
+	third := launch("composetest--three")
 	eventually(t, 90*time.Second, "launch after a NATS restart", func() bool { return routed(third) })
 	_, listed := call("GET", api+"/api/v1/workspaces", user, nil)
-	for _, n := range []string{"ct-one", "ct-two", "ct-three"} {
+	for _, n := range []string{"composetest--one", "composetest--two", "composetest--three"} {
 		assert.Contains(t, string(listed), `"`+n+`"`)
 	}
 

@@ -203,18 +203,30 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	return ack.Sequence, nil
 }
 
-// Read returns every event of one subject (a workspace id or
+// Read returns every event of one subject (a workspace id,
 // events.CatalogSubject, events.UsersSubject), oldest first.
 func (l *Log) Read(ctx context.Context, subject string) ([]events.Envelope, error) {
-	var out []events.Envelope
+	out, _, err := l.ReadAll(ctx, subject)
+	return out, err
+}
+
+// ReadAll is Read plus the sequence of the subject's last message, kept or
+// not: the version to append after. Messages that do not belong on the
+// subject are left out of the events (the fold rejects them too), but a
+// writer must still expect them, or its append conflicts forever.
+func (l *Log) ReadAll(ctx context.Context, subject string) ([]events.Envelope, uint64, error) {
+	var (
+		out  []events.Envelope
+		last uint64
+	)
 	for from := uint64(1); ; {
-		page, next, err := l.ReadPage(ctx, subject, from, readBatch)
+		page, next, seen, err := l.readPage(ctx, subject, from, readBatch)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		out = append(out, page...)
+		out, last = append(out, page...), max(last, seen)
 		if next == 0 {
-			return out, nil
+			return out, last, nil
 		}
 		from = next
 	}
@@ -229,6 +241,12 @@ const readBatch = 256
 // and its replies, no consumer, so reads leave nothing behind on the server
 // however many run at once.
 func (l *Log) ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error) {
+	out, next, _, err := l.readPage(ctx, subject, from, limit)
+	return out, next, err
+}
+
+// readPage is ReadPage plus the last sequence it saw, kept or not.
+func (l *Log) readPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, uint64, error) {
 	if from == 0 {
 		from = 1
 	}
@@ -236,24 +254,28 @@ func (l *Log) ReadPage(ctx context.Context, subject string, from uint64, limit i
 		limit = readBatch
 	}
 	if events.Singleton(subject) {
-		out, next, err := l.directGet(ctx, subject, from, limit)
+		out, next, seen, err := l.directGet(ctx, subject, from, limit)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read %s: %w", subject, err)
+			return nil, 0, 0, fmt.Errorf("read %s: %w", subject, err)
 		}
-		return out, next, nil
+		return out, next, seen, nil
 	}
-	out, next, err := l.directGet(ctx, events.WorkspaceSubjects(subject), from, limit)
+	out, next, seen, err := l.directGet(ctx, events.WorkspaceSubjects(subject), from, limit)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read %s: %w", subject, err)
+		return nil, 0, 0, fmt.Errorf("read %s: %w", subject, err)
 	}
 	if _, ok := l.legacy[subject]; ok {
-		old, oldNext, err := l.directGet(ctx, events.LegacyWorkspaceSubject(subject), from, limit)
+		old, oldNext, oldSeen, err := l.directGet(ctx, events.LegacyWorkspaceSubject(subject), from, limit)
 		if err != nil {
-			return nil, 0, fmt.Errorf("read %s: %w", subject, err)
+			return nil, 0, 0, fmt.Errorf("read %s: %w", subject, err)
 		}
 		out, next = mergePages(out, next, old, oldNext, limit)
+		seen = max(seen, oldSeen)
+		if next != 0 {
+			seen = min(seen, next-1) // what lies past the page is read with the next one
+		}
 	}
-	return out, next, nil
+	return out, next, seen, nil
 }
 
 // mergePages merges two pages read from the same sequence, each in stream
@@ -285,19 +307,19 @@ func mergePages(a []events.Envelope, aNext uint64, b []events.Envelope, bNext ui
 // directGet asks for up to batch messages of subject from seq on. The
 // server answers with one message each, then an end-of-batch status that
 // says how many more match.
-func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch int) ([]events.Envelope, uint64, error) {
+func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch int) ([]events.Envelope, uint64, uint64, error) {
 	req, err := json.Marshal(map[string]any{"seq": seq, "next_by_subj": subject, "batch": batch})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	inbox := l.nc.NewRespInbox()
 	sub, err := l.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+events.Stream, inbox, req); err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return nil, 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -311,31 +333,31 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return nil, 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
 		case "404":
-			return out, 0, nil // nothing at or after seq
+			return out, 0, seen, nil // nothing at or after seq
 		case "204": // end of batch
 			if m.Header.Get("Nats-Num-Pending") == "0" || seen == 0 {
-				return out, 0, nil
+				return out, 0, seen, nil
 			}
-			return out, seen + 1, nil
+			return out, seen + 1, seen, nil
 		default:
-			return nil, 0, fmt.Errorf("%w: direct get: status %s %s", ErrUnavailable, status, m.Header.Get("Description"))
+			return nil, 0, 0, fmt.Errorf("%w: direct get: status %s %s", ErrUnavailable, status, m.Header.Get("Description"))
 		}
 		n, err := strconv.ParseUint(m.Header.Get("Nats-Sequence"), 10, 64)
 		if err != nil {
-			return nil, 0, fmt.Errorf("direct get: bad Nats-Sequence %q", m.Header.Get("Nats-Sequence"))
+			return nil, 0, 0, fmt.Errorf("direct get: bad Nats-Sequence %q", m.Header.Get("Nats-Sequence"))
 		}
 		seen = n
-		e, err := events.Decode(m.Data)
-		if err != nil {
-			return nil, 0, fmt.Errorf("message %d: %w", n, err)
+		e, err := decode(m.Header.Get("Nats-Subject"), m.Data)
+		if errors.Is(err, events.ErrSubjectMismatch) {
+			continue // not this subject's event: left out (ReadAll still counts it)
 		}
-		if events.CheckSubject(m.Header.Get("Nats-Subject"), e) != nil {
-			continue // not this subject's event (the fold records it as an anomaly)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("message %d: %w", n, err)
 		}
 		e.Sequence = n
 		out = append(out, e)

@@ -58,9 +58,10 @@ func TestEventsBoundToTheirSubject(t *testing.T) {
 	assert.Equal(t, events.StatusCreated, wb.Status, "workspace b was changed through a's subject")
 	assert.Len(t, proj.Anomalies(), 3)
 
-	got, err := l.Read(ctx, a)
+	got, last, err := l.ReadAll(ctx, a)
 	require.NoError(t, err)
 	assert.Len(t, got, 1, "reads return only the events that belong to the subject")
+	assert.Equal(t, wa.Version, last, "a writer that reloads must expect the messages left out")
 	_, err = l.Append(ctx, ev(t, a, &events.StartRequested{}), wa.Version)
 	require.NoError(t, err, "the workspace is not wedged by what was passed over")
 

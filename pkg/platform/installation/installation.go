@@ -14,11 +14,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
 // Bucket keeps the generated id; no TTL, so it outlives every service.
-const Bucket = "berth_installation"
+const Bucket = events.InstallationBucket
 
 const key = "id"
 

@@ -100,7 +100,7 @@ func Users(passwords map[string]string) []*server.User {
 // the API (and ops) appends catalog events.
 var Appends = map[string][]events.Type{
 	"api": {events.TypeCreated, events.TypeUpdated, events.TypeStartRequested, events.TypeStopRequested,
-		events.TypeDeleteRequested, events.TypeLifecycleChanged, events.TypeRestoreRequested},
+		events.TypeDeleteRequested, events.TypePurgeRequested, events.TypeLifecycleChanged, events.TypeRestoreRequested},
 	"provisioner": {events.TypeRunning, events.TypeStopped, events.TypeFailed, events.TypeArchived,
 		events.TypeArchiveFailed, events.TypeDeleted, events.TypeRestored, events.TypeRestoreFailed,
 		events.TypeStartRequested},
@@ -138,17 +138,29 @@ func Permissions(user string) *server.Permissions {
 	case "provisioner", "reaper":
 		// They append their own event types and consume, but may not write
 		// the catalog or user settings, pose as other systems on the intake
-		// subjects, or create, change or delete any stream or bucket (the
-		// API declares them; a deleted installation id or name claim bucket
-		// would disown running workspaces or free taken names).
+		// subjects, write the buckets that are the API's (a session record
+		// is a sign-in, a name claim a name, the installation id decides
+		// which containers are Berth's), or create, restore, change or
+		// delete any stream or bucket (the API declares them all).
 		deny := append(appendsDenied(user), events.CatalogSubject, events.UsersSubject, events.IntakeSubjectPrefix+">")
-		for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE"} {
+		for _, b := range apiBuckets {
+			deny = append(deny, "$KV."+b+".>")
+		}
+		if user == "reaper" { // it only reads activity and engine status
+			deny = append(deny, "$KV."+events.ActivityBucket+".>", "$KV."+events.ServiceStatusBucket+".>")
+			deny = append(deny, durableAdmin(stream, "provisioner")...)
+		}
+		for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE", "RESTORE", "SNAPSHOT", "LEADER.STEPDOWN", "PEER.REMOVE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+".*")
 		}
+		deny = append(deny, "$JS.API.ACCOUNT.>", "$JS.API.META.>", "$JS.API.SERVER.>")
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
 	}
 	return nil
 }
+
+// apiBuckets are the KV buckets only the API writes.
+var apiBuckets = []string{events.NameClaimsBucket, events.SessionsBucket, events.InstallationBucket}
 
 // appendsDenied are the log subjects of every workspace event type user may
 // not append, and the old kind-less workspace subject nobody appends to.

@@ -13,7 +13,16 @@ import (
 // streams (a bucket is a stream, and a stream's republish or transform
 // settings could write onto the log's subjects), so the other services
 // bind to the buckets the API declared at its start.
+// Through an Owner (the API's handle) it creates or updates the bucket, so
+// a changed setting (a session TTL, replicas) takes effect.
 func KeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if _, ok := js.(Owner); ok {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("declare kv %s: %w", cfg.Bucket, err)
+		}
+		return kv, nil
+	}
 	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if err == nil {
 		return kv, nil
@@ -30,3 +39,7 @@ func KeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValu
 	}
 	return kv, nil
 }
+
+// Owner is the JetStream handle of the identity that declares streams and
+// buckets (the API): KeyValue creates or updates through it.
+type Owner struct{ jetstream.JetStream }

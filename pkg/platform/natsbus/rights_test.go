@@ -117,23 +117,56 @@ func TestNoStreamsForServices(t *testing.T) {
 	if _, err := natsbus.KeyValue(ctx, apiJS, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
 		t.Fatal(err)
 	}
+	// The API's own buckets: a session record is a sign-in, a name claim a
+	// name, the installation id decides which containers are Berth's.
+	for _, b := range []string{events.SessionsBucket, events.NameClaimsBucket, events.InstallationBucket} {
+		if _, err := natsbus.KeyValue(ctx, apiJS, jetstream.KeyValueConfig{Bucket: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	refused := func(user, what string, try func(ctx context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			short, stop := context.WithTimeout(ctx, 2*time.Second) // a refused request is never answered
+			defer stop()
+			if err := try(short); err == nil {
+				t.Errorf("%s may %s", user, what)
+			}
+		}()
+	}
 	for _, user := range []string{"provisioner", "reaper"} {
 		js, _ := jetstream.New(connect(user))
 		if _, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
 			t.Errorf("%s cannot bind a declared bucket: %v", user, err)
 		}
-		short, stop := context.WithTimeout(ctx, 2*time.Second) // a refused request is never answered
-		if _, err := natsbus.KeyValue(short, js, jetstream.KeyValueConfig{Bucket: "berth_own_" + user}); err == nil {
-			t.Errorf("%s created a bucket", user)
+		refused(user, "create a bucket", func(ctx context.Context) error {
+			_, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "berth_own_" + user})
+			return err
+		})
+		refused(user, "delete a bucket", func(ctx context.Context) error { return js.DeleteKeyValue(ctx, "berth_claims_test") })
+		refused(user, "create a stream", func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OWN_" + user, Subjects: []string{"own." + user}})
+			return err
+		})
+		// A restore creates a stream too (from a snapshot it uploads).
+		refused(user, "restore a stream", func(ctx context.Context) error {
+			_, err := connect(user).RequestWithContext(ctx, "$JS.API.STREAM.RESTORE.OWN_"+user, []byte(`{"config":{"name":"OWN_`+user+`","subjects":["own.`+user+`"]}}`))
+			return err
+		})
+		for _, b := range []string{events.SessionsBucket, events.NameClaimsBucket, events.InstallationBucket} {
+			kv, err := js.KeyValue(ctx, b)
+			if err != nil {
+				t.Fatalf("%s cannot read %s: %v", user, b, err)
+			}
+			refused(user, "write the API's bucket "+b, func(ctx context.Context) error {
+				_, err := kv.Put(ctx, "forged", []byte(`{"admin":true}`))
+				return err
+			})
 		}
-		if err := js.DeleteKeyValue(short, "berth_claims_test"); err == nil {
-			t.Errorf("%s deleted a bucket", user)
-		}
-		if _, err := js.CreateStream(short, jetstream.StreamConfig{Name: "OWN_" + user, Subjects: []string{"own." + user}}); err == nil {
-			t.Errorf("%s created a stream", user)
-		}
-		stop()
 	}
+	wg.Wait()
 	if _, err := apiJS.KeyValue(ctx, "berth_claims_test"); err != nil {
 		t.Errorf("the bucket is gone: %v", err)
 	}

@@ -63,7 +63,7 @@ func (s *Service) quota(subject string) Quota {
 		}
 	}
 	for _, ws := range s.proj.Workspaces(func(ws events.Workspace) bool { return ws.Owner == subject }) {
-		if ws.Status == events.StatusDeleted {
+		if ws.Gone() {
 			continue
 		}
 		q.Workspaces.Used++
@@ -87,10 +87,13 @@ func (s *Service) SetQuota(ctx context.Context, c Caller, subject string, in Quo
 	if subject == "" || len(subject) > 256 {
 		fields = append(fields, FieldError{Field: "sub", Code: "invalid_subject", Message: "the subject must be 1-256 bytes"})
 	}
-	for name, v := range map[string]*int{"workspaces": in.Workspaces, "running": in.Running} {
-		if v != nil && (*v < 0 || *v > maxQuota) {
-			fields = append(fields, FieldError{Field: name, Code: "out_of_range",
-				Message: fmt.Sprintf("%s must be between 0 (no limit) and %d, or null for the default", name, maxQuota)})
+	for _, f := range []struct {
+		name string
+		v    *int
+	}{{"workspaces", in.Workspaces}, {"running", in.Running}} {
+		if f.v != nil && (*f.v < 0 || *f.v > maxQuota) {
+			fields = append(fields, FieldError{Field: f.name, Code: "out_of_range",
+				Message: fmt.Sprintf("%s must be between 0 (no limit) and %d, or null for the default", f.name, maxQuota)})
 		}
 	}
 	if len(fields) > 0 {

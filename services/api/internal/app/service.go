@@ -23,6 +23,9 @@ import (
 type Log interface {
 	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
 	Read(ctx context.Context, subject string) ([]events.Envelope, error)
+	// ReadAll is Read plus the sequence of the subject's last message,
+	// including ones the fold rejects: the version to append after.
+	ReadAll(ctx context.Context, subject string) ([]events.Envelope, uint64, error)
 	// ReadPage returns up to limit events of subject from sequence from
 	// (inclusive) on, and where to continue (0: nothing more). It must not
 	// create server-side state: the API calls it for every history request.
@@ -194,14 +197,19 @@ func (s *Service) append(ctx context.Context, ws events.Workspace, p events.Payl
 func (s *Service) reload(ctx context.Context, id string) (events.Workspace, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
 	defer cancel()
-	evs, err := s.log.Read(ctx, id)
+	evs, last, err := s.log.ReadAll(ctx, id)
 	if err != nil {
 		return events.Workspace{}, unavailable(err)
 	}
-	ws, err := events.Fold(evs)
-	if err != nil {
-		return events.Workspace{}, fmt.Errorf("fold %s: %w", id, err)
+	// Events the fold rejects (a foreign writer) are passed over, as the
+	// projection does; the next append must still come after them.
+	var ws events.Workspace
+	for _, e := range evs {
+		if next, err := events.Apply(ws, e); err == nil {
+			ws = next
+		}
 	}
+	ws.Version = max(ws.Version, last)
 	return ws, nil
 }
 
@@ -442,9 +450,14 @@ type DeleteMode string
 
 // Delete modes: nothing a user can see is lost without an explicit purge.
 const (
-	DeleteKeep    DeleteMode = "keep"    // the volume stays (restorable by an admin, listed as volume_kept)
-	DeleteArchive DeleteMode = "archive" // archived and verified first, then removed; restorable from the archive
-	DeletePurge   DeleteMode = "purge"   // removed without an archive
+	// DeleteKeep leaves the volume (listed as volume_kept, purgeable later);
+	// a volume whose verified archive exists goes, the archive holds it.
+	DeleteKeep DeleteMode = "keep"
+	// DeleteArchive archives and verifies the volume first, then removes
+	// it; an admin can restore the workspace from the archive.
+	DeleteArchive DeleteMode = "archive"
+	// DeletePurge removes the volume without an archive.
+	DeletePurge DeleteMode = "purge"
 )
 
 // Delete asks for the workspace's container to be removed, and does with
@@ -454,12 +467,14 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, mode DeleteMo
 	return s.command(ctx, c, id, func(ws events.Workspace) (events.Payload, string, error) {
 		switch {
 		case ws.Status == events.StatusDeleted && mode == DeletePurge && ws.VolumeKept:
-			return &events.DeleteRequested{Purge: true}, "purge of the kept home volume requested by " + c.Subject, nil
+			return &events.PurgeRequested{}, "purge of the kept home volume requested by " + c.Subject, nil
 		case ws.Status == events.StatusDeleting || ws.Status == events.StatusDeleted:
 			return nil, "", nil
+		case mode == DeletePurge:
+			return &events.PurgeRequested{}, "delete with purge requested by " + c.Subject, nil
 		}
-		p := &events.DeleteRequested{Purge: mode == DeletePurge, Archive: mode == DeleteArchive}
-		return p, fmt.Sprintf("delete requested by %s (home volume: %s)", c.Subject, mode), nil
+		return &events.DeleteRequested{Archive: mode == DeleteArchive},
+			fmt.Sprintf("delete requested by %s (home volume: %s)", c.Subject, mode), nil
 	})
 }
 
@@ -490,6 +505,10 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 		}
 		def, err := s.define(Caller{Subject: c.Subject, anyName: c.Admin}, CreateInput{Name: name})
 		if err != nil {
+			return events.Workspace{}, false, err
+		}
+		// A launch that could not start must not use up a workspace.
+		if err := s.checkRunningQuota(c, events.Workspace{Owner: c.Subject, Status: events.StatusCreated}); err != nil {
 			return events.Workspace{}, false, err
 		}
 		// Checked before creating, so a refused launch leaves nothing behind.
@@ -602,9 +621,9 @@ func (s *Service) List(_ context.Context, c Caller, f ListFilter) []events.Works
 			return false
 		}
 		if f.VolumeKept {
-			return ws.Status == events.StatusDeleted && ws.VolumeKept
+			return ws.Gone() && ws.VolumeKept
 		}
-		return f.IncludeDeleted || ws.Status != events.StatusDeleted
+		return f.IncludeDeleted || !ws.Gone()
 	})
 }
 

@@ -63,7 +63,7 @@ func (h *handlers) forward(c echo.Context) error {
 	if rest := withoutCookie(c.Request().Header.Values("Cookie"), SessionCookie); rest != "" {
 		c.Response().Header().Set("Cookie", rest)
 	}
-	if a := c.Request().Header.Get(echo.HeaderAuthorization); a != "" && !viaBearer {
+	if a := c.Request().Header.Get(echo.HeaderAuthorization); a != "" && !viaBearer && !h.berthToken(c.Request()) {
 		c.Response().Header().Set(echo.HeaderAuthorization, a)
 	}
 	return c.NoContent(http.StatusOK)
@@ -99,6 +99,17 @@ func (h *handlers) forwardPrincipal(c echo.Context) (p auth.Principal, viaBearer
 		return p, false, cmp.Or(sessErr, err)
 	}
 	return p, true, nil
+}
+
+// berthToken reports whether the request's Authorization holds a token
+// Berth accepts: that never goes on to a workspace, even beside a session.
+func (h *handlers) berthToken(r *http.Request) bool {
+	raw, ok := bearer(r)
+	if !ok {
+		return false
+	}
+	_, err := h.o.Verifier.Verify(raw)
+	return err == nil || errors.Is(err, auth.ErrExpired)
 }
 
 // withoutCookie drops name from Cookie header values and keeps every other
@@ -160,6 +171,12 @@ type sessionView struct {
 // identity and sets its id as the cookie browsers send to the API (the
 // dashboard) and to workspaces.
 func (h *handlers) createSession(c echo.Context) error {
+	// Only a token starts a session: a session renewing itself would
+	// outlive BERTH_SESSION_TTL and keep roles the identity provider took
+	// away.
+	if _, ok := bearer(c.Request()); !ok {
+		return problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token> to start a session")
+	}
 	store, err := h.o.Backend.sessionStore()
 	if err != nil {
 		return err

@@ -114,8 +114,6 @@ type Options struct {
 	// subdomain mode); CookieSecure marks it Secure (HTTPS deployments).
 	CookieDomain string
 	CookieSecure bool
-	// SessionTTL is how long a browser session lasts (cookie Max-Age).
-	SessionTTL time.Duration
 	// PublicHost is the host (and port) browsers reach Berth at; a request
 	// authenticated by the session cookie that changes something must come
 	// from a page of this origin (see sameOrigin).

@@ -59,9 +59,6 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Du
 	return &Store{kv: kv, ttl: ttl, now: now}, nil
 }
 
-// TTL is how long a session lasts.
-func (s *Store) TTL() time.Duration { return s.ttl }
-
 // userKey names a subject in keys: subjects may hold any character, keys
 // may not, and all of one user's sessions share the prefix.
 func userKey(subject string) string {
