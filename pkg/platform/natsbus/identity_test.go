@@ -23,11 +23,8 @@ import (
 // log but cannot append to it or change it; the provisioner's cannot write
 // the catalog.
 func TestBusIdentities(t *testing.T) {
-	dir := t.TempDir()
-	passwords, err := natsbus.EnsurePasswords(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newBus(t)
+	dir, passwords := b.dir, b.passwords
 	info, err := os.Stat(natsbus.PasswordFile(dir, "api"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("password file: %v %v", info, err)
@@ -36,32 +33,17 @@ func TestBusIdentities(t *testing.T) {
 	if again["api"] != passwords["api"] {
 		t.Fatal("passwords changed on a second start")
 	}
-	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Users: natsbus.Users(passwords)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-
 	for name, opts := range map[string][]nats.Option{
 		"no credentials": nil,
 		"wrong password": {nats.UserInfo("api", "guess")},
 		"unknown user":   {nats.UserInfo("root", passwords["api"])},
 	} {
-		if nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.Timeout(2*time.Second))...); err == nil {
+		if nc, err := nats.Connect(b.url, append(opts, nats.Timeout(2*time.Second))...); err == nil {
 			nc.Close()
 			t.Errorf("%s: let in", name)
 		}
 	}
-
-	connect := func(user string) *nats.Conn {
-		t.Helper()
-		nc, err := natsbus.Connect(srv.ClientURL(), user, natsbus.Identity{User: user, PasswordFile: natsbus.PasswordFile(dir, user)}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	connect := b.connect
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	api, err := eventlog.Open(ctx, connect("api"), eventlog.Options{})

@@ -20,9 +20,17 @@ import (
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
-// bus starts an embedded server with Berth's identities and returns a
-// connect function per identity.
-func bus(t *testing.T) func(user string) *nats.Conn {
+// testBus is an embedded server with Berth's identities.
+type testBus struct {
+	t         *testing.T
+	dir, url  string
+	passwords map[string]string
+}
+
+// bus starts a testBus and returns its connect function per identity.
+func bus(t *testing.T) func(user string) *nats.Conn { return newBus(t).connect }
+
+func newBus(t *testing.T) *testBus {
 	t.Helper()
 	dir := t.TempDir()
 	passwords, err := natsbus.EnsurePasswords(dir)
@@ -34,15 +42,17 @@ func bus(t *testing.T) func(user string) *nats.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return func(user string) *nats.Conn {
-		t.Helper()
-		nc, err := natsbus.Connect(srv.ClientURL(), user, natsbus.Identity{User: user, PasswordFile: natsbus.PasswordFile(dir, user)}, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
+	return &testBus{t: t, dir: dir, url: srv.ClientURL(), passwords: passwords}
+}
+
+func (b *testBus) connect(user string) *nats.Conn {
+	b.t.Helper()
+	nc, err := natsbus.Connect(b.url, user, natsbus.Identity{User: user, PasswordFile: natsbus.PasswordFile(b.dir, user)}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.t.Fatal(err)
 	}
+	b.t.Cleanup(nc.Close)
+	return nc
 }
 
 // publishRaw publishes e's body on subject as a leaked credential would,
