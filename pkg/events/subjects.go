@@ -3,7 +3,6 @@ package events
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -59,14 +58,16 @@ const (
 // the catalog, and berth.ws.<id> without a kind, where logs written before
 // the kind was added to the subject (2026-11-24) keep their events. Nothing
 // appends there any more; those events are still read and folded.
-var StreamSubjects = append(slices.Clone(WorkspaceEventSubjects), CatalogSubject, UsersSubject)
+var StreamSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*", CatalogSubject, UsersSubject}
 
 // Singleton reports whether subject is one of the log's one-subject
 // streams of settings (the catalog, user settings) rather than a workspace.
 func Singleton(subject string) bool { return subject == CatalogSubject || subject == UsersSubject }
 
-// WorkspaceEventSubjects filter every workspace event, old and new form.
-var WorkspaceEventSubjects = []string{WorkspaceSubjectPrefix + "*.*", WorkspaceSubjectPrefix + "*"}
+// WorkspaceEvents filters every workspace event, old and new form, in one
+// filter subject (a message on a deeper subject is refused by the readers'
+// subject check, like any message that does not belong where it is).
+const WorkspaceEvents = WorkspaceSubjectPrefix + ">"
 
 // TypeToken is the subject token of a workspace event type: its name
 // without "berth.workspace." (start_requested, running, ...).

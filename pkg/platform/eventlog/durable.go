@@ -53,7 +53,7 @@ func (o *DurableOptions) defaults() {
 		o.Concurrency = 8
 	}
 	if len(o.Subjects) == 0 {
-		o.Subjects = events.WorkspaceEventSubjects
+		o.Subjects = []string{events.WorkspaceEvents}
 	}
 	if o.Backoff == nil {
 		o.Backoff = func(attempt int) time.Duration {

@@ -390,7 +390,8 @@ func (l *Log) follow(ctx context.Context, handle func(seq uint64, subject string
 	if until == 0 {
 		markCaughtUp()
 	}
-	cc, err := l.subscribe(ctx, events.StreamSubjects, func(seq uint64, subject string, e events.Envelope, err error) {
+	// nil: the whole stream, settings subjects included.
+	cc, err := l.subscribe(ctx, nil, func(seq uint64, subject string, e events.Envelope, err error) {
 		handle(seq, subject, e, err)
 		if seq >= until {
 			markCaughtUp()
