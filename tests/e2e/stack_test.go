@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -43,11 +44,21 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
+// freePort picks a free port below the kernel's ephemeral range (32768 and
+// up on Linux). The stack's programs bind it a moment later; a port from
+// the ephemeral range could be handed to another test's ":0" listener in
+// between (seen once in CI: router-sync could not bind, and another
+// process answered its readiness URL).
 func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port in 20000-31999")
+	return ""
 }
 
 // proc is one running program of the stack.
