@@ -35,11 +35,14 @@ type Envelope struct {
 	Actor string `json:"actor"`
 	// Reason says why, in words a person reading the audit log understands
 	// ("user request", "idle", "retention", "container exited").
-	Reason        string          `json:"reason,omitempty"`
-	CorrelationID string          `json:"correlationid,omitempty"`
-	TraceParent   string          `json:"traceparent,omitempty"`
-	TraceState    string          `json:"tracestate,omitempty"`
-	Data          json.RawMessage `json:"data"`
+	Reason        string `json:"reason,omitempty"`
+	CorrelationID string `json:"correlationid,omitempty"`
+	// CausationID is the id of the event this one answers (the request a
+	// provisioner's observation carries out).
+	CausationID string          `json:"causationid,omitempty"`
+	TraceParent string          `json:"traceparent,omitempty"`
+	TraceState  string          `json:"tracestate,omitempty"`
+	Data        json.RawMessage `json:"data"`
 
 	// Sequence is the stream sequence of the stored message; set when the
 	// envelope is read from the log, never serialised.
@@ -52,6 +55,7 @@ type Meta struct {
 	Actor         string
 	Reason        string
 	CorrelationID string
+	CausationID   string
 	TraceParent   string
 	TraceState    string
 }
@@ -82,6 +86,7 @@ func New(subject string, p Payload, m Meta, now time.Time) (Envelope, error) {
 		Actor:           m.Actor,
 		Reason:          m.Reason,
 		CorrelationID:   m.CorrelationID,
+		CausationID:     m.CausationID,
 		TraceParent:     m.TraceParent,
 		TraceState:      m.TraceState,
 		Data:            data,

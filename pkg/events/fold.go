@@ -1,6 +1,7 @@
 package events
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -207,6 +208,37 @@ type Workspace struct {
 	// Version is the stream sequence of the last event applied: the expected
 	// last subject sequence for the next append.
 	Version uint64 `json:"version"`
+	// Cause is the last request (start, stop, archive, delete, purge,
+	// restore): what the provisioner's next observation answers. Internal:
+	// not part of the API's body.
+	Cause *Cause `json:"-"`
+}
+
+// Cause identifies the request an observation answers, so the audit log
+// links them (causationid) and one correlation id and trace run from the
+// user's request to the container that came of it.
+type Cause struct {
+	EventID       string
+	CorrelationID string
+	TraceParent   string
+	TraceState    string
+}
+
+// requests are the event types that ask the provisioner for something.
+var requests = map[Type]bool{TypeStartRequested: true, TypeStopRequested: true, TypeArchiveRequested: true,
+	TypeDeleteRequested: true, TypePurgeRequested: true, TypeRestoreRequested: true}
+
+// Follow fills m's correlation, causation and trace from the cause (a
+// request without a correlation id of its own correlates by its event id).
+// A nil cause leaves m as it is.
+func (c *Cause) Follow(m Meta) Meta {
+	if c == nil {
+		return m
+	}
+	m.CausationID = c.EventID
+	m.CorrelationID = cmp.Or(c.CorrelationID, c.EventID)
+	m.TraceParent, m.TraceState = c.TraceParent, c.TraceState
+	return m
 }
 
 // Apply folds one event into a workspace's state. It is pure: the result
@@ -240,6 +272,9 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	}
 	if next != StatusRunning {
 		out.IdleWarning = nil
+	}
+	if requests[e.Type] {
+		out.Cause = &Cause{EventID: e.ID, CorrelationID: e.CorrelationID, TraceParent: e.TraceParent, TraceState: e.TraceState}
 	}
 	switch p := p.(type) {
 	case *Created:

@@ -355,3 +355,31 @@ func TestVolumeKept(t *testing.T) {
 		}
 	}
 }
+
+// TestCauseFollowsTheLastRequest: the provisioner's observation answers
+// the last request, and carries its correlation and trace.
+func TestCauseFollowsTheLastRequest(t *testing.T) {
+	ws := Workspace{ID: wsID, Name: "alice", Owner: "alice", Status: StatusStopped, Version: 7}
+	start := envOf(t, &StartRequested{}, 8)
+	start.CorrelationID, start.TraceParent = "req-1", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ws, err := Apply(ws, start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err = Apply(ws, envOf(t, &Running{ContainerID: "c"}, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ws.Cause.Follow(Meta{Source: "p", Actor: "service:provisioner"})
+	if m.CausationID != start.ID || m.CorrelationID != "req-1" || m.TraceParent != start.TraceParent {
+		t.Fatalf("observation meta %+v does not follow the request %s", m, start.ID)
+	}
+	stop := envOf(t, &StopRequested{}, 10) // no correlation id of its own
+	ws, _ = Apply(ws, stop)
+	if m := ws.Cause.Follow(Meta{}); m.CausationID != stop.ID || m.CorrelationID != stop.ID {
+		t.Fatalf("a request without a correlation id correlates by its id: %+v", m)
+	}
+	if m := (*Cause)(nil).Follow(Meta{CorrelationID: "own"}); m.CorrelationID != "own" {
+		t.Fatal("no cause must leave the meta alone")
+	}
+}

@@ -56,7 +56,7 @@ func goldenEnvelope(t *testing.T, p Payload) Envelope {
 	case strings.HasPrefix(string(p.EventType()), "berth.users."):
 		subject = UsersSubject
 	}
-	e, err := New(subject, p, Meta{Source: "berth/api", Actor: "user:admin", Reason: "user request", CorrelationID: "req-42",
+	e, err := New(subject, p, Meta{Source: "berth/api", Actor: "user:admin", Reason: "user request", CorrelationID: "req-42", CausationID: "5c1f0a9e-2b7d-4c4e-9f1a-0d3e8b6a7c21",
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, goldenTime)
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,21 @@ func TestThroughTraefik(t *testing.T) {
 	_, page := get(t, ws.URL, alice)
 	assert.Contains(t, page, "Workspace alice")
 
+	t.Run("the audit log links the observation to the request", func(t *testing.T) {
+		var start, running historyEvent
+		for _, e := range s.history(alice, ws.ID) {
+			switch e.Type {
+			case "berth.workspace.start_requested":
+				start = e
+			case "berth.workspace.running":
+				running = e
+			}
+		}
+		require.NotEmpty(t, start.CorrelationID, "the request carries the API's request id")
+		assert.Equal(t, start.ID, running.CausationID, "running answers the start request")
+		assert.Equal(t, start.CorrelationID, running.CorrelationID, "one correlation id from the request to the container")
+	})
+
 	t.Run("admin allowed", func(t *testing.T) {
 		code, _ := get(t, ws.URL, admin)
 		assert.Equal(t, 200, code)

@@ -208,10 +208,13 @@ func normaliseReaper(in []string) []string {
 }
 
 type historyEvent struct {
-	Type   string          `json:"type"`
-	Actor  string          `json:"actor"`
-	Reason string          `json:"reason"`
-	Data   json.RawMessage `json:"data"`
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Actor         string          `json:"actor"`
+	Reason        string          `json:"reason"`
+	CorrelationID string          `json:"correlationid"`
+	CausationID   string          `json:"causationid"`
+	Data          json.RawMessage `json:"data"`
 }
 
 func (s *stack) history(token, id string) []historyEvent {

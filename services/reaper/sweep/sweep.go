@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -135,7 +136,9 @@ func (s *Sweeper) one(ctx context.Context, ws events.Workspace, now time.Time) (
 	if s.Instance != "" {
 		actor += ":" + s.Instance
 	}
-	e, err := events.New(ws.ID, p, events.Meta{Source: source, Actor: actor, Reason: why}, now)
+	// A reaper decision starts its own correlation: what the provisioner
+	// does about it carries the same id.
+	e, err := events.New(ws.ID, p, events.Meta{Source: source, Actor: actor, Reason: why, CorrelationID: uuid.NewString()}, now)
 	if err != nil {
 		return d.Action, err
 	}

@@ -170,7 +170,9 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 			}
 			payload, reason = failure(act, f), f.Message
 		}
-		e, err := events.New(ws.ID, payload, events.Meta{Source: source, Actor: "service:provisioner", Reason: reason}, p.o.Now())
+		// The observation answers the workspace's last request: same
+		// correlation and trace, causation = that request.
+		e, err := events.New(ws.ID, payload, ws.Cause.Follow(events.Meta{Source: source, Actor: "service:provisioner", Reason: reason}), p.o.Now())
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
@@ -187,7 +189,9 @@ func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
 	if f.Detail == "container_exited" {
 		msg = "the workspace container stopped outside Berth (crash, OOM or docker stop)"
 	}
-	meta := events.Meta{Source: source, Actor: "service:provisioner", Reason: "reconciler: " + msg}
+	// Nobody asked for this: the record starts its own correlation, and
+	// the restart below is caused by it.
+	meta := events.Meta{Source: source, Actor: "service:provisioner", Reason: "reconciler: " + msg, CorrelationID: uuid.NewString()}
 	e, err := events.New(f.WorkspaceID, &events.Failed{Code: f.Detail, Message: msg, Retryable: true}, meta, r.Now())
 	if err != nil {
 		return err
@@ -199,7 +203,7 @@ func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
 	if err != nil || !r.Restart {
 		return err
 	}
-	meta.Reason = "reconciler: restart policy"
+	meta.Reason, meta.CausationID = "reconciler: restart policy", e.ID
 	e, err = events.New(f.WorkspaceID, &events.StartRequested{}, meta, r.Now())
 	if err != nil {
 		return err
@@ -269,7 +273,7 @@ func (r *Reconciler) settle(ctx context.Context, o Open) error {
 	return r.exclusive(ws.ID, ws.Version, func() error {
 		msg := fmt.Sprintf("the workspace stayed %s for %s, longer than the %s deadline; start or stop it again", ws.Status, r.Now().Sub(ws.StatusSince).Round(time.Second), r.Deadline)
 		e, err := events.New(ws.ID, &events.Failed{Code: "deadline_exceeded", Message: msg, Retryable: true},
-			events.Meta{Source: source, Actor: "service:provisioner", Reason: "reconciler: " + msg}, r.Now())
+			ws.Cause.Follow(events.Meta{Source: source, Actor: "service:provisioner", Reason: "reconciler: " + msg}), r.Now())
 		if err != nil {
 			return err
 		}
