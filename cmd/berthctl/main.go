@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,7 @@ commands:
   release <workspace>               end the hold (admins)
   idle-timeout <workspace> <dur>    e.g. 2h; 0 = the default
   restore <workspace>               recreate a deleted workspace from its archive (admins)
+  deadletters                       messages consumers could never handle, with the reason (admins)
 
 flags:
 `
@@ -73,6 +75,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return nil
 	}
 	switch cmd {
+	case "deadletters":
+		if err := need(0); err != nil {
+			return err
+		}
+		return c.deadLetters(ctx, out)
 	case "list":
 		return c.print(ctx, out, "GET", "/api/v1/workspaces", nil)
 	case "get", "history", "restore", "release":
@@ -189,6 +196,43 @@ func (c *client) history(ctx context.Context, out io.Writer, id string) error {
 	}
 	_, err = out.Write(append(b, '\n'))
 	return err
+}
+
+// deadLetters prints every dead letter, one line each: sequence, time,
+// consumer, original subject and reason; then the message itself.
+func (c *client) deadLetters(ctx context.Context, out io.Writer) error {
+	for after := uint64(0); ; {
+		b, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/deadletters?limit=1000&after=%d", after), nil)
+		if err != nil {
+			return err
+		}
+		var page struct {
+			Entries []struct {
+				Sequence        uint64          `json:"sequence"`
+				Time            time.Time       `json:"time"`
+				Consumer        string          `json:"consumer"`
+				Reason          string          `json:"reason"`
+				OriginalSubject string          `json:"original_subject"`
+				Event           json.RawMessage `json:"event"`
+				Raw             string          `json:"raw"`
+			} `json:"entries"`
+			Next uint64 `json:"next"`
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return fmt.Errorf("dead letters: %w", err)
+		}
+		for _, e := range page.Entries {
+			msg := string(e.Event)
+			if msg == "" {
+				msg = strconv.Quote(e.Raw)
+			}
+			fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\n\t%s\n", e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Consumer, e.OriginalSubject, e.Reason, msg)
+		}
+		if page.Next == 0 || page.Next <= after {
+			return nil
+		}
+		after = page.Next
+	}
 }
 
 func (c *client) print(ctx context.Context, out io.Writer, method, path string, body any) error {

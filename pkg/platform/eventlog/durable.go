@@ -2,9 +2,11 @@ package eventlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,8 +20,12 @@ import (
 // inspected rather than redelivered forever.
 const DeadLetterStream = "BERTH_DEADLETTER"
 
-// DeadLetterReasonHeader carries why a message was dead-lettered.
-const DeadLetterReasonHeader = "Berth-Dead-Letter-Reason"
+// DeadLetterReasonHeader carries why a message was dead-lettered, and
+// OriginalSubjectHeader where it was published.
+const (
+	DeadLetterReasonHeader = "Berth-Dead-Letter-Reason"
+	OriginalSubjectHeader  = "Berth-Original-Subject"
+)
 
 // Handler handles one event. attempt counts deliveries from 1; last is true
 // on the final delivery, when the handler should record a failure instead of
@@ -402,7 +408,60 @@ func (l *Log) DeadLetter(ctx context.Context, consumer, subject string, data []b
 	dl := nats.NewMsg(events.DeadLetterSubjectPrefix + consumer)
 	dl.Data = data
 	dl.Header.Set(DeadLetterReasonHeader, reason)
-	dl.Header.Set("Berth-Original-Subject", subject)
+	dl.Header.Set(OriginalSubjectHeader, subject)
 	_, err := l.js.PublishMsg(ctx, dl)
 	return err
+}
+
+// DeadLetterEntry is one stored dead letter, for operators.
+type DeadLetterEntry struct {
+	Sequence        uint64    `json:"sequence"`
+	Time            time.Time `json:"time"`
+	Consumer        string    `json:"consumer"`
+	Reason          string    `json:"reason"`
+	OriginalSubject string    `json:"original_subject"`
+	// Event is the message as it was, when it is JSON; Raw holds it
+	// otherwise (at most 4 KiB of it).
+	Event json.RawMessage `json:"event,omitempty"`
+	Raw   string          `json:"raw,omitempty"`
+}
+
+// ReadDeadLetters returns up to limit dead letters stored after sequence
+// after, oldest first, and the sequence to pass as after for the next page
+// (0: nothing more). Nothing is created on the server.
+func (l *Log) ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]DeadLetterEntry, uint64, error) {
+	stream, err := l.js.Stream(ctx, DeadLetterStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("dead letters: %w: %w", ErrUnavailable, err)
+	}
+	last := stream.CachedInfo().State.LastSeq
+	if info, err := stream.Info(ctx); err == nil {
+		last = info.State.LastSeq
+	}
+	var out []DeadLetterEntry
+	seq := after + 1
+	for ; seq <= last && len(out) < limit; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("dead letter %d: %w: %w", seq, ErrUnavailable, err)
+		}
+		e := DeadLetterEntry{Sequence: m.Sequence, Time: m.Time, Consumer: strings.TrimPrefix(m.Subject, events.DeadLetterSubjectPrefix),
+			Reason: m.Header.Get(DeadLetterReasonHeader), OriginalSubject: m.Header.Get(OriginalSubjectHeader)}
+		if json.Valid(m.Data) {
+			e.Event = m.Data
+		} else {
+			e.Raw = string(m.Data[:min(len(m.Data), 4096)])
+		}
+		out = append(out, e)
+	}
+	if seq > last {
+		return out, 0, nil
+	}
+	return out, seq - 1, nil
 }

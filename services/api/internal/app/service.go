@@ -30,6 +30,9 @@ type Log interface {
 	// (inclusive) on, and where to continue (0: nothing more). It must not
 	// create server-side state: the API calls it for every history request.
 	ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error)
+	// ReadDeadLetters pages through the messages consumers could never
+	// handle, oldest first, after a dead-letter sequence.
+	ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]eventlog.DeadLetterEntry, uint64, error)
 }
 
 // Names makes workspace names unique across concurrent writers. stale

@@ -457,3 +457,19 @@ func (h *handlers) setQuota(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, q)
 }
+
+func (h *handlers) deadLetters(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	after, limit, err := pageQuery(c)
+	if err != nil {
+		return err
+	}
+	page, err := w.DeadLetters(c.Request().Context(), caller(c), after, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}

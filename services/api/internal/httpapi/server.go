@@ -47,6 +47,7 @@ type Workspaces interface {
 	Images() []events.CatalogImage
 	Quota(c app.Caller, subject string) (app.Quota, error)
 	SetQuota(ctx context.Context, c app.Caller, subject string, in app.QuotaInput) (app.Quota, error)
+	DeadLetters(ctx context.Context, c app.Caller, after uint64, limit int) (app.DeadLetterPage, error)
 }
 
 // Sessions is what the edge needs from the browser session store.
@@ -181,6 +182,7 @@ func New(o Options) *echo.Echo {
 	authed(http.MethodDelete, "/users/:subject/sessions", h.endUserSessions, requireAdmin)
 	authed(http.MethodGet, "/users/:subject/quota", h.getQuota)
 	authed(http.MethodPut, "/users/:subject/quota", h.setQuota, requireAdmin)
+	authed(http.MethodGet, "/deadletters", h.deadLetters, requireAdmin)
 	authed(http.MethodGet, "/images", h.listImages)
 	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
 	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)
