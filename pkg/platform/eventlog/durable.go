@@ -437,10 +437,7 @@ func (l *Log) ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]D
 	if err != nil {
 		return nil, 0, fmt.Errorf("dead letters: %w: %w", ErrUnavailable, err)
 	}
-	last := stream.CachedInfo().State.LastSeq
-	if info, err := stream.Info(ctx); err == nil {
-		last = info.State.LastSeq
-	}
+	last := stream.CachedInfo().State.LastSeq // fresh: the lookup just fetched it
 	var out []DeadLetterEntry
 	seq := after + 1
 	for ; seq <= last && len(out) < limit; seq++ {
