@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/berthdev/berth/pkg/events"
 )
@@ -342,8 +344,12 @@ func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h 
 		return
 	}
 	attempt := int(md.NumDelivered)
+	if attempt > 1 {
+		l.redelivered.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", o.Name)))
+	}
 	e, err := decode(m.Subject(), m.Data())
 	if err != nil {
+		l.count(ctx, o.Name, "dead_letter")
 		l.deadLetter(ctx, log, o.Name, m, "undecodable: "+err.Error())
 		return
 	}
@@ -352,16 +358,24 @@ func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h 
 	err = safeCall(func() error { return h(ctx, e, attempt, last) })
 	switch {
 	case err == nil:
+		l.count(ctx, o.Name, "ok")
 		_ = m.Ack()
 	case ctx.Err() != nil:
 		_ = m.Nak() // shutting down: another replica or the next start takes it
 	case last:
+		l.count(ctx, o.Name, "dead_letter")
 		l.deadLetter(ctx, log, o.Name, m, fmt.Sprintf("failed %d times: %v", attempt, err))
 	default:
+		l.count(ctx, o.Name, "retry")
 		delay := o.Backoff(attempt)
 		log.Warn("handler failed, will retry", "consumer", o.Name, "subject", m.Subject(), "seq", e.Sequence, "attempt", attempt, "retry_in", delay, "err", err)
 		_ = m.NakWithDelay(delay)
 	}
+}
+
+// count records one handled delivery of consumer with its outcome.
+func (l *Log) count(ctx context.Context, consumer, outcome string) {
+	l.handled.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", consumer), attribute.String("outcome", outcome)))
 }
 
 // safeCall turns a handler panic into an error, so one bad message cannot

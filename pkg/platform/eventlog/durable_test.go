@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
@@ -26,7 +28,8 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nc := natstest.Conn(t, natstest.Server(t))
-	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
+	reader := sdkmetric.NewManualReader()
+	l, err := eventlog.Open(ctx, nc, eventlog.Options{Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")})
 	require.NoError(t, err)
 
 	failing, panicking, fine := uuid.NewString(), uuid.NewString(), uuid.NewString()
@@ -81,4 +84,24 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 		reasons[m.Header.Get(eventlog.DeadLetterReasonHeader)[:11]] = true
 	}
 	assert.Equal(t, map[string]bool{"failed 3 ti": true, "undecodable": true}, reasons)
+
+	// Operators see it in the metrics: outcomes and redeliveries per consumer.
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				outcome, _ := dp.Attributes.Value("outcome")
+				got[m.Name+"/"+outcome.AsString()] += dp.Value
+			}
+		}
+	}
+	assert.EqualValues(t, 2, got["berth.eventlog.consumer.handled/dead_letter"], "%v", got)
+	assert.EqualValues(t, 3, got["berth.eventlog.consumer.handled/retry"], "two for the failing workspace, one for the panic: %v", got)
+	assert.EqualValues(t, 3, got["berth.eventlog.consumer.redelivered/"], "%v", got)
 }

@@ -50,6 +50,9 @@ type Log struct {
 	js       jetstream.JetStream
 	stream   jetstream.Stream
 	appendMs metric.Float64Histogram
+	// handled counts consumer deliveries by consumer and outcome (ok,
+	// retry, dead_letter); redelivered the deliveries after the first.
+	handled, redelivered metric.Int64Counter
 	// legacy is the last sequence of each workspace that has events on its
 	// kind-less subject (logs written before 2026-11-24). Nothing appends
 	// there any more, so it is read once, at Open.
@@ -81,11 +84,21 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("append histogram: %w", err)
 	}
+	handled, err := meter.Int64Counter("berth.eventlog.consumer.handled",
+		metric.WithDescription("Durable consumer deliveries by consumer and outcome (ok, retry, dead_letter)"))
+	if err != nil {
+		return nil, fmt.Errorf("handled counter: %w", err)
+	}
+	redelivered, err := meter.Int64Counter("berth.eventlog.consumer.redelivered",
+		metric.WithDescription("Durable consumer deliveries after the first, by consumer"))
+	if err != nil {
+		return nil, fmt.Errorf("redelivered counter: %w", err)
+	}
 	legacy, err := legacyLast(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
-	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, legacy: legacy}, nil
+	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, handled: handled, redelivered: redelivered, legacy: legacy}, nil
 }
 
 // legacyLast finds the workspaces with events on the kind-less subject and
