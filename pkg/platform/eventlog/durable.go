@@ -349,7 +349,6 @@ func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h 
 	}
 	e, err := decode(m.Subject(), m.Data())
 	if err != nil {
-		l.count(ctx, o.Name, "dead_letter")
 		l.deadLetter(ctx, log, o.Name, m, "undecodable: "+err.Error())
 		return
 	}
@@ -363,7 +362,6 @@ func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h 
 	case ctx.Err() != nil:
 		_ = m.Nak() // shutting down: another replica or the next start takes it
 	case last:
-		l.count(ctx, o.Name, "dead_letter")
 		l.deadLetter(ctx, log, o.Name, m, fmt.Sprintf("failed %d times: %v", attempt, err))
 	default:
 		l.count(ctx, o.Name, "retry")
@@ -390,6 +388,7 @@ func safeCall(f func() error) (err error) {
 }
 
 func (l *Log) deadLetter(ctx context.Context, log *slog.Logger, consumer string, m jetstream.Msg, reason string) {
+	l.count(ctx, consumer, "dead_letter")
 	if err := l.DeadLetter(ctx, consumer, m.Subject(), m.Data(), reason); err != nil {
 		log.Error("dead-letter publish failed; message will be redelivered", "subject", m.Subject(), "err", err)
 		_ = m.Nak()

@@ -72,8 +72,8 @@ func hashSecret(secret string) string {
 }
 
 // parse splits a cookie value "<user key>.<secret>" into the bucket key and
-// the secret.
-func parse(cookie string) (key, secret string, err error) {
+// the hash of the secret the record must hold.
+func parse(cookie string) (key, check string, err error) {
 	user, secret, ok := strings.Cut(cookie, ".")
 	if !ok || len(user) != 32 || len(secret) != 43 || strings.ContainsAny(user+secret, ".*> ") {
 		return "", "", ErrNoSession
@@ -85,7 +85,7 @@ func parse(cookie string) (key, secret string, err error) {
 		return "", "", ErrNoSession
 	}
 	h := hashSecret(secret)
-	return user + "." + h[:32], secret, nil
+	return user + "." + h[:32], h, nil
 }
 
 // Create starts a session for p and returns the cookie value.
@@ -96,12 +96,12 @@ func (s *Store) Create(ctx context.Context, p auth.Principal) (string, Session, 
 	}
 	secret := base64.RawURLEncoding.EncodeToString(raw)
 	cookie := userKey(p.Subject) + "." + secret
-	key, _, err := parse(cookie)
+	key, check, err := parse(cookie)
 	if err != nil {
 		return "", Session{}, fmt.Errorf("session id: %w", err)
 	}
 	now := s.now().UTC()
-	sess := Session{Subject: p.Subject, Roles: p.Roles, Admin: p.Admin, User: p.User, Created: now, Expires: now.Add(s.ttl), Check: hashSecret(secret)}
+	sess := Session{Subject: p.Subject, Roles: p.Roles, Admin: p.Admin, User: p.User, Created: now, Expires: now.Add(s.ttl), Check: check}
 	body, err := json.Marshal(sess)
 	if err != nil {
 		return "", Session{}, err
@@ -114,7 +114,7 @@ func (s *Store) Create(ctx context.Context, p auth.Principal) (string, Session, 
 
 // Lookup returns the live session a cookie names.
 func (s *Store) Lookup(ctx context.Context, cookie string) (Session, error) {
-	key, secret, err := parse(cookie)
+	key, check, err := parse(cookie)
 	if err != nil {
 		return Session{}, err
 	}
@@ -129,7 +129,7 @@ func (s *Store) Lookup(ctx context.Context, cookie string) (Session, error) {
 	if err := json.Unmarshal(e.Value(), &sess); err != nil {
 		return Session{}, ErrNoSession
 	}
-	if subtle.ConstantTimeCompare([]byte(sess.Check), []byte(hashSecret(secret))) != 1 || !s.now().Before(sess.Expires) {
+	if subtle.ConstantTimeCompare([]byte(sess.Check), []byte(check)) != 1 || !s.now().Before(sess.Expires) {
 		return Session{}, ErrNoSession
 	}
 	return sess, nil
