@@ -33,6 +33,21 @@ const (
 	// DeadLetterSubjectPrefix receives messages that can never be applied,
 	// with the reason in the Berth-Dead-Letter-Reason header.
 	DeadLetterSubjectPrefix = "berth.deadletter."
+	// DeadLetterStream keeps the dead letters (berth.deadletter.<consumer>)
+	// and the redrive requests (berth.redrive.<consumer>).
+	DeadLetterStream = "BERTH_DEADLETTER"
+	// RedriveSubjectPrefix + <consumer> asks that consumer to handle a
+	// dead-lettered message again: an admin's retry. The body is the
+	// original message, the Berth-Original-Subject header its subject and
+	// Berth-Dead-Letter-Sequence the dead letter it retries. Only the API
+	// may publish here; the consumer re-checks the message like any other.
+	RedriveSubjectPrefix = "berth.redrive."
+	// Headers of dead letters and redrive requests: why a message was
+	// dead-lettered, where it was published, which dead letter a redrive
+	// retries.
+	DeadLetterReasonHeader   = "Berth-Dead-Letter-Reason"
+	OriginalSubjectHeader    = "Berth-Original-Subject"
+	DeadLetterSequenceHeader = "Berth-Dead-Letter-Sequence"
 	// NameClaimsBucket is the JetStream KV bucket that makes workspace names
 	// unique across concurrent writers (key: name, value: workspace id).
 	NameClaimsBucket = "berth_names"

@@ -18,15 +18,11 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 )
 
-// DeadLetterStream keeps messages that can never be handled, so they are
-// inspected rather than redelivered forever.
-const DeadLetterStream = "BERTH_DEADLETTER"
-
-// DeadLetterReasonHeader carries why a message was dead-lettered, and
-// OriginalSubjectHeader where it was published.
+// Names of the dead-letter stream and its headers (see pkg/events).
 const (
-	DeadLetterReasonHeader = "Berth-Dead-Letter-Reason"
-	OriginalSubjectHeader  = "Berth-Original-Subject"
+	DeadLetterStream       = events.DeadLetterStream
+	DeadLetterReasonHeader = events.DeadLetterReasonHeader
+	OriginalSubjectHeader  = events.OriginalSubjectHeader
 )
 
 // Handler handles one event. attempt counts deliveries from 1; last is true
