@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -25,9 +27,9 @@ const (
 	OriginalSubjectHeader  = events.OriginalSubjectHeader
 )
 
-// Handler handles one event. attempt counts deliveries from 1; last is true
-// on the final delivery, when the handler should record a failure instead of
-// asking for another retry. A returned error redelivers the message after a
+// Handler handles one event. attempt counts tries from 1; last is true on
+// the final one, when the handler should record a failure instead of
+// asking for another retry. A returned error retries the message after a
 // backoff, or dead-letters it after the last attempt.
 type Handler func(ctx context.Context, e events.Envelope, attempt int, last bool) error
 
@@ -35,15 +37,19 @@ type Handler func(ctx context.Context, e events.Envelope, attempt int, last bool
 type DurableOptions struct {
 	Name       string   // durable name, shared by every replica of a service
 	Subjects   []string // filter; default every workspace subject
-	MaxDeliver int      // deliveries before dead-lettering (default 6)
+	MaxDeliver int      // attempts before dead-lettering (default 6)
 	// AckWait is how long a message may go without news from the instance
 	// holding it before the server hands it to another (default 3s). Every
-	// message this instance holds, handled or queued, gets an in-progress
-	// signal every AckWait/3, so long work is never redelivered while its
-	// holder lives, and a dead holder's work moves on within AckWait.
+	// message this instance holds gets an in-progress signal every
+	// AckWait/3, so long work is never redelivered while its holder lives,
+	// and a dead holder's work moves on within AckWait.
 	AckWait     time.Duration
-	Concurrency int // messages handled at once (default 8); one at a time per workspace
-	Backoff     func(attempt int) time.Duration
+	Concurrency int // messages held at once is twice this (default 8); one handled at a time per workspace
+	// RetryInterval is the first retry's delay (default 1s), doubling up
+	// to RetryMaxInterval (default 30s).
+	RetryInterval, RetryMaxInterval time.Duration
+	// Timeout bounds one attempt (default 10m: an archive of a large home).
+	Timeout time.Duration
 }
 
 func (o *DurableOptions) defaults() {
@@ -59,17 +65,19 @@ func (o *DurableOptions) defaults() {
 	if len(o.Subjects) == 0 {
 		o.Subjects = []string{events.WorkspaceEvents}
 	}
-	if o.Backoff == nil {
-		o.Backoff = func(attempt int) time.Duration {
-			return min(time.Duration(attempt*attempt)*time.Second, 30*time.Second)
-		}
+	if o.RetryInterval == 0 {
+		o.RetryInterval = time.Second
+	}
+	if o.RetryMaxInterval == 0 {
+		o.RetryMaxInterval = 30 * time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Minute
 	}
 }
 
-// maxAckPending bounds what the server hands one instance: the workers'
-// share plus as many queued, so a dead instance strands at most this many
-// messages (for one AckWait) and a live one never holds messages it cannot
-// keep alive.
+// maxAckPending bounds what the server hands one instance, so a dead
+// instance strands at most this many messages (for one AckWait).
 func (o DurableOptions) maxAckPending() int { return o.Concurrency * 2 }
 
 // ErrConsumerClosed is returned by Consume when the server side of the
@@ -77,11 +85,15 @@ func (o DurableOptions) maxAckPending() int { return o.Concurrency * 2 }
 // supervisor starts it again.
 var ErrConsumerClosed = errors.New("consumer closed by the server")
 
-// Consume runs a durable consumer until ctx ends: at-least-once delivery,
-// handled concurrently across workspaces and one at a time within one
-// (handlers act on the latest state, so order within a workspace does not
-// matter). It returns nil when ctx ends and an error when the consumer
-// cannot run; it never exits on its own otherwise.
+// Consume runs a durable consumer on a watermill router until ctx ends:
+// at-least-once delivery, handled concurrently across workspaces and one
+// at a time within one. Around the handler, outermost first: a consumer
+// span continuing the producer's trace, the poison queue (dead letters
+// with the reason), decoding (a message that is not an event of its
+// subject is poison), the per-workspace coalescer, the concurrency limit,
+// retry with exponential backoff, a timeout per attempt, and panic
+// recovery (in attempts, so a panic counts as a failed attempt). It returns nil when
+// ctx ends and an error when the consumer cannot run.
 func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler) error {
 	o.defaults()
 	if err := l.EnsureDeadLetters(ctx); err != nil {
@@ -92,306 +104,57 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 		FilterSubjects: o.Subjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        o.AckWait,
-		MaxDeliver:     o.MaxDeliver,
+		MaxDeliver:     o.MaxDeliver, // bounds redeliveries after crashes; retries happen in-process
 		MaxAckPending:  o.maxAckPending(),
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
 	}
-	// The queue holds a job per message the server may have given us, plus
-	// room for redelivered copies, so the delivery callback never blocks.
-	var (
-		queue = make(chan job, 2*o.maxAckPending())
-		held  heldSet
-		subs  subjects
-		wg    sync.WaitGroup
-	)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		held.add(m)
-		j := job{m: m}
-		if e, err := decode(m.Subject(), m.Data()); err == nil {
-			// Undecodable messages go alone, to be dead-lettered: they must
-			// not stand in for a real request of their subject.
-			handOff, superseded, covered := subs.join(e.Subject, m)
-			if superseded != nil {
-				held.remove(superseded)
-				if covered {
-					_ = superseded.Ack() // a newer message of its subject waits in its place
-				}
-			}
-			if !handOff {
-				return // behind the one being handled: settled after it (see work)
-			}
-			j.subject = e.Subject
-		}
-		select {
-		case queue <- j:
-		default:
-			subs.leave(j.subject)
-			held.remove(m)
-			_ = m.Nak() // cannot happen within MaxAckPending; never block delivery
-		}
-	}, jetstream.PullMaxMessages(o.maxAckPending()), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if ctx.Err() == nil {
-			log.Warn("consumer delivery problem; nats.go keeps retrying", "consumer", o.Name, "err", err)
-		}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NewSlogLoggerWithLevelMapping(log,
+		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})) // the router's own start/stop chatter is debug
+	if err != nil {
+		return fmt.Errorf("router %s: %w", o.Name, err)
+	}
+	sub := newSubscriber(cons, log, o)
+	handler := router.AddConsumerHandler(o.Name, o.Name, sub, message.NoPublishHandlerFunc(func(msg *message.Message) error {
+		_, err := l.attempts(ctx, o, h)(msg)
+		return err
 	}))
+	poison, err := middleware.PoisonQueueWithFilter(deadLetters{l: l, consumer: o.Name}, events.DeadLetterSubjectPrefix+o.Name,
+		func(err error) bool { return !errors.Is(err, errShutdown) })
 	if err != nil {
-		return fmt.Errorf("consume %s: %w: %w", o.Name, ErrUnavailable, err)
+		return fmt.Errorf("poison queue %s: %w", o.Name, err)
 	}
-	// Workers start after Consume and stop only on ctx: the WaitGroup is
-	// complete before Wait, unlike counting per-message goroutines from the
-	// delivery callback (which raced with Wait on shutdown).
-	wctx, stopWorkers := context.WithCancel(ctx)
-	defer stopWorkers()
-	for range o.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-wctx.Done():
-					return
-				case j := <-queue:
-					l.work(wctx, log, o, h, j, &subs, &held)
-				}
-			}
-		}()
+	var turns coalescer
+	handler.AddMiddleware(
+		traced(o.Name),
+		poison,
+		decoded,
+		turns.middleware(ctx),
+		limit(ctx, o.Concurrency),
+		countAttempts,
+		middleware.Retry{MaxRetries: o.MaxDeliver - 1, InitialInterval: o.RetryInterval, MaxInterval: o.RetryMaxInterval,
+			Multiplier: 2, ResetContextOnRetry: true, Logger: watermill.NewSlogLogger(log),
+			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errShutdown) }}.Middleware,
+		middleware.Timeout(o.Timeout),
+	)
+	if err := router.Run(ctx); err != nil {
+		return fmt.Errorf("consume %s: %w", o.Name, err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		held.keepAlive(wctx, o.AckWait/3)
-	}()
-	var closed error
 	select {
-	case <-ctx.Done():
-	case <-cc.Closed():
-		closed = fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
-	}
-	cc.Stop()
-	select { // Stop is asynchronous: let a delivery in flight land in held first
-	case <-cc.Closed():
-	case <-time.After(5 * time.Second):
-	}
-	stopWorkers()
-	wg.Wait()
-	// What is still queued goes back at once, for another replica or the
-	// next start, instead of waiting out its ack wait.
-	for _, m := range held.drain() {
-		_ = m.Nak()
-	}
-	return closed
-}
-
-// heldSet is every message this instance holds and has not settled.
-type heldSet struct {
-	mu   sync.Mutex
-	msgs map[jetstream.Msg]struct{}
-}
-
-func (s *heldSet) add(m jetstream.Msg) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.msgs == nil {
-		s.msgs = map[jetstream.Msg]struct{}{}
-	}
-	s.msgs[m] = struct{}{}
-}
-
-func (s *heldSet) remove(m jetstream.Msg) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.msgs, m)
-}
-
-func (s *heldSet) drain() []jetstream.Msg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]jetstream.Msg, 0, len(s.msgs))
-	for m := range s.msgs {
-		out = append(out, m)
-	}
-	s.msgs = nil
-	return out
-}
-
-// keepAlive tells the server, every interval, that each held message is
-// still being worked on.
-func (s *heldSet) keepAlive(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	case <-sub.closed:
+		if ctx.Err() == nil {
+			return fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
 		}
-		s.mu.Lock()
-		msgs := make([]jetstream.Msg, 0, len(s.msgs))
-		for m := range s.msgs {
-			msgs = append(msgs, m)
-		}
-		s.mu.Unlock()
-		for _, m := range msgs {
-			_ = m.InProgress()
-		}
-	}
-}
-
-// job is one message for a worker, with the subject (workspace) it holds
-// (none: a message that does not decode, handled alone).
-type job struct {
-	subject string
-	m       jetstream.Msg
-}
-
-// work handles a job's message, then the message that arrived for its
-// subject meanwhile, until none is left. Messages that arrive while their
-// subject is being handled wait without taking a worker, and only the
-// newest waits (join acks the older: handlers act on the latest state, so
-// handling the newest covers them). Blocking a worker per message let two
-// messages of one slow start hold two of the workers.
-func (l *Log) work(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, j job, subs *subjects, held *heldSet) {
-	for m := j.m; m != nil; m = subs.next(j.subject) {
-		l.handle(ctx, log, o, h, m)
-		held.remove(m)
-		if j.subject == "" {
-			return
-		}
-		if ctx.Err() != nil {
-			subs.leave(j.subject) // what waits is nak'ed with the rest of held
-			return
-		}
-	}
-}
-
-// subjects tracks which subjects a worker is handling and the newest
-// message that arrived for each meanwhile. Only one waits per subject: it
-// holds one slot of the ack window whatever the burst, so a busy workspace
-// cannot crowd the others out of the window.
-type subjects struct {
-	mu      sync.Mutex
-	waiting map[string]jetstream.Msg // present: being handled; the value waits (nil: none)
-}
-
-// join reports whether m's subject was idle (the caller hands m to a
-// worker); otherwise m waits for the worker on its subject. The message
-// that no longer waits is returned as superseded: covered (ack it) when a
-// newer one took its place, not covered (just forget it) when it is a
-// redelivered copy of the one waiting, whose sequence an ack would settle.
-func (s *subjects) join(subject string, m jetstream.Msg) (handOff bool, superseded jetstream.Msg, covered bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.waiting == nil {
-		s.waiting = map[string]jetstream.Msg{}
-	}
-	w, busy := s.waiting[subject]
-	switch {
-	case !busy:
-		s.waiting[subject] = nil
-		return true, nil, false
-	case w == nil:
-		s.waiting[subject] = m
-		return false, nil, false
-	}
-	switch ms, ws := streamSeq(m), streamSeq(w); {
-	case ms == ws:
-		return false, m, false
-	case ms > ws:
-		s.waiting[subject] = m
-		return false, w, true
-	}
-	return false, m, true
-}
-
-func streamSeq(m jetstream.Msg) uint64 {
-	md, err := m.Metadata()
-	if err != nil {
-		return 0
-	}
-	return md.Sequence.Stream
-}
-
-// next takes what waits for subject, or marks it idle if nothing does.
-func (s *subjects) next(subject string) jetstream.Msg {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	w := s.waiting[subject]
-	if w == nil {
-		delete(s.waiting, subject)
-		return nil
-	}
-	s.waiting[subject] = nil
-	return w
-}
-
-func (s *subjects) leave(subject string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.waiting, subject)
-}
-
-func (l *Log) handle(ctx context.Context, log *slog.Logger, o DurableOptions, h Handler, m jetstream.Msg) {
-	md, err := m.Metadata()
-	if err != nil {
-		_ = m.Term()
-		return
-	}
-	attempt := int(md.NumDelivered)
-	if attempt > 1 {
-		l.redelivered.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", o.Name)))
-	}
-	e, err := decode(m.Subject(), m.Data())
-	if err != nil {
-		l.deadLetter(ctx, log, o.Name, m, "undecodable: "+err.Error())
-		return
-	}
-	e.Sequence = md.Sequence.Stream
-	last := attempt >= o.MaxDeliver
-	err = safeCall(func() error { return h(ctx, e, attempt, last) })
-	switch {
-	case err == nil:
-		l.count(ctx, o.Name, "ok")
-		_ = m.Ack()
-	case ctx.Err() != nil:
-		_ = m.Nak() // shutting down: another replica or the next start takes it
-	case last:
-		l.deadLetter(ctx, log, o.Name, m, fmt.Sprintf("failed %d times: %v", attempt, err))
 	default:
-		l.count(ctx, o.Name, "retry")
-		delay := o.Backoff(attempt)
-		log.Warn("handler failed, will retry", "consumer", o.Name, "subject", m.Subject(), "seq", e.Sequence, "attempt", attempt, "retry_in", delay, "err", err)
-		_ = m.NakWithDelay(delay)
 	}
+	return nil
 }
 
 // count records one handled delivery of consumer with its outcome.
 func (l *Log) count(ctx context.Context, consumer, outcome string) {
 	l.handled.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", consumer), attribute.String("outcome", outcome)))
-}
-
-// safeCall turns a handler panic into an error, so one bad message cannot
-// take the service down.
-func safeCall(f func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("handler panic: %v", r)
-		}
-	}()
-	return f()
-}
-
-func (l *Log) deadLetter(ctx context.Context, log *slog.Logger, consumer string, m jetstream.Msg, reason string) {
-	l.count(ctx, consumer, "dead_letter")
-	if err := l.DeadLetter(ctx, consumer, m.Subject(), m.Data(), reason); err != nil {
-		log.Error("dead-letter publish failed; message will be redelivered", "subject", m.Subject(), "err", err)
-		_ = m.Nak()
-		return
-	}
-	log.Error("message dead-lettered", "consumer", consumer, "subject", m.Subject(), "reason", reason)
-	_ = m.Term()
 }
 
 // EnsureDeadLetters creates the dead-letter stream if it is missing. It

@@ -44,7 +44,7 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	var attempts, lastSeen, panics, handled atomic.Int32
 	go func() {
 		_ = l.Consume(ctx, slog.New(slog.DiscardHandler), eventlog.DurableOptions{
-			Name: "test", MaxDeliver: 3, Backoff: func(int) time.Duration { return 10 * time.Millisecond },
+			Name: "test", MaxDeliver: 3, RetryInterval: 10 * time.Millisecond,
 		}, func(_ context.Context, e events.Envelope, attempt int, last bool) error {
 			switch e.Subject {
 			case failing:
@@ -104,4 +104,11 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	assert.EqualValues(t, 2, got["berth.eventlog.consumer.handled/dead_letter"], "%v", got)
 	assert.EqualValues(t, 3, got["berth.eventlog.consumer.handled/retry"], "two for the failing workspace, one for the panic: %v", got)
 	assert.EqualValues(t, 3, got["berth.eventlog.consumer.redelivered/"], "%v", got)
+	assert.EqualValues(t, 1, got["berth.eventlog.consumer.panics/"], "the panic is counted: %v", got)
+
+	// The flow goes on: an event written after the poison is handled.
+	after := uuid.NewString()
+	_, err = l.Append(ctx, ev(t, after, &events.Created{Name: "after", Owner: "o"}), 0)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return handled.Load() == 3 }, 5*time.Second, 10*time.Millisecond)
 }

@@ -17,12 +17,21 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/telemetry"
 )
+
+// tracer makes the log's producer and consumer spans, through the
+// process's provider (telemetry.New sets it).
+var tracer = otel.Tracer("github.com/berthdev/berth/pkg/platform/eventlog")
 
 // ErrConflict is returned by Append when the subject moved past the expected
 // sequence: someone else wrote first. Re-read and retry.
@@ -53,6 +62,8 @@ type Log struct {
 	// handled counts consumer deliveries by consumer and outcome (ok,
 	// retry, dead_letter); redelivered the deliveries after the first.
 	handled, redelivered metric.Int64Counter
+	// panics counts handler panics (recovered and retried) by consumer.
+	panics metric.Int64Counter
 	// legacy is the last sequence of each workspace that has events on its
 	// kind-less subject (logs written before 2026-11-24). Nothing appends
 	// there any more, so it is read once, at Open.
@@ -90,15 +101,20 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 		return nil, fmt.Errorf("handled counter: %w", err)
 	}
 	redelivered, err := meter.Int64Counter("berth.eventlog.consumer.redelivered",
-		metric.WithDescription("Durable consumer deliveries after the first, by consumer"))
+		metric.WithDescription("Durable consumer attempts after the first (retries and redeliveries), by consumer"))
 	if err != nil {
 		return nil, fmt.Errorf("redelivered counter: %w", err)
+	}
+	panics, err := meter.Int64Counter("berth.eventlog.consumer.panics",
+		metric.WithDescription("Handler panics, recovered and retried, by consumer"))
+	if err != nil {
+		return nil, fmt.Errorf("panics counter: %w", err)
 	}
 	legacy, err := legacyLast(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
-	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, handled: handled, redelivered: redelivered, legacy: legacy}, nil
+	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, handled: handled, redelivered: redelivered, panics: panics, legacy: legacy}, nil
 }
 
 // legacyLast finds the workspaces with events on the kind-less subject and
@@ -181,13 +197,28 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	}
 	start := time.Now()
 	outcome := "ok"
+	msg := nats.NewMsg(subjectOf(e))
+	ctx, span := tracer.Start(ctx, "append "+string(e.Type), trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(telemetry.MessagingAttributes(semconv.MessagingOperationTypeSend, msg.Subject, e.ID)...))
 	defer func() {
 		l.appendMs.Record(ctx, float64(time.Since(start).Microseconds())/1000, metric.WithAttributes(
 			attribute.String("type", string(e.Type)), attribute.String("outcome", outcome)))
+		if outcome != "ok" {
+			span.SetStatus(codes.Error, outcome)
+		}
+		span.End()
 	}()
-	msg := nats.NewMsg(subjectOf(e))
+	if e.TraceParent == "" {
+		// Every event carries a trace: one written outside any request
+		// (a reaper decision, a recorded crash) starts its own here.
+		e.TraceParent, e.TraceState = telemetry.TraceContext(ctx)
+		if body, err = json.Marshal(e); err != nil {
+			return 0, fmt.Errorf("marshal event %s: %w", e.ID, err)
+		}
+	}
 	msg.Data = body
 	msg.Header.Set("Content-Type", "application/cloudevents+json")
+	telemetry.Inject(ctx, msg.Header) // the consumer's span continues the producer's
 	expect := jetstream.WithExpectLastSequencePerSubject(expected)
 	if !events.Singleton(e.Subject) {
 		// One workspace's events are on one subject per kind; the check

@@ -1,25 +1,31 @@
 // Package telemetry sets up what every Berth service reports: structured
-// slog logs, OpenTelemetry metrics exported in Prometheus format, and W3C
-// trace-context propagation.
+// slog logs, OpenTelemetry metrics exported in Prometheus format, traces
+// exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and W3C
+// trace-context propagation (HTTP headers, NATS headers, event envelopes).
 package telemetry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -45,16 +51,21 @@ func NewLogger(w io.Writer, format, level, service string) (*slog.Logger, error)
 
 // Telemetry holds a service's meter and tracer and the /metrics handler.
 type Telemetry struct {
-	Meter    metric.Meter
-	Tracer   trace.Tracer
-	Handler  http.Handler
-	provider *sdkmetric.MeterProvider
+	Meter          metric.Meter
+	Tracer         trace.Tracer
+	TracerProvider trace.TracerProvider
+	Handler        http.Handler
+	provider       *sdkmetric.MeterProvider
+	tracing        *sdktrace.TracerProvider
 }
 
 // New sets up metrics (Prometheus exposition of OpenTelemetry instruments,
-// plus Go runtime metrics) and the W3C trace-context propagator. Spans are
-// created through the global tracer provider, which an operator can point at
-// an exporter; by default they only carry trace ids across services.
+// plus Go runtime metrics), traces and the W3C trace-context propagator.
+// Traces go to an OTLP/HTTP collector when the standard
+// OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is set, with the
+// other OTEL_* variables honoured by the exporter and the batch processor;
+// without one, spans still mint the trace ids events carry, and nothing
+// leaves the process.
 func New(service string) (*Telemetry, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -63,21 +74,60 @@ func New(service string) (*Telemetry, error) {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	// A tracer provider without an exporter still mints trace ids, so every
-	// event carries a traceparent that links api -> provisioner -> router-sync.
-	otel.SetTracerProvider(sdktrace.NewTracerProvider())
+	tp, err := newTracerProvider(service, os.Getenv)
+	if err != nil {
+		_ = mp.Shutdown(context.Background())
+		return nil, err
+	}
+	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return &Telemetry{
-		Meter:    mp.Meter("berth/" + service),
-		Tracer:   otel.Tracer("berth/" + service),
-		Handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		provider: mp,
+		Meter:          mp.Meter("berth/" + service),
+		Tracer:         tp.Tracer("berth/" + service),
+		TracerProvider: tp,
+		Handler:        promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		provider:       mp,
+		tracing:        tp,
 	}, nil
 }
 
-// Shutdown flushes the meter provider.
+// newTracerProvider returns the service's tracer provider, exporting over
+// OTLP/HTTP when an endpoint is configured. Only http/protobuf is built in
+// (gRPC would add a large dependency to every service); a collector takes
+// both on its default ports (4318 for HTTP).
+func newTracerProvider(service string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("berth-"+service)))
+	if err != nil {
+		return nil, fmt.Errorf("trace resource: %w", err)
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		proto := cmpOr(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
+		if proto != "http/protobuf" {
+			return nil, fmt.Errorf("bad configuration: OTEL_EXPORTER_OTLP_PROTOCOL=%q: Berth exports traces over http/protobuf only (a collector's OTLP/HTTP port, 4318 by default)", proto)
+		}
+		exp, err := otlptracehttp.New(context.Background()) // reads the OTEL_EXPORTER_OTLP_* variables
+		if err != nil {
+			return nil, fmt.Errorf("otlp trace exporter: %w", err)
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp)) // OTEL_BSP_* tune it
+	}
+	return sdktrace.NewTracerProvider(opts...), nil
+}
+
+func cmpOr(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Shutdown flushes the meter and tracer providers (spans not yet exported
+// are sent now).
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	return t.provider.Shutdown(ctx)
+	return errors.Join(t.tracing.Shutdown(ctx), t.provider.Shutdown(ctx))
 }
 
 // TraceContext returns the W3C traceparent and tracestate of ctx's span, for

@@ -1,0 +1,165 @@
+package eventlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Metadata keys of the messages the subscriber hands the router.
+const (
+	metaSubject   = "nats_subject"
+	metaSequence  = "nats_stream_sequence"
+	metaDelivered = "nats_num_delivered"
+	metaHeader    = "nats_header_" // + header name
+)
+
+// subscriber is a watermill Subscriber over one JetStream pull consumer.
+// Written here rather than taken from watermill-nats because the log needs
+// what that one hides: the stream sequence and delivery count of each
+// message, in-progress signals that keep long work (an archive) from being
+// redelivered while its holder lives, and dropping a redelivered copy of a
+// message this instance still works on.
+type subscriber struct {
+	cons      jetstream.Consumer
+	log       *slog.Logger
+	name      string
+	batch     int           // messages pulled and held at once (MaxAckPending)
+	keepAlive time.Duration // in-progress signal interval
+	nakDelay  time.Duration // redelivery delay of a nacked message
+
+	mu       sync.Mutex
+	inFlight map[uint64]jetstream.Msg // by stream sequence
+	closed   chan struct{}            // closed when the server ended the consumer
+	once     sync.Once
+}
+
+func newSubscriber(cons jetstream.Consumer, log *slog.Logger, o DurableOptions) *subscriber {
+	return &subscriber{cons: cons, log: log, name: o.Name, batch: o.maxAckPending(), keepAlive: o.AckWait / 3,
+		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, closed: make(chan struct{})}
+}
+
+// Subscribe starts pulling; the channel closes once ctx ends (the router
+// cancels it on shutdown) or the server ends the consumer. topic is unused:
+// the durable consumer's filter decides what arrives.
+func (s *subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
+	out := make(chan *message.Message)
+	var (
+		sending sync.RWMutex // held while the delivery callback may send on out
+		done    bool
+	)
+	cc, err := s.cons.Consume(func(m jetstream.Msg) {
+		sending.RLock()
+		defer sending.RUnlock()
+		if done {
+			_ = m.Nak()
+			return
+		}
+		s.deliver(ctx, out, m)
+	}, jetstream.PullMaxMessages(s.batch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if ctx.Err() == nil {
+			s.log.Warn("consumer delivery problem; nats.go keeps retrying", "consumer", s.name, "err", err)
+		}
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w: %w", s.name, ErrUnavailable, err)
+	}
+	go s.keepInProgress(ctx)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-cc.Closed():
+			s.once.Do(func() { close(s.closed) })
+		}
+		cc.Stop()
+		sending.Lock()
+		done = true
+		close(out)
+		sending.Unlock()
+	}()
+	return out, nil
+}
+
+// deliver hands m to the router and settles it with the router's verdict.
+func (s *subscriber) deliver(ctx context.Context, out chan<- *message.Message, m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		_ = m.Term() // not a JetStream message: nothing to retry
+		return
+	}
+	seq := md.Sequence.Stream
+	s.mu.Lock()
+	_, dup := s.inFlight[seq]
+	if !dup {
+		s.inFlight[seq] = m
+	}
+	s.mu.Unlock()
+	if dup {
+		return // a redelivered copy of what a handler here still holds: it settles both
+	}
+	msg := message.NewMessage(strconv.FormatUint(seq, 10), m.Data())
+	msg.Metadata.Set(metaSubject, m.Subject())
+	msg.Metadata.Set(metaSequence, strconv.FormatUint(seq, 10))
+	msg.Metadata.Set(metaDelivered, strconv.FormatUint(md.NumDelivered, 10))
+	for k, v := range m.Headers() {
+		if len(v) > 0 {
+			msg.Metadata.Set(metaHeader+k, v[0])
+		}
+	}
+	msg.SetContext(ctx)
+	select {
+	case out <- msg:
+	case <-ctx.Done():
+		s.settle(seq, m.Nak)
+		return
+	}
+	go func() {
+		select {
+		case <-msg.Acked():
+			s.settle(seq, m.Ack)
+		case <-msg.Nacked():
+			s.settle(seq, func() error { return m.NakWithDelay(s.nakDelay) })
+		}
+	}()
+}
+
+func (s *subscriber) settle(seq uint64, f func() error) {
+	s.mu.Lock()
+	delete(s.inFlight, seq)
+	s.mu.Unlock()
+	if err := f(); err != nil {
+		s.log.Debug("settling a message failed; the server redelivers it after its ack wait", "consumer", s.name, "seq", seq, "err", err)
+	}
+}
+
+// keepInProgress tells the server, every interval, that each message this
+// instance holds is still being worked on.
+func (s *subscriber) keepInProgress(ctx context.Context) {
+	t := time.NewTicker(s.keepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		msgs := make([]jetstream.Msg, 0, len(s.inFlight))
+		for _, m := range s.inFlight {
+			msgs = append(msgs, m)
+		}
+		s.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+	}
+}
+
+// Close is a no-op: the router cancels Subscribe's context to stop it.
+func (s *subscriber) Close() error { return nil }
