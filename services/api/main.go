@@ -228,7 +228,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}
 	e := httpapi.New(httpapi.Options{
 		Backend: backend, Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL,
-		Health: health, Metrics: tel.Handler, Log: log, Tracer: tel.Tracer, Meter: tel.Meter, BodyLimit: c.BodyLimit,
+		Health: health, Metrics: tel.Handler, Log: log, TracerProvider: tel.TracerProvider, Meter: tel.Meter, BodyLimit: c.BodyLimit,
 		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
 		PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
 		RatePerSecond: c.Rate, RateBurst: c.Burst,

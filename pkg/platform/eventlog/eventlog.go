@@ -413,17 +413,33 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 // the log when Follow started has been applied. Messages that do not decode
 // are logged and skipped (Berth's own writers validate before appending).
 func (l *Log) Follow(ctx context.Context, log *slog.Logger, apply func(events.Envelope)) (caughtUp <-chan struct{}, err error) {
-	return l.follow(ctx, func(seq uint64, subject string, e events.Envelope, err error) {
-		if err != nil {
-			log.Error("skipping undecodable log message", "seq", seq, "subject", subject, "err", err)
+	return l.FollowTraced(ctx, log, func(_ context.Context, e events.Envelope) { apply(e) })
+}
+
+// FollowTraced is Follow with each event's trace: apply's context carries
+// the trace context its producer sent (NATS headers, or the envelope's), so
+// what apply starts joins that trace.
+func (l *Log) FollowTraced(ctx context.Context, log *slog.Logger, apply func(context.Context, events.Envelope)) (caughtUp <-chan struct{}, err error) {
+	return l.follow(ctx, func(m followed) {
+		if m.err != nil {
+			log.Error("skipping undecodable log message", "seq", m.seq, "subject", m.subject, "err", m.err)
 			return
 		}
-		apply(e)
+		apply(telemetry.Extract(ctx, m.header, m.e.TraceParent, m.e.TraceState), m.e)
 	})
 }
 
+// followed is one message of the log as follow reports it.
+type followed struct {
+	seq     uint64
+	subject string
+	header  nats.Header
+	e       events.Envelope
+	err     error // the message does not decode
+}
+
 // follow is Follow with every message reported, undecodable ones included.
-func (l *Log) follow(ctx context.Context, handle func(seq uint64, subject string, e events.Envelope, err error)) (<-chan struct{}, error) {
+func (l *Log) follow(ctx context.Context, handle func(followed)) (<-chan struct{}, error) {
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("follow: %w: %w", ErrUnavailable, err)
@@ -435,9 +451,9 @@ func (l *Log) follow(ctx context.Context, handle func(seq uint64, subject string
 		markCaughtUp()
 	}
 	// nil: the whole stream, settings subjects included.
-	cc, err := l.subscribe(ctx, nil, func(seq uint64, subject string, e events.Envelope, err error) {
-		handle(seq, subject, e, err)
-		if seq >= until {
+	cc, err := l.subscribe(ctx, nil, func(m followed) {
+		handle(m)
+		if m.seq >= until {
 			markCaughtUp()
 		}
 	})
@@ -454,7 +470,7 @@ func (l *Log) follow(ctx context.Context, handle func(seq uint64, subject string
 // subscribe reads subjects from the start of the stream with an ordered
 // consumer: no server-side state to leak, gaps repaired by the client. The
 // handler runs on one goroutine, in stream order.
-func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq uint64, subject string, e events.Envelope, err error)) (jetstream.ConsumeContext, error) {
+func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(followed)) (jetstream.ConsumeContext, error) {
 	cons, err := l.js.OrderedConsumer(ctx, events.Stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -469,7 +485,7 @@ func (l *Log) subscribe(ctx context.Context, subjects []string, handle func(seq 
 		}
 		e, err := decode(m.Subject(), m.Data())
 		e.Sequence = md.Sequence.Stream
-		handle(md.Sequence.Stream, m.Subject(), e, err)
+		handle(followed{seq: md.Sequence.Stream, subject: m.Subject(), header: m.Headers(), e: e, err: err})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -503,14 +519,14 @@ func OpenWhenReady(ctx context.Context, nc *nats.Conn, o Options, log *slog.Logg
 // projection's watermark (see Projection.WaitFor), so a consumer handed
 // message n can wait until the projection has seen it.
 func (l *Log) Replay(ctx context.Context, log *slog.Logger, proj *events.Projection) error {
-	caughtUp, err := l.follow(ctx, func(seq uint64, subject string, e events.Envelope, err error) {
-		if err != nil {
-			log.Error("skipping undecodable log message", "seq", seq, "subject", subject, "err", err)
-			proj.Skip(subject, seq, err)
-		} else if _, err := proj.Apply(e); err != nil {
-			log.Warn("log event rejected by the fold", "seq", e.Sequence, "id", e.ID, "type", e.Type, "err", err)
+	caughtUp, err := l.follow(ctx, func(m followed) {
+		if m.err != nil {
+			log.Error("skipping undecodable log message", "seq", m.seq, "subject", m.subject, "err", m.err)
+			proj.Skip(m.subject, m.seq, m.err)
+		} else if _, err := proj.Apply(m.e); err != nil {
+			log.Warn("log event rejected by the fold", "seq", m.e.Sequence, "id", m.e.ID, "type", m.e.Type, "err", err)
 		}
-		proj.Advance(seq)
+		proj.Advance(m.seq)
 	})
 	if err != nil {
 		return err

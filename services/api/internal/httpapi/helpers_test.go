@@ -28,7 +28,7 @@ func edge(t *testing.T, adjust func(*Options)) *echo.Echo {
 	o := Options{
 		Backend: &Backend{}, Verifier: v, DevIssuer: auth.NewIssuer(testSecret, auth.Options{}),
 		URLFor: func(n string) string { return n }, Health: service.NewHealth(nil), Metrics: http.NotFoundHandler(),
-		Log: slog.New(slog.DiscardHandler), Tracer: tracenoop.NewTracerProvider().Tracer(""), Meter: noop.NewMeterProvider().Meter(""),
+		Log: slog.New(slog.DiscardHandler), TracerProvider: tracenoop.NewTracerProvider(), Meter: noop.NewMeterProvider().Meter(""),
 	}
 	if adjust != nil {
 		adjust(&o)

@@ -13,11 +13,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/services/api/internal/app"
@@ -252,18 +249,15 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// observe traces, measures and logs each request.
-func observe(log *slog.Logger, tracer trace.Tracer, meter metric.Meter) echo.MiddlewareFunc {
+// observe measures and logs each request (otelecho, before it, traces it).
+func observe(log *slog.Logger, meter metric.Meter) echo.MiddlewareFunc {
 	duration, _ := meter.Float64Histogram("http.server.request.duration",
 		metric.WithUnit("s"), metric.WithDescription("HTTP request duration by route and status"))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			ctx := otel.GetTextMapPropagator().Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			ctx := req.Context()
 			route := c.Path()
-			ctx, span := tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
-			defer span.End()
-			c.SetRequest(req.WithContext(ctx))
 			start := time.Now()
 			err := next(c)
 			if err != nil {

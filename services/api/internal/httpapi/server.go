@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -98,14 +99,14 @@ type Options struct {
 	// DevClients may mint development tokens besides loopback peers.
 	DevClients devclients.Allowed
 	// URLFor returns the browser URL of a workspace by name.
-	URLFor    func(name string) string
-	Health    *service.Health
-	Metrics   http.Handler
-	Log       *slog.Logger
-	Tracer    trace.Tracer
-	Meter     metric.Meter
-	BodyLimit string
-	Now       func() time.Time
+	URLFor         func(name string) string
+	Health         *service.Health
+	Metrics        http.Handler
+	Log            *slog.Logger
+	TracerProvider trace.TracerProvider
+	Meter          metric.Meter
+	BodyLimit      string
+	Now            func() time.Time
 	// Activity receives a signal for every request forwardAuth allows, every
 	// heartbeat and every workspace call by its owner.
 	Activity Activity
@@ -148,7 +149,7 @@ func New(o Options) *echo.Echo {
 	// network (a workspace behind Traefik among them) could set to get a
 	// fresh bucket per request. Behind Traefik they share its bucket.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(requestID, observe(o.Log, o.Tracer, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
+	e.Use(requestID, otelecho.Middleware("berth-api", otelecho.WithTracerProvider(o.TracerProvider)), observe(o.Log, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
 
 	e.GET("/healthz", echo.WrapHandler(http.HandlerFunc(o.Health.Live)))
 	e.GET("/readyz", echo.WrapHandler(http.HandlerFunc(o.Health.Ready)))
