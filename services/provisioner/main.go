@@ -6,13 +6,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -25,6 +23,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"github.com/berthdev/berth/services/provisioner/internal/app"
+	"github.com/berthdev/berth/services/provisioner/internal/archive"
 	"github.com/berthdev/berth/services/provisioner/internal/docker"
 )
 
@@ -153,161 +152,77 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	srv := &http.Server{Handler: service.OpsHandler(health, tel.Handler), ReadHeaderTimeout: 10 * time.Second}
 
 	work := service.Actor{Name: "provisioner", Run: func(ctx context.Context) error {
-		l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{ReadOnly: true, Meter: tel.Meter}, log) // the API owns the stream
-		if err != nil {
-			return err
-		}
-		id, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, c.Installation)
-		if err != nil {
-			return err
-		}
-		rt := engine.Scoped(id)
-		proj := events.NewProjection()
-		if err := l.Replay(ctx, log, proj); err != nil {
-			return err
-		}
-		board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
-		if err != nil {
-			return err
-		}
-		tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
-		if err != nil {
-			return err
-		}
-		replayed.Open()
-		prov := app.New(l, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
-			ArchiveDir: c.ArchiveDir, ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain,
-			Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}})
-		rec := &app.Reconciler{Log: l, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
-			Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
-		onReady(ln.Addr().String())
-		log.Info("provisioner ready", "installation", id, "nats", c.NATSURL, "network", c.Network, "projects_root", c.ProjectsRoot)
-		return service.Run(ctx, log, c.ShutdownGrace,
-			service.Actor{Name: "consumer", Run: func(ctx context.Context) error {
-				return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver},
-					func(ctx context.Context, e events.Envelope, attempt int, last bool) error {
-						return prov.Handle(ctx, e.Subject, e.Sequence, last)
-					})
-			}},
-			service.Actor{Name: "reconciler", Run: func(ctx context.Context) error {
-				resumePending(ctx, log, prov, proj)
-				return reconcileLoop(ctx, log, rec, rt, c.ReconcileInterval)
-			}},
-			service.Actor{Name: "engine-status", Run: func(ctx context.Context) error {
-				return reportEngine(ctx, log, board, rt)
-			}},
-			service.Actor{Name: "heartbeats", Run: func(ctx context.Context) error {
-				if c.HeartbeatInterval == 0 {
-					<-ctx.Done()
-					return nil
-				}
-				hb := &app.Heartbeats{Projection: proj, Files: rt, Activity: tracker, Path: c.HeartbeatFile, Logger: log, Now: time.Now}
-				ticker := time.NewTicker(c.HeartbeatInterval)
-				defer ticker.Stop()
-				for {
-					hb.Poll(ctx)
-					select {
-					case <-ctx.Done():
-						return nil
-					case <-ticker.C:
-					}
-				}
-			}},
-		)
+		return provision(ctx, c, p, engine, func() {
+			replayed.Open()
+			onReady(ln.Addr().String())
+		})
 	}}
 	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, work))
 }
 
-// reportEngine tells the API, through the status bucket, whether this
-// provisioner reaches Docker, so starts are refused with 503 while none does.
-func reportEngine(ctx context.Context, log *slog.Logger, board *enginestatus.Board, rt *docker.Runtime) error {
+// provision opens what the use cases need on the bus, replays the log, calls
+// ready, and runs the use cases until ctx ends.
+func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Runtime, ready func()) error {
+	log, tel, nc := p.Log, p.Tel, p.NATS
+	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{ReadOnly: true, Meter: tel.Meter}, log) // the API owns the stream
+	if err != nil {
+		return err
+	}
+	id, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, c.Installation)
+	if err != nil {
+		return err
+	}
+	rt := engine.Scoped(id)
+	proj := events.NewProjection()
+	if err := l.Replay(ctx, log, proj); err != nil {
+		return err
+	}
+	board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
+	if err != nil {
+		return err
+	}
+	tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
+	if err != nil {
+		return err
+	}
+	appLog := l.ConflictAs(app.ErrConflict)
+	prov := app.New(appLog, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
+		Archives: archive.Folder(c.ArchiveDir), ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain,
+		Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}})
+	rec := &app.Reconciler{Log: appLog, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
+		Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
 	host, _ := os.Hostname()
-	instance := fmt.Sprintf("%s-%d", host, os.Getpid())
-	ticker := time.NewTicker(enginestatus.TTL / 4)
-	defer ticker.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		engineErr := rt.Ping(pctx)
-		cancel()
-		if err := board.Publish(ctx, instance, engineErr, time.Now()); err != nil && ctx.Err() == nil {
-			log.Warn("engine status not published", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
+	reporter := &app.EngineReporter{Board: board, Engine: rt, Instance: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log, Now: time.Now}
+	ready()
+	log.Info("provisioner ready", "installation", id, "nats", c.NATSURL, "network", c.Network, "projects_root", c.ProjectsRoot)
+
+	actors := []service.Actor{
+		{Name: "consumer", Run: func(ctx context.Context) error {
+			return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver},
+				func(ctx context.Context, e events.Envelope, attempt int, last bool) error {
+					return prov.Handle(ctx, e.Subject, e.Sequence, last)
+				})
+		}},
+		{Name: "reconciler", Run: ticking(c.ReconcileInterval, func(ctx context.Context, ticks <-chan time.Time) error {
+			app.ResumePending(ctx, log, proj, prov)
+			kicks := make(chan struct{}, 1)
+			go rt.WatchExits(ctx, log, kicks)
+			return (&app.ReconcileLoop{Reconciler: rec, Logger: log}).Run(ctx, ticks, kicks)
+		})},
+		{Name: "engine-status", Run: ticking(enginestatus.TTL/4, reporter.Run)},
 	}
+	if c.HeartbeatInterval > 0 {
+		hb := &app.Heartbeats{Projection: proj, Files: rt, Activity: tracker, Path: c.HeartbeatFile, Logger: log, Now: time.Now}
+		actors = append(actors, service.Actor{Name: "heartbeats", Run: ticking(c.HeartbeatInterval, hb.Run)})
+	}
+	return service.Run(ctx, log, c.ShutdownGrace, actors...)
 }
 
-// resumePending handles, once at start-up, every workspace whose request is
-// still open. After a crash its message comes back only when its ack wait
-// expires; handling is idempotent, so doing it now as well is safe and
-// makes recovery immediate.
-func resumePending(ctx context.Context, log *slog.Logger, prov *app.Provisioner, proj *events.Projection) {
-	for _, ws := range proj.Workspaces(func(ws events.Workspace) bool { return app.Plan(ws) != app.ActionNone }) {
-		go func() {
-			if err := prov.Handle(ctx, ws.ID, 0, false); err != nil && ctx.Err() == nil {
-				log.Warn("resuming open request failed; the consumer will retry", "workspace", ws.Name, "err", err)
-			}
-		}()
-	}
-}
-
-// reconcileLoop sweeps at start, every interval, and shortly after Docker
-// reports a workspace container dying or being destroyed.
-func reconcileLoop(ctx context.Context, log *slog.Logger, rec *app.Reconciler, rt *docker.Runtime, interval time.Duration) error {
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	kick := make(chan struct{}, 1)
-	go watchDocker(ctx, log, rt, kick)
-	sweep := func() {
-		if err := rec.Sweep(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("reconcile sweep failed", "err", err)
-		}
-	}
-	sweep()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-			sweep()
-		case <-kick:
-			time.Sleep(200 * time.Millisecond) // let a burst of events settle
-			sweep()
-		}
-	}
-}
-
-// watchDocker turns die/oom/destroy events of workspace containers into
-// sweep requests; it resubscribes when the engine goes away and comes back.
-func watchDocker(ctx context.Context, log *slog.Logger, rt *docker.Runtime, kick chan<- struct{}) {
-	f := filters.NewArgs(filters.Arg("type", "container"), filters.Arg("label", docker.LabelID),
-		filters.Arg("event", "die"), filters.Arg("event", "oom"), filters.Arg("event", "destroy"))
-	for ctx.Err() == nil {
-		msgs, errs := rt.Events(ctx, f)
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case m := <-msgs:
-				log.Debug("docker event", "action", m.Action, "workspace", m.Actor.Attributes[docker.LabelID])
-				select {
-				case kick <- struct{}{}:
-				default:
-				}
-			case err := <-errs:
-				if ctx.Err() == nil {
-					log.Warn("docker event stream ended; resubscribing", "err", err)
-				}
-				break loop
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
+// ticking gives run a ticker of period every, stopped when run returns.
+func ticking(every time.Duration, run func(ctx context.Context, ticks <-chan time.Time) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		return run(ctx, t.C)
 	}
 }

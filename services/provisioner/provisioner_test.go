@@ -120,7 +120,7 @@ func TestSameStartTwiceOneContainer(t *testing.T) {
 	// Three replicas (each its own projection and locks) race one start.
 	var wg sync.WaitGroup
 	for range 3 {
-		prov := app.New(w.log, w.projection(), rt, slog.New(slog.DiscardHandler), app.Options{ProjectsRoot: w.projects})
+		prov := app.New(w.log.ConflictAs(app.ErrConflict), w.projection(), rt, slog.New(slog.DiscardHandler), app.Options{ProjectsRoot: w.projects})
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

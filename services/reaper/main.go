@@ -18,8 +18,8 @@ import (
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
-	"github.com/berthdev/berth/services/reaper/policy"
-	"github.com/berthdev/berth/services/reaper/sweep"
+	"github.com/berthdev/berth/services/reaper/internal/app"
+	"github.com/berthdev/berth/services/reaper/internal/policy"
 )
 
 func main() { service.Main("berth-reaper", run) }
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		}
 		caughtUp.Open()
 		onReady(ln.Addr().String())
-		s := &sweep.Sweeper{Log: l, Workspaces: proj, Activity: tracker, Now: time.Now, Logger: log, Meter: tel.Meter, Instance: c.Instance,
+		s := &app.Sweeper{Log: l.ConflictAs(app.ErrConflict), Workspaces: proj, Activity: tracker, Now: time.Now, Logger: log, Meter: tel.Meter, Instance: c.Instance,
 			Policy: policy.Settings{IdleTimeout: c.IdleTimeout, MinIdleTimeout: c.IdleTimeoutMin, MaxIdleTimeout: c.IdleTimeoutMax,
 				Warning: c.IdleWarning, Retention: c.Retention, ArchiveRetry: c.ArchiveRetry}}
 		log.Info("reaper sweeping", "interval", c.Interval, "idle_timeout", c.IdleTimeout, "retention", c.Retention, "idle_warning", c.IdleWarning)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -17,6 +18,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/router-sync/internal/app"
 	"github.com/berthdev/berth/services/router-sync/internal/configdir"
 	"github.com/berthdev/berth/services/router-sync/internal/render"
 )
@@ -94,63 +96,18 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err != nil {
 			return err
 		}
-		proj := events.NewProjection()
-		changed := make(chan struct{}, 1)
-		caughtUp, err := l.Follow(ctx, log, func(e events.Envelope) {
-			if ok, _ := proj.Apply(e); ok {
-				select {
-				case changed <- struct{}{}:
-				default:
-				}
-			}
-		})
-		if err != nil {
-			return err
-		}
-		select {
-		case <-caughtUp:
-		case <-ctx.Done():
-			return nil
-		}
 		w := &configdir.Writer{Dir: c.DynamicDir, Name: c.FileName}
 		if n, err := w.RemoveStale(); err != nil {
 			log.Warn("stale temp files not removed", "err", err)
 		} else if n > 0 {
 			log.Info("removed temp files of an interrupted write", "count", n)
 		}
-		write := func() error {
-			content, err := render.Render(proj.Workspaces(render.Routable), opts)
-			if err != nil {
-				return err
-			}
-			if written, err := w.Write(content); err != nil {
-				return err
-			} else if written {
-				log.Info("routes written", "file", c.DynamicDir+"/"+c.FileName, "workspaces", len(proj.Workspaces(render.Routable)))
-			}
-			return nil
-		}
-		if err := write(); err != nil {
-			return err
-		}
-		synced.Open()
-		onReady(ln.Addr().String())
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-changed:
-				if err := write(); err != nil {
-					log.Error("writing routes failed; retrying on the next change or in 1s", "err", err)
-					time.AfterFunc(time.Second, func() {
-						select {
-						case changed <- struct{}{}:
-						default:
-						}
-					})
-				}
-			}
-		}
+		s := &app.Syncer{Log: l, Projection: events.NewProjection(), Writer: w, Render: opts, Logger: log,
+			File: filepath.Join(c.DynamicDir, c.FileName)}
+		return s.Run(ctx, func() {
+			synced.Open()
+			onReady(ln.Addr().String())
+		})
 	}}
 	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, sync))
 }

@@ -20,8 +20,7 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/activity"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
-	"github.com/berthdev/berth/services/reaper/policy"
-	"github.com/berthdev/berth/services/reaper/sweep"
+	"github.com/berthdev/berth/services/reaper/reapertest"
 )
 
 // clock is the reapers' fake time.
@@ -75,9 +74,9 @@ func TestReaperOnRealStack(t *testing.T) {
 
 	t0 := time.Now()
 	fake := &clock{now: t0}
-	settings := policy.Settings{IdleTimeout: 24 * time.Hour, MinIdleTimeout: 15 * time.Minute, MaxIdleTimeout: 7 * 24 * time.Hour,
+	settings := reapertest.Settings{IdleTimeout: 24 * time.Hour, MinIdleTimeout: 15 * time.Minute, MaxIdleTimeout: 7 * 24 * time.Hour,
 		Warning: time.Hour, Retention: 7 * 24 * time.Hour, ArchiveRetry: time.Hour}
-	var reapers []*sweep.Sweeper
+	var reapers []*reapertest.Sweeper
 	var projs []*events.Projection
 	for _, name := range []string{"r1", "r2"} {
 		proj := events.NewProjection()
@@ -85,8 +84,8 @@ func TestReaperOnRealStack(t *testing.T) {
 		require.NoError(t, err)
 		<-caughtUp
 		projs = append(projs, proj)
-		reapers = append(reapers, &sweep.Sweeper{Log: l, Workspaces: proj, Activity: tracker, Policy: settings, Now: fake.Now,
-			Logger: slog.New(slog.DiscardHandler), Instance: name})
+		reapers = append(reapers, reapertest.New(reapertest.Config{Log: l, Workspaces: proj, Activity: tracker, Settings: settings, Now: fake.Now,
+			Instance: name}))
 	}
 	// sweepBoth runs both reapers at once, once their projections have
 	// seen everything the API shows.

@@ -30,8 +30,9 @@ import (
 )
 
 // tracer makes the log's producer and consumer spans, through the
-// process's provider (telemetry.New sets it).
-var tracer = otel.Tracer("github.com/berthdev/berth/pkg/platform/eventlog")
+// process's current provider (telemetry.New sets it; looked up per span so
+// a provider set later, as tests do, is used).
+func tracer() trace.Tracer { return otel.Tracer("github.com/berthdev/berth/pkg/platform/eventlog") }
 
 // ErrConflict is returned by Append when the subject moved past the expected
 // sequence: someone else wrote first. Re-read and retry.
@@ -198,7 +199,7 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	start := time.Now()
 	outcome := "ok"
 	msg := nats.NewMsg(subjectOf(e))
-	ctx, span := tracer.Start(ctx, "append "+string(e.Type), trace.WithSpanKind(trace.SpanKindProducer),
+	ctx, span := tracer().Start(ctx, "append "+string(e.Type), trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(telemetry.MessagingAttributes(semconv.MessagingOperationTypeSend, msg.Subject, e.ID)...))
 	defer func() {
 		l.appendMs.Record(ctx, float64(time.Since(start).Microseconds())/1000, metric.WithAttributes(

@@ -60,7 +60,7 @@ func traced(consumer string) message.HandlerMiddleware {
 			}
 			ctx := telemetry.Extract(msg.Context(), hdr, fallback.TraceParent, fallback.TraceState)
 			kind := subject[strings.LastIndexByte(subject, '.')+1:]
-			ctx, span := tracer.Start(ctx, "process "+kind, trace.WithSpanKind(trace.SpanKindConsumer),
+			ctx, span := tracer().Start(ctx, "process "+kind, trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(append(telemetry.MessagingAttributes(semconv.MessagingOperationTypeProcess, subject, msg.UUID),
 					semconv.MessagingConsumerGroupName(consumer))...))
 			defer span.End()

@@ -2,13 +2,14 @@ package eventlog
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -37,12 +38,13 @@ type subscriber struct {
 	mu       sync.Mutex
 	inFlight map[uint64]jetstream.Msg // by stream sequence
 	closed   chan struct{}            // closed when the server ended the consumer
+	settled  chan struct{}            // a message was settled: room in the window
 	once     sync.Once
 }
 
 func newSubscriber(cons jetstream.Consumer, log *slog.Logger, o DurableOptions) *subscriber {
 	return &subscriber{cons: cons, log: log, name: o.Name, batch: o.maxAckPending(), keepAlive: o.AckWait / 3,
-		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, closed: make(chan struct{})}
+		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, closed: make(chan struct{}), settled: make(chan struct{}, 1)}
 }
 
 // Subscribe starts pulling; the channel closes once ctx ends (the router
@@ -50,40 +52,62 @@ func newSubscriber(cons jetstream.Consumer, log *slog.Logger, o DurableOptions) 
 // the durable consumer's filter decides what arrives.
 func (s *subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
 	out := make(chan *message.Message)
-	var (
-		sending sync.RWMutex // held while the delivery callback may send on out
-		done    bool
-	)
-	cc, err := s.cons.Consume(func(m jetstream.Msg) {
-		sending.RLock()
-		defer sending.RUnlock()
-		if done {
-			_ = m.Nak()
-			return
-		}
-		s.deliver(ctx, out, m)
-	}, jetstream.PullMaxMessages(s.batch), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if ctx.Err() == nil {
-			s.log.Warn("consumer delivery problem; nats.go keeps retrying", "consumer", s.name, "err", err)
-		}
-	}))
-	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w: %w", s.name, ErrUnavailable, err)
-	}
 	go s.keepInProgress(ctx)
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-cc.Closed():
-			s.once.Do(func() { close(s.closed) })
-		}
-		cc.Stop()
-		sending.Lock()
-		done = true
-		close(out)
-		sending.Unlock()
+		defer close(out)
+		s.pull(ctx, out)
 	}()
 	return out, nil
+}
+
+// pull fetches as many messages as the window has room for, each request
+// bounded to a second. Explicit short fetches, rather than nats.go's
+// Consume, because under a starved CPU Consume was seen to stop asking
+// (no pull request waiting on the server, messages pending) for longer
+// than its 30 s expiry.
+func (s *subscriber) pull(ctx context.Context, out chan<- *message.Message) {
+	for ctx.Err() == nil {
+		room := s.batch - s.holding()
+		if room <= 0 {
+			select { // the window is full: wait for a settle
+			case <-ctx.Done():
+				return
+			case <-s.settled:
+			}
+			continue
+		}
+		batch, err := s.cons.Fetch(room, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				s.once.Do(func() { close(s.closed) })
+				return
+			}
+			if ctx.Err() == nil {
+				s.log.Warn("fetch failed; retrying", "consumer", s.name, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			s.deliver(ctx, out, m)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				s.once.Do(func() { close(s.closed) })
+				return
+			}
+			s.log.Debug("fetch ended early", "consumer", s.name, "err", err)
+		}
+	}
+}
+
+func (s *subscriber) holding() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inFlight)
 }
 
 // deliver hands m to the router and settles it with the router's verdict.
@@ -133,6 +157,10 @@ func (s *subscriber) settle(seq uint64, f func() error) {
 	s.mu.Lock()
 	delete(s.inFlight, seq)
 	s.mu.Unlock()
+	select {
+	case s.settled <- struct{}{}:
+	default:
+	}
 	if err := f(); err != nil {
 		s.log.Debug("settling a message failed; the server redelivers it after its ack wait", "consumer", s.name, "seq", seq, "err", err)
 	}

@@ -46,7 +46,10 @@ func TestConsumeContinuesTrace(t *testing.T) {
 	require.NoError(t, err)
 
 	got := make(chan trace.SpanContext, 2)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	go func() {
+		defer close(done)
 		_ = l.Consume(ctx, quiet, eventlog.DurableOptions{Name: "trace"}, func(ctx context.Context, e events.Envelope, _ int, _ bool) error {
 			if e.Subject == id {
 				got <- trace.SpanContextFromContext(ctx)

@@ -69,3 +69,15 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 		}
 	}
 }
+
+// Run polls at once, then on every tick, until ctx ends.
+func (h *Heartbeats) Run(ctx context.Context, ticks <-chan time.Time) error {
+	for {
+		h.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticks:
+		}
+	}
+}

@@ -13,15 +13,18 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/capability"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/keyed"
 	"github.com/berthdev/berth/pkg/platform/projectpath"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
-	"github.com/berthdev/berth/services/provisioner/internal/archive"
 )
 
+// ErrConflict is what Log.Append returns (wrapped) when the workspace moved
+// past the expected version: someone else wrote first.
+var ErrConflict = errors.New("the workspace changed since it was read")
+
 // Log is the audit log as the provisioner needs it: it only appends; what
-// the log says comes from State.
+// the log says comes from State. A lost race returns an error wrapping
+// ErrConflict.
 type Log interface {
 	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
 }
@@ -64,7 +67,7 @@ type Runtime interface {
 	EnsureRemoved(ctx context.Context, id string, purgeHome bool) error
 	// ExportHome hands write the stopped workspace's home volume (and
 	// project folders if asked) as archive sources.
-	ExportHome(ctx context.Context, s Spec, projects bool, write func([]archive.Source) error) error
+	ExportHome(ctx context.Context, s Spec, projects bool, write func([]ArchiveSource) error) error
 	// ImportHome recreates the home volume from the tar stream write
 	// produces (entries under VolumeTree + "/").
 	ImportHome(ctx context.Context, s Spec, write func(io.Writer) error) error
@@ -87,9 +90,9 @@ type Options struct {
 	HomeDir string
 	// Routing decides the base path the workspace serves under.
 	Routing wsurl.Mode
-	// ArchiveDir holds workspace archives (<id>/<version>.tar.gz); the
-	// events record paths relative to it.
-	ArchiveDir string
+	// Archives holds workspace archives (<id>/<version>.tar.gz); needed
+	// to archive and restore.
+	Archives Archives
 	// ArchiveProjects also puts the project folders in archives (they are
 	// never restored: they belong to the host).
 	ArchiveProjects bool
@@ -158,17 +161,9 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 		if act == ActionNone {
 			return nil
 		}
-		payload, reason, err := p.execute(ctx, ws, act)
+		payload, reason, err := p.outcome(ctx, ws, act, lastAttempt)
 		if err != nil {
-			var f *Failure
-			switch {
-			case errors.As(err, &f):
-			case lastAttempt:
-				f = &Failure{Code: "engine_unavailable", Message: "the container engine did not answer after several retries: " + err.Error()}
-			default:
-				return err
-			}
-			payload, reason = failure(act, f), f.Message
+			return err
 		}
 		// The observation answers the workspace's last request: same
 		// correlation and trace, causation = that request.
@@ -177,7 +172,7 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 			return err
 		}
 		_, err = p.log.Append(ctx, e, ws.Version)
-		if errors.Is(err, eventlog.ErrConflict) {
+		if errors.Is(err, ErrConflict) {
 			// Someone asked for something else meanwhile: plan again on
 			// the state that includes their event.
 			if err := p.follow(ctx, func(ctx context.Context) error { return p.state.Await(ctx, p.movedPast(id, ws.Version)) }); err != nil {
@@ -298,6 +293,25 @@ func (p *Provisioner) drain(ctx context.Context, ws events.Workspace) error {
 	}
 }
 
+// outcome carries out act and returns the event to record: the
+// observation, or the failure. A Failure is recorded at once, any other
+// error only on the last attempt; before that it is returned, to retry.
+func (p *Provisioner) outcome(ctx context.Context, ws events.Workspace, act Action, lastAttempt bool) (events.Payload, string, error) {
+	payload, reason, err := p.execute(ctx, ws, act)
+	if err == nil {
+		return payload, reason, nil
+	}
+	var f *Failure
+	switch {
+	case errors.As(err, &f):
+	case lastAttempt:
+		f = &Failure{Code: "engine_unavailable", Message: "the container engine did not answer after several retries: " + err.Error()}
+	default:
+		return nil, "", err
+	}
+	return failure(act, f), f.Message, nil
+}
+
 // failure is the event that records f for act: archive and restore
 // failures have their own events (the data is untouched; the lifecycle goes
 // back), everything else marks the workspace failed.
@@ -321,18 +335,18 @@ func (p *Provisioner) archiveHome(ctx context.Context, ws events.Workspace) (eve
 		return nil, "", err
 	}
 	rel := path.Join(ws.ID, strconv.FormatUint(ws.Version, 10)+".tar.gz")
-	var written archive.Info
-	err = p.rt.ExportHome(ctx, spec, p.o.ArchiveProjects, func(src []archive.Source) error {
+	var written ArchiveInfo
+	err = p.rt.ExportHome(ctx, spec, p.o.ArchiveProjects, func(src []ArchiveSource) error {
 		var err error
-		if written, err = archive.Create(p.o.ArchiveDir, rel, src); err != nil {
-			return &Failure{Code: "archive_failed", Message: fmt.Sprintf("writing the archive under %s failed: %v; the workspace and its data are unchanged", p.o.ArchiveDir, err)}
+		if written, err = p.o.Archives.Create(rel, src); err != nil {
+			return &Failure{Code: "archive_failed", Message: fmt.Sprintf("writing the archive under %s failed: %v; the workspace and its data are unchanged", p.o.Archives.Dir(), err)}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
-	got, err := archive.Verify(p.o.ArchiveDir, written)
+	got, err := p.o.Archives.Verify(written)
 	if err != nil {
 		return nil, "", &Failure{Code: "archive_unverified", Message: fmt.Sprintf("reading the archive back failed: %v; the workspace and its data are unchanged", err)}
 	}
@@ -349,11 +363,11 @@ func (p *Provisioner) restoreHome(ctx context.Context, ws events.Workspace) (eve
 	if err != nil {
 		return nil, "", err
 	}
-	want := archive.Info{Path: ws.Archive.Path, Size: ws.Archive.SizeBytes, SHA256: ws.Archive.SHA256}
+	want := ArchiveInfo{Path: ws.Archive.Path, Size: ws.Archive.SizeBytes, SHA256: ws.Archive.SHA256}
 	files := 0
 	err = p.rt.ImportHome(ctx, spec, func(w io.Writer) error {
 		var err error
-		if files, err = archive.Extract(p.o.ArchiveDir, want, "home", VolumeTree, w); err != nil {
+		if files, err = p.o.Archives.Extract(want, "home", VolumeTree, w); err != nil {
 			return &Failure{Code: "archive_unreadable", Message: fmt.Sprintf("the archive cannot be restored: %v; it was left as it is", err)}
 		}
 		return nil

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
 
 // Observed is a Berth-labelled container as the engine reports it.
@@ -197,7 +196,7 @@ func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
 		return err
 	}
 	seq, err := r.Log.Append(ctx, e, f.Version)
-	if errors.Is(err, eventlog.ErrConflict) {
+	if errors.Is(err, ErrConflict) {
 		return nil
 	}
 	if err != nil || !r.Restart {
@@ -208,7 +207,7 @@ func (r *Reconciler) recordGone(ctx context.Context, f Fix) error {
 	if err != nil {
 		return err
 	}
-	if _, err = r.Log.Append(ctx, e, seq); errors.Is(err, eventlog.ErrConflict) {
+	if _, err = r.Log.Append(ctx, e, seq); errors.Is(err, ErrConflict) {
 		return nil
 	}
 	return err
@@ -277,7 +276,7 @@ func (r *Reconciler) settle(ctx context.Context, o Open) error {
 		if err != nil {
 			return err
 		}
-		if _, err := r.Log.Append(ctx, e, ws.Version); err != nil && !errors.Is(err, eventlog.ErrConflict) {
+		if _, err := r.Log.Append(ctx, e, ws.Version); err != nil && !errors.Is(err, ErrConflict) {
 			return err
 		}
 		r.Logger.Warn("open request expired", "workspace", ws.Name, "status", ws.Status)

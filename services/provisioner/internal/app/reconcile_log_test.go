@@ -1,4 +1,4 @@
-package app
+package app_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
+	"github.com/berthdev/berth/services/provisioner/internal/app"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -95,9 +96,9 @@ type racingEngine struct {
 	id string
 }
 
-func (e racingEngine) List(context.Context) ([]Observed, error) {
+func (e racingEngine) List(context.Context) ([]app.Observed, error) {
 	e.w.append(e.id, &events.Running{ContainerID: "c", Host: "h", IP: "10.0.0.1", Port: 8080}, time.Now())
-	return []Observed{{ContainerID: "c", WorkspaceID: e.id, Running: false, Created: time.Now()}}, nil
+	return []app.Observed{{ContainerID: "c", WorkspaceID: e.id, Running: false, Created: time.Now()}}, nil
 }
 func (racingEngine) RemoveContainer(context.Context, string) error      { return nil }
 func (racingEngine) EnsureStopped(context.Context, string) (int, error) { return 0, nil }
@@ -105,7 +106,7 @@ func (racingEngine) EnsureStopped(context.Context, string) (int, error) { return
 func TestReconcilerNeverRecordsDriftFromAStaleSnapshot(t *testing.T) {
 	w := newLogWorld(t)
 	id := w.workspace(events.StatusStarting, time.Now())
-	rec := &Reconciler{Log: w.log, Projection: w.proj, Engine: racingEngine{w, id}, Driver: New(w.log, w.proj, nil, quiet, Options{}),
+	rec := &app.Reconciler{Log: w.log.ConflictAs(app.ErrConflict), Projection: w.proj, Engine: racingEngine{w, id}, Driver: app.New(w.log.ConflictAs(app.ErrConflict), w.proj, nil, quiet, app.Options{}),
 		Logger: quiet, OrphanGrace: time.Hour, Restart: true, Redrive: time.Hour, Deadline: time.Hour, Now: time.Now}
 	if err := rec.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
@@ -118,7 +119,7 @@ func TestReconcilerNeverRecordsDriftFromAStaleSnapshot(t *testing.T) {
 
 type quietEngine struct{}
 
-func (quietEngine) List(context.Context) ([]Observed, error)           { return nil, nil }
+func (quietEngine) List(context.Context) ([]app.Observed, error)       { return nil, nil }
 func (quietEngine) RemoveContainer(context.Context, string) error      { return nil }
 func (quietEngine) EnsureStopped(context.Context, string) (int, error) { return 0, nil }
 
@@ -158,7 +159,7 @@ func TestReconcilerSettlesOpenRequests(t *testing.T) {
 	stale := w.workspace(events.StatusStopping, now.Add(-time.Minute))
 	fresh := w.workspace(events.StatusStarting, now)
 	d := &recordingDriver{busy: map[string]bool{busy: true}, done: make(chan string, 4)}
-	rec := &Reconciler{Log: w.log, Projection: w.proj, Engine: quietEngine{}, Driver: d, Logger: quiet,
+	rec := &app.Reconciler{Log: w.log.ConflictAs(app.ErrConflict), Projection: w.proj, Engine: quietEngine{}, Driver: d, Logger: quiet,
 		OrphanGrace: time.Hour, Redrive: 30 * time.Second, Deadline: 5 * time.Minute, Now: func() time.Time { return now }}
 	if err := rec.Sweep(context.Background()); err != nil {
 		t.Fatal(err)
@@ -197,20 +198,20 @@ func TestOverdue(t *testing.T) {
 	}
 	cases := []struct {
 		ws   events.Workspace
-		want *Open
+		want *app.Open
 	}{
 		{at(events.StatusStarting, 10*time.Second), nil},
-		{at(events.StatusStarting, time.Minute), &Open{}},
-		{at(events.StatusStarting, 6*time.Minute), &Open{Expired: true}},
-		{at(events.StatusStopping, 6*time.Minute), &Open{Expired: true}},
-		{at(events.StatusArchiving, time.Hour), &Open{}}, // archives may take long: redriven, never expired
-		{at(events.StatusDeleting, time.Hour), &Open{}},
+		{at(events.StatusStarting, time.Minute), &app.Open{}},
+		{at(events.StatusStarting, 6*time.Minute), &app.Open{Expired: true}},
+		{at(events.StatusStopping, 6*time.Minute), &app.Open{Expired: true}},
+		{at(events.StatusArchiving, time.Hour), &app.Open{}}, // archives may take long: redriven, never expired
+		{at(events.StatusDeleting, time.Hour), &app.Open{}},
 		{at(events.StatusRunning, time.Hour), nil},
 		{at(events.StatusStopped, time.Hour), nil},
 		{events.Workspace{ID: "no-since", Status: events.StatusStarting}, nil},
 	}
 	for _, c := range cases {
-		got := Overdue([]events.Workspace{c.ws}, now, 30*time.Second, 5*time.Minute)
+		got := app.Overdue([]events.Workspace{c.ws}, now, 30*time.Second, 5*time.Minute)
 		switch {
 		case c.want == nil && len(got) != 0:
 			t.Errorf("%s: %+v, want nothing", c.ws.ID, got)

@@ -15,22 +15,37 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/berthdev/berth/services/provisioner/internal/app"
 )
 
-// Info describes an archive file.
-type Info struct {
-	Path   string // as given to Create (relative to the archive dir)
-	Size   int64
-	SHA256 string
-	Files  int // tar entries of any kind
-}
+// Info describes an archive file; Path is as given to Create (relative to
+// the archive dir).
+type Info = app.ArchiveInfo
 
 // Source is one tree to put in the archive: a tar stream (as Docker's
 // copy-from-container returns it) whose first path component is replaced
 // by Prefix.
-type Source struct {
-	Prefix string
-	Open   func() (io.ReadCloser, error)
+type Source = app.ArchiveSource
+
+// Folder is an archive folder as the provisioner's app uses it
+// (app.Archives).
+type Folder string
+
+// Dir returns the folder's path.
+func (f Folder) Dir() string { return string(f) }
+
+// Create is Create in f.
+func (f Folder) Create(rel string, sources []Source) (Info, error) {
+	return Create(string(f), rel, sources)
+}
+
+// Verify is Verify in f.
+func (f Folder) Verify(want Info) (Info, error) { return Verify(string(f), want) }
+
+// Extract is Extract in f.
+func (f Folder) Extract(want Info, from, to string, out io.Writer) (int, error) {
+	return Extract(string(f), want, from, to, out)
 }
 
 // Create writes the sources into dir/rel atomically (temporary file, fsync,
@@ -237,3 +252,5 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+var _ app.Archives = Folder("")

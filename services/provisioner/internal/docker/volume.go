@@ -15,7 +15,6 @@ import (
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/berthdev/berth/services/provisioner/internal/app"
-	"github.com/berthdev/berth/services/provisioner/internal/archive"
 )
 
 // LabelRole marks helper containers; they carry no LabelID, so the
@@ -76,7 +75,7 @@ func (r *Runtime) withHelper(ctx context.Context, s app.Spec, projects bool, fn 
 // ExportHome hands write the home volume (and, with projects, the project
 // folders) as archive sources. The workspace is stopped first so the copy
 // is consistent.
-func (r *Runtime) ExportHome(ctx context.Context, s app.Spec, projects bool, write func([]archive.Source) error) error {
+func (r *Runtime) ExportHome(ctx context.Context, s app.Spec, projects bool, write func([]app.ArchiveSource) error) error {
 	if _, err := r.EnsureStopped(ctx, s.ID); err != nil {
 		return err
 	}
@@ -92,9 +91,9 @@ func (r *Runtime) ExportHome(ctx context.Context, s app.Spec, projects bool, wri
 				return rc, err
 			}
 		}
-		sources := []archive.Source{{Prefix: "home", Open: open(helperHome)}}
+		sources := []app.ArchiveSource{{Prefix: "home", Open: open(helperHome)}}
 		if projects && len(s.Mounts) > 0 {
-			sources = append(sources, archive.Source{Prefix: "projects", Open: open(helperProjects)})
+			sources = append(sources, app.ArchiveSource{Prefix: "projects", Open: open(helperProjects)})
 		}
 		return write(sources)
 	})

@@ -1,4 +1,4 @@
-package sweep_test
+package app_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/berthdev/berth/pkg/platform/activity"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
-	"github.com/berthdev/berth/services/reaper/policy"
-	"github.com/berthdev/berth/services/reaper/sweep"
+	"github.com/berthdev/berth/services/reaper/internal/app"
+	"github.com/berthdev/berth/services/reaper/internal/policy"
 )
 
 var t0 = time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
@@ -58,7 +58,7 @@ func follow(t *testing.T, ctx context.Context, l *eventlog.Log) *events.Projecti
 // brokenFor fails the activity lookup of one workspace (fault injection
 // around the real bucket).
 type brokenFor struct {
-	sweep.Activity
+	app.Activity
 	id string
 }
 
@@ -102,8 +102,8 @@ func TestTwoReapersActOnce(t *testing.T) {
 
 	settings := policy.Settings{IdleTimeout: 24 * time.Hour, MinIdleTimeout: time.Hour, MaxIdleTimeout: 72 * time.Hour,
 		Warning: 30 * time.Minute, Retention: 7 * 24 * time.Hour, ArchiveRetry: time.Hour}
-	newSweeper := func(name string) *sweep.Sweeper {
-		return &sweep.Sweeper{Log: l, Workspaces: follow(t, ctx, l), Activity: brokenFor{tracker, broken}, Policy: settings,
+	newSweeper := func(name string) *app.Sweeper {
+		return &app.Sweeper{Log: l.ConflictAs(app.ErrConflict), Workspaces: follow(t, ctx, l), Activity: brokenFor{tracker, broken}, Policy: settings,
 			Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler), Instance: name}
 	}
 	a, b := newSweeper("a"), newSweeper("b")
@@ -111,7 +111,7 @@ func TestTwoReapersActOnce(t *testing.T) {
 	ticks := make(chan time.Time)
 	go func() { _ = a.Run(ctx, ticks) }()
 	var wg sync.WaitGroup
-	var rb sweep.Result
+	var rb app.Result
 	wg.Go(func() { rb = b.Sweep(ctx) })
 	ticks <- now
 	wg.Wait()
@@ -158,7 +158,7 @@ func TestIdleWarningOnce(t *testing.T) {
 	id := seed(t, l, "w", t0, &events.StartRequested{}, &events.Running{ContainerID: "c", IP: "10.0.0.2", Port: 8080})
 	clock := t0.Add(23*time.Hour + 45*time.Minute)
 	proj := follow(t, ctx, l)
-	s := &sweep.Sweeper{Log: l, Workspaces: proj, Activity: tracker, Now: func() time.Time { return clock },
+	s := &app.Sweeper{Log: l.ConflictAs(app.ErrConflict), Workspaces: proj, Activity: tracker, Now: func() time.Time { return clock },
 		Policy: policy.Settings{IdleTimeout: 24 * time.Hour, Warning: time.Hour}, Logger: slog.New(slog.DiscardHandler)}
 	r := s.Sweep(ctx)
 	assert.Equal(t, 1, r.Acted[policy.Warn])

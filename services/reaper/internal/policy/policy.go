@@ -84,25 +84,7 @@ func Decide(s Settings, ws events.Workspace, lastActivity, now time.Time) Decisi
 	}
 	switch ws.Status {
 	case events.StatusRunning:
-		timeout := s.IdleTimeoutFor(ws)
-		if timeout <= 0 {
-			return Decision{}
-		}
-		idleSince := ws.StatusSince
-		if lastActivity.After(idleSince) {
-			idleSince = lastActivity
-		}
-		stopAt := idleSince.Add(timeout)
-		if !now.Before(stopAt) {
-			return Decision{Action: Stop, Reason: ReasonIdle, IdleSince: idleSince, StopAt: stopAt}
-		}
-		warned := ws.IdleWarning != nil && !ws.IdleWarning.IdleSince.Before(idleSince)
-		// Never warn in the first half of a short timeout: a warning the
-		// moment a workspace starts tells the user nothing.
-		warning := min(s.Warning, timeout/2)
-		if warning > 0 && !warned && !now.Before(stopAt.Add(-warning)) {
-			return Decision{Action: Warn, Reason: ReasonIdle, IdleSince: idleSince, StopAt: stopAt}
-		}
+		return decideRunning(s, ws, lastActivity, now)
 	case events.StatusStopped:
 		if s.Retention <= 0 {
 			return Decision{}
@@ -121,6 +103,30 @@ func Decide(s Settings, ws events.Workspace, lastActivity, now time.Time) Decisi
 		if s.Retention > 0 && ws.Archive != nil && ws.Archive.SHA256 != "" {
 			return Decision{Action: Delete, Reason: ReasonRetention}
 		}
+	}
+	return Decision{}
+}
+
+// decideRunning is the idle rule: warn, then stop.
+func decideRunning(s Settings, ws events.Workspace, lastActivity, now time.Time) Decision {
+	timeout := s.IdleTimeoutFor(ws)
+	if timeout <= 0 {
+		return Decision{}
+	}
+	idleSince := ws.StatusSince
+	if lastActivity.After(idleSince) {
+		idleSince = lastActivity
+	}
+	stopAt := idleSince.Add(timeout)
+	if !now.Before(stopAt) {
+		return Decision{Action: Stop, Reason: ReasonIdle, IdleSince: idleSince, StopAt: stopAt}
+	}
+	warned := ws.IdleWarning != nil && !ws.IdleWarning.IdleSince.Before(idleSince)
+	// Never warn in the first half of a short timeout: a warning the
+	// moment a workspace starts tells the user nothing.
+	warning := min(s.Warning, timeout/2)
+	if warning > 0 && !warned && !now.Before(stopAt.Add(-warning)) {
+		return Decision{Action: Warn, Reason: ReasonIdle, IdleSince: idleSince, StopAt: stopAt}
 	}
 	return Decision{}
 }

@@ -1,7 +1,8 @@
-// Package sweep runs the reaper's policy over every workspace and appends
-// what it decides. It never touches Docker: the provisioner carries the
-// requests out, so every reaping is in the audit log with its reason.
-package sweep
+// Package app is the reaper's use case: the Sweeper runs the policy over
+// every workspace and appends what it decides. It never touches Docker: the
+// provisioner carries the requests out, so every reaping is in the audit
+// log with its reason.
+package app
 
 import (
 	"context"
@@ -16,11 +17,15 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
-	"github.com/berthdev/berth/services/reaper/policy"
+	"github.com/berthdev/berth/services/reaper/internal/policy"
 )
 
-// Log is where requests are appended, with optimistic concurrency.
+// ErrConflict is what Log.Append returns (wrapped) when the workspace moved
+// past the expected version: another writer, or another reaper, was first.
+var ErrConflict = errors.New("the workspace changed since it was read")
+
+// Log is where requests are appended, with optimistic concurrency; a lost
+// race returns an error wrapping ErrConflict.
 type Log interface {
 	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
 }
@@ -82,7 +87,7 @@ func (s *Sweeper) Sweep(ctx context.Context) Result {
 		act, err := s.one(ctx, ws, now)
 		outcome := "appended"
 		switch {
-		case errors.Is(err, eventlog.ErrConflict):
+		case errors.Is(err, ErrConflict):
 			res.Conflicts++
 			outcome = "conflict"
 			s.Logger.Debug("workspace changed meanwhile; leaving it to the next sweep", "workspace", ws.Name, "id", ws.ID)

@@ -1,4 +1,4 @@
-package sweep_test
+package app_test
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/services/reaper/policy"
-	"github.com/berthdev/berth/services/reaper/sweep"
+	"github.com/berthdev/berth/services/reaper/internal/app"
+	"github.com/berthdev/berth/services/reaper/internal/policy"
 )
 
 // BenchmarkSweepNothingToDo: one sweep over 1,000 running, recently active
@@ -33,7 +33,7 @@ func BenchmarkSweepNothingToDo(b *testing.B) {
 		}
 		require.NoError(b, tracker.Record(ctx, id, now))
 	}
-	s := &sweep.Sweeper{Log: l, Workspaces: proj, Activity: tracker, Now: func() time.Time { return now.Add(time.Hour) },
+	s := &app.Sweeper{Log: l.ConflictAs(app.ErrConflict), Workspaces: proj, Activity: tracker, Now: func() time.Time { return now.Add(time.Hour) },
 		Policy: policy.Settings{IdleTimeout: 24 * time.Hour, Warning: time.Hour}, Logger: slog.New(slog.DiscardHandler)}
 	b.ResetTimer()
 	for b.Loop() {

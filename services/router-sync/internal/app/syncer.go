@@ -1,0 +1,153 @@
+// Package app is router-sync's use case: keep Traefik's routes equal to the
+// log. The Syncer folds the log into a projection, renders the routable
+// workspaces and writes them after every change, retrying a failed write.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/services/router-sync/internal/render"
+)
+
+// Follower replays the log into apply, oldest first, then keeps applying
+// new events until ctx ends; caughtUp closes once the replay is done
+// (eventlog.Log).
+type Follower interface {
+	Follow(ctx context.Context, log *slog.Logger, apply func(events.Envelope)) (caughtUp <-chan struct{}, err error)
+}
+
+// Projection is the fold the routes are rendered from (events.Projection).
+type Projection interface {
+	Apply(e events.Envelope) (bool, error)
+	Workspaces(keep func(events.Workspace) bool) []events.Workspace
+}
+
+// RouteWriter replaces the routes file if content changed, and reports
+// whether it wrote (configdir.Writer).
+type RouteWriter interface {
+	Write(content []byte) (bool, error)
+}
+
+// DefaultRetryDelay is the wait after a failed write when RetryDelay is 0.
+const DefaultRetryDelay = time.Second
+
+// Syncer keeps one routes file equal to the log.
+type Syncer struct {
+	Log        Follower
+	Projection Projection
+	Writer     RouteWriter
+	Render     render.Options
+	Logger     *slog.Logger
+	// File names the routes file in log lines.
+	File string
+	// RetryDelay is how long after a failed write it is tried again, if no
+	// change comes first (0: DefaultRetryDelay).
+	RetryDelay time.Duration
+	// After is the clock of the retry (nil: time.After); tests inject one.
+	After func(time.Duration) <-chan time.Time
+
+	// changed holds at most one pending "the projection moved" signal: a
+	// burst of events is rendered once.
+	changed chan struct{}
+}
+
+// Apply folds one event from the log and, if it changed the projection,
+// asks for a write. It is the follower's callback and the one place an
+// event reaches the Syncer: what the write should know of the event that
+// caused it (its trace context) starts here.
+func (s *Syncer) Apply(e events.Envelope) {
+	if ok, _ := s.Projection.Apply(e); ok {
+		s.signal()
+	}
+}
+
+func (s *Syncer) signal() {
+	select {
+	case s.changed <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// Sync renders the routable workspaces and writes them if they changed.
+// ctx is the write's own context, where a span around the write belongs.
+func (s *Syncer) Sync(ctx context.Context) error {
+	wss := s.Projection.Workspaces(render.Routable)
+	content, err := render.Render(wss, s.Render)
+	if err != nil {
+		return fmt.Errorf("render routes: %w", err)
+	}
+	written, err := s.Writer.Write(content)
+	if err != nil {
+		return err
+	}
+	if written {
+		s.Logger.Info("routes written", "file", s.File, "workspaces", len(wss))
+	}
+	return nil
+}
+
+// Run follows the log, writes the routes once it is replayed, calls synced,
+// then writes after every change until ctx ends. A failed first write is
+// returned (the caller restarts); a later one is retried on the next change
+// or after RetryDelay, whichever comes first.
+func (s *Syncer) Run(ctx context.Context, synced func()) error {
+	s.changed = make(chan struct{}, 1) // before Follow: Apply runs from then on
+	caughtUp, err := s.Log.Follow(ctx, s.Logger, s.Apply)
+	if err != nil {
+		return fmt.Errorf("follow the log: %w", err)
+	}
+	select {
+	case <-caughtUp:
+	case <-ctx.Done():
+		return nil
+	}
+	s.drain() // the first write covers every event replayed so far
+	if err := s.Sync(ctx); err != nil {
+		return fmt.Errorf("first write of the routes: %w", err)
+	}
+	synced()
+	return s.loop(ctx)
+}
+
+func (s *Syncer) drain() {
+	select {
+	case <-s.changed:
+	default:
+	}
+}
+
+func (s *Syncer) loop(ctx context.Context) error {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.changed:
+		case <-retry:
+		}
+		retry = nil
+		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+			delay := s.retryDelay()
+			s.Logger.Error("writing routes failed; retrying on the next change or after a delay", "retry_in", delay, "err", err)
+			retry = s.after(delay)
+		}
+	}
+}
+
+func (s *Syncer) retryDelay() time.Duration {
+	if s.RetryDelay > 0 {
+		return s.RetryDelay
+	}
+	return DefaultRetryDelay
+}
+
+func (s *Syncer) after(d time.Duration) <-chan time.Time {
+	if s.After != nil {
+		return s.After(d)
+	}
+	return time.After(d)
+}
