@@ -1,6 +1,6 @@
 // Command berthctl is the admin's command line for the Berth API: list
 // workspaces, read a workspace's audit history, put it on hold, set its idle
-// timeout, and restore it from its archive.
+// timeout, restore it from its archive, and read and retry dead letters.
 package main
 
 import (
@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -29,7 +28,11 @@ commands:
   release <workspace>               end the hold (admins)
   idle-timeout <workspace> <dur>    e.g. 2h; 0 = the default
   restore <workspace>               recreate a deleted workspace from its archive (admins)
-  deadletters                       messages consumers could never handle, with the reason (admins)
+  deadletter list [--after N] [--limit N]
+                                    messages consumers could never handle, with the reason (admins)
+  deadletter show <seq>             one dead letter with its message (admins)
+  deadletter retry <seq>            hand a dead letter back to its consumer (admins; provisioner only)
+  deadletters                       the same as deadletter list
 
 flags:
 `
@@ -44,9 +47,10 @@ func main() {
 }
 
 type client struct {
-	base  string
-	token string
-	http  *http.Client
+	base   string
+	token  string
+	http   *http.Client
+	errOut io.Writer // hints that are not the command's output
 }
 
 func run(ctx context.Context, args []string, out, errOut io.Writer) error {
@@ -66,65 +70,68 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if *token == "" {
 		return errors.New("no token: set BERTH_TOKEN or --token")
 	}
-	c := &client{base: strings.TrimRight(*api, "/"), token: *token, http: &http.Client{Timeout: 20 * time.Second}}
+	c := &client{base: strings.TrimRight(*api, "/"), token: *token, http: &http.Client{Timeout: 20 * time.Second}, errOut: errOut}
 	cmd, rest := rest[0], rest[1:]
-	need := func(n int) error {
-		if len(rest) != n {
-			return fmt.Errorf("%s takes %d argument(s); see berthctl -h", cmd, n)
-		}
-		return nil
-	}
 	switch cmd {
-	case "deadletters":
-		if err := need(0); err != nil {
-			return err
-		}
-		return c.deadLetters(ctx, out)
+	case "deadletter":
+		return c.deadLetterCommand(ctx, out, rest)
+	case "deadletters": // the older spelling of deadletter list
+		return c.deadLetterList(ctx, out, cmd, rest)
 	case "list":
 		return c.print(ctx, out, "GET", "/api/v1/workspaces", nil)
-	case "get", "history", "restore", "release":
-		if err := need(1); err != nil {
-			return err
-		}
-		id, err := c.resolve(ctx, rest[0])
-		if err != nil {
-			return err
-		}
-		switch cmd {
-		case "get":
-			return c.print(ctx, out, "GET", "/api/v1/workspaces/"+id, nil)
-		case "history":
-			return c.history(ctx, out, id)
-		case "restore":
-			return c.print(ctx, out, "POST", "/api/v1/workspaces/"+id+"/restore", nil)
-		default:
-			return c.print(ctx, out, "PATCH", "/api/v1/workspaces/"+id+"/lifecycle", map[string]any{"hold": false})
-		}
-	case "hold":
-		if len(rest) < 1 {
-			return need(1)
-		}
-		id, err := c.resolve(ctx, rest[0])
-		if err != nil {
-			return err
-		}
-		return c.print(ctx, out, "PATCH", "/api/v1/workspaces/"+id+"/lifecycle", map[string]any{"hold": true, "hold_reason": strings.Join(rest[1:], " ")})
-	case "idle-timeout":
-		if err := need(2); err != nil {
-			return err
-		}
-		d, err := time.ParseDuration(rest[1])
-		if err != nil {
-			return fmt.Errorf("idle timeout %q: %w (e.g. 90m, 2h, 0)", rest[1], err)
-		}
-		id, err := c.resolve(ctx, rest[0])
-		if err != nil {
-			return err
-		}
-		return c.print(ctx, out, "PATCH", "/api/v1/workspaces/"+id+"/lifecycle", map[string]any{"idle_timeout_seconds": int64(d.Seconds())})
+	case "get", "history", "restore", "release", "hold", "idle-timeout":
+		return c.workspaceCommand(ctx, out, cmd, rest)
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// need checks a command's argument count.
+func need(cmd string, args []string, n int) error {
+	if len(args) != n {
+		return fmt.Errorf("%s takes %d argument(s); see berthctl -h", cmd, n)
+	}
+	return nil
+}
+
+// workspaceArgs is how many arguments each workspace command takes (hold:
+// at least one, the rest is its reason).
+var workspaceArgs = map[string]int{"get": 1, "history": 1, "restore": 1, "release": 1, "idle-timeout": 2}
+
+// workspaceCommand runs a command on one workspace (id or name).
+func (c *client) workspaceCommand(ctx context.Context, out io.Writer, cmd string, rest []string) error {
+	n, exact := workspaceArgs[cmd]
+	if !exact {
+		n = 1 // hold: the workspace, then any words of reason
+	}
+	if len(rest) < n || exact && len(rest) != n {
+		return need(cmd, rest, n)
+	}
+	var idle time.Duration
+	if cmd == "idle-timeout" {
+		var err error
+		if idle, err = time.ParseDuration(rest[1]); err != nil {
+			return fmt.Errorf("idle timeout %q: %w (e.g. 90m, 2h, 0)", rest[1], err)
+		}
+	}
+	id, err := c.resolve(ctx, rest[0])
+	if err != nil {
+		return err
+	}
+	path := "/api/v1/workspaces/" + id
+	switch cmd {
+	case "get":
+		return c.print(ctx, out, "GET", path, nil)
+	case "history":
+		return c.history(ctx, out, id)
+	case "restore":
+		return c.print(ctx, out, "POST", path+"/restore", nil)
+	case "release":
+		return c.print(ctx, out, "PATCH", path+"/lifecycle", map[string]any{"hold": false})
+	case "hold":
+		return c.print(ctx, out, "PATCH", path+"/lifecycle", map[string]any{"hold": true, "hold_reason": strings.Join(rest[1:], " ")})
+	}
+	return c.print(ctx, out, "PATCH", path+"/lifecycle", map[string]any{"idle_timeout_seconds": int64(idle.Seconds())})
 }
 
 func envOr(key, def string) string {
@@ -198,50 +205,14 @@ func (c *client) history(ctx context.Context, out io.Writer, id string) error {
 	return err
 }
 
-// deadLetters prints every dead letter, one line each: sequence, time,
-// consumer, original subject and reason; then the message itself.
-func (c *client) deadLetters(ctx context.Context, out io.Writer) error {
-	for after := uint64(0); ; {
-		b, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/deadletters?limit=1000&after=%d", after), nil)
-		if err != nil {
-			return err
-		}
-		var page struct {
-			Entries []struct {
-				Sequence        uint64          `json:"sequence"`
-				Time            time.Time       `json:"time"`
-				Consumer        string          `json:"consumer"`
-				Reason          string          `json:"reason"`
-				OriginalSubject string          `json:"original_subject"`
-				Event           json.RawMessage `json:"event"`
-				Raw             string          `json:"raw"`
-			} `json:"entries"`
-			Next uint64 `json:"next"`
-		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return fmt.Errorf("dead letters: %w", err)
-		}
-		for _, e := range page.Entries {
-			msg := string(e.Event)
-			if msg == "" {
-				msg = strconv.Quote(e.Raw)
-			}
-			fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\n\t%s\n", e.Sequence, e.Time.UTC().Format(time.RFC3339), e.Consumer, e.OriginalSubject, e.Reason, msg)
-		}
-		if page.Next == 0 || page.Next <= after {
-			return nil
-		}
-		after = page.Next
-	}
-}
-
 func (c *client) print(ctx context.Context, out io.Writer, method, path string, body any) error {
 	b, err := c.do(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
 	var pretty bytes.Buffer
-	if json.Indent(&pretty, b, "", "  ") != nil {
+	// The API ends its bodies with a newline; one is added after indenting.
+	if json.Indent(&pretty, bytes.TrimSpace(b), "", "  ") != nil {
 		_, err = out.Write(b)
 		return err
 	}

@@ -21,6 +21,16 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		"bad idle timeout":  {[]string{"--token", "t", "idle-timeout", "w", "soon"}, `idle timeout "soon"`},
 		"unreachable API":   {[]string{"--token", "t", "--api", "http://127.0.0.1:1", "list"}, "GET /api/v1/workspaces"},
 		"hold without name": {[]string{"--token", "t", "hold"}, "hold takes 1 argument"},
+		"get with two":      {[]string{"--token", "t", "get", "a", "b"}, "get takes 1 argument"},
+
+		"deadletter alone":       {[]string{"--token", "t", "deadletter"}, "deadletter needs a subcommand"},
+		"deadletter unknown":     {[]string{"--token", "t", "deadletter", "purge"}, `unknown deadletter subcommand "purge"`},
+		"deadletter show no seq": {[]string{"--token", "t", "deadletter", "show"}, "deadletter show takes 1 argument"},
+		"deadletter bad seq":     {[]string{"--token", "t", "deadletter", "retry", "abc"}, `dead letter "abc": want its sequence`},
+		"deadletter seq 0":       {[]string{"--token", "t", "deadletter", "show", "0"}, `dead letter "0"`},
+		"deadletter bad limit":   {[]string{"--token", "t", "deadletter", "list", "--limit", "-1"}, "--limit -1"},
+		"deadletter bad after":   {[]string{"--token", "t", "deadletter", "list", "--after", "x"}, "invalid value"},
+		"deadletter list extra":  {[]string{"--token", "t", "deadletters", "7"}, "deadletters takes no arguments"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -1,16 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
 
@@ -59,6 +64,120 @@ func TestDeadLettersVisible(t *testing.T) {
 
 	expectProblem(t, a.do("GET", "/api/v1/deadletters", alice, nil), http.StatusForbidden, "forbidden")
 	expectProblem(t, a.do("GET", "/api/v1/deadletters?limit=0", admin, nil), http.StatusBadRequest, "invalid_query")
+}
+
+// TestDeadLetterShowAndRetry (issue 13): an admin reads one dead letter and
+// hands a provisioner's back to it: its original message goes, as it was,
+// to berth.redrive.provisioner in the dead-letter stream, saying which dead
+// letter it retries. The intake's (activity reports over core NATS) cannot
+// be retried, and says so.
+func TestDeadLetterShowAndRetry(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	l, js := e.bus()
+	// The stream as it will be declared: dead letters and redrive requests.
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: events.DeadLetterStream,
+		Subjects: []string{events.DeadLetterSubjectPrefix + ">", events.RedriveSubjectPrefix + ">"}})
+	require.NoError(t, err)
+	a := e.startAPI()
+	admin, alice := e.token("root", "admin"), e.token("alice", "user")
+
+	wsSubject := events.WorkspaceSubject(uuid.NewString(), events.TypeStartRequested)
+	original := []byte(`{"specversion":"1.0","type":"berth.workspace.start_requested"}`)
+	provisioner := e.deadLetter(l, "provisioner", wsSubject, original, "failed 6 times: engine on fire")
+	intake := e.deadLetter(l, "intake", events.IntakeActivitySubject, []byte("not json"), "malformed activity report")
+	path := func(seq uint64, suffix ...string) string {
+		return "/api/v1/deadletters/" + itoa(seq) + strings.Join(suffix, "")
+	}
+
+	t.Run("show", func(t *testing.T) {
+		r := a.do("GET", path(provisioner), admin, nil)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		m := r.json(t)
+		assert.EqualValues(t, provisioner, m["sequence"])
+		assert.Equal(t, "provisioner", m["consumer"])
+		assert.Equal(t, wsSubject, m["original_subject"])
+		assert.Equal(t, "failed 6 times: engine on fire", m["reason"])
+		assert.Equal(t, "berth.workspace.start_requested", m["event"].(map[string]any)["type"])
+		assert.Equal(t, "not json", a.do("GET", path(intake), admin, nil).str(t, "raw"))
+	})
+	t.Run("retry", func(t *testing.T) {
+		r := a.do("POST", path(provisioner, "/retry"), admin, nil)
+		require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
+		var got struct {
+			Retried         uint64 `json:"retried"`
+			Consumer        string `json:"consumer"`
+			RedriveSequence uint64 `json:"redrive_sequence"`
+		}
+		require.True(t, jsonInto(r.Body, &got))
+		assert.Equal(t, provisioner, got.Retried)
+		assert.Equal(t, "provisioner", got.Consumer)
+		stream, err := js.Stream(ctx, events.DeadLetterStream)
+		require.NoError(t, err)
+		m, err := stream.GetMsg(ctx, got.RedriveSequence)
+		require.NoError(t, err)
+		assert.Equal(t, events.RedriveSubjectPrefix+"provisioner", m.Subject)
+		assert.Equal(t, original, m.Data, "the original bytes, as they were")
+		assert.Equal(t, wsSubject, m.Header.Get(events.OriginalSubjectHeader))
+		assert.Equal(t, itoa(provisioner), m.Header.Get(events.DeadLetterSequenceHeader))
+		// A redrive request is not a dead letter.
+		expectProblem(t, a.do("GET", path(got.RedriveSequence), admin, nil), http.StatusNotFound, "dead_letter_not_found")
+		expectProblem(t, a.do("POST", path(got.RedriveSequence, "/retry"), admin, nil), http.StatusNotFound, "dead_letter_not_found")
+	})
+	t.Run("refused", func(t *testing.T) {
+		r := a.do("POST", path(intake, "/retry"), admin, nil)
+		expectProblem(t, r, http.StatusConflict, "dead_letter_not_retryable")
+		assert.Contains(t, r.str(t, "detail"), "core NATS")
+		expectProblem(t, a.do("GET", path(999), admin, nil), http.StatusNotFound, "dead_letter_not_found")
+		expectProblem(t, a.do("POST", path(999, "/retry"), admin, nil), http.StatusNotFound, "dead_letter_not_found")
+		for _, bad := range []string{"0", "-1", "abc", "1.5", "99999999999999999999"} {
+			expectProblem(t, a.do("GET", "/api/v1/deadletters/"+bad, admin, nil), http.StatusBadRequest, "invalid_path")
+			expectProblem(t, a.do("POST", "/api/v1/deadletters/"+bad+"/retry", admin, nil), http.StatusBadRequest, "invalid_path")
+		}
+		expectProblem(t, a.do("GET", path(provisioner), alice, nil), http.StatusForbidden, "forbidden")
+		expectProblem(t, a.do("POST", path(provisioner, "/retry"), alice, nil), http.StatusForbidden, "forbidden")
+		expectProblem(t, a.do("POST", path(provisioner, "/retry"), "", nil), http.StatusUnauthorized, "unauthenticated")
+	})
+	t.Run("cookie rules of admin changes", func(t *testing.T) {
+		cookie := a.sessionCookie(admin)
+		expectProblem(t, a.withCookie("POST", path(provisioner, "/retry"), cookie, nil), http.StatusForbidden, "cross_origin_refused")
+		expectProblem(t, a.withCookie("POST", path(provisioner, "/retry"), cookie, nil, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden, "cross_origin_refused")
+		// Path mode: the cookie carries no admin rights on the API.
+		expectProblem(t, a.withCookie("POST", path(provisioner, "/retry"), cookie, nil, "Sec-Fetch-Site", "same-origin"), http.StatusForbidden, "forbidden")
+	})
+}
+
+// TestDeadLetterRetryWithoutRedriveStream: while the dead-letter stream
+// does not capture berth.redrive.>, a retry publishes nothing and answers
+// 503 instead of pretending.
+func TestDeadLetterRetryWithoutRedriveStream(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI() // declares the stream with dead letters only
+	l, js := e.bus()
+	seq := e.deadLetter(l, "provisioner", events.WorkspaceSubject(uuid.NewString(), events.TypeStopRequested), []byte(`{}`), "boom")
+	expectProblem(t, a.do("POST", "/api/v1/deadletters/"+itoa(seq)+"/retry", e.token("root", "admin"), nil), http.StatusServiceUnavailable, "unavailable")
+	stream, err := js.Stream(context.Background(), events.DeadLetterStream)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, stream.CachedInfo().State.Msgs)
+}
+
+// bus opens the log as another service would, to write dead letters and
+// look at the streams.
+func (e *env) bus() (*eventlog.Log, jetstream.JetStream) {
+	e.t.Helper()
+	l, err := eventlog.Open(context.Background(), natstest.Conn(e.t, e.nats), eventlog.Options{})
+	require.NoError(e.t, err)
+	return l, l.JetStream()
+}
+
+// deadLetter stores a dead letter as consumer would and returns its sequence.
+func (e *env) deadLetter(l *eventlog.Log, consumer, subject string, data []byte, reason string) uint64 {
+	e.t.Helper()
+	ctx := context.Background()
+	require.NoError(e.t, l.DeadLetter(ctx, consumer, subject, data, reason))
+	stream, err := l.JetStream().Stream(ctx, events.DeadLetterStream)
+	require.NoError(e.t, err)
+	return stream.CachedInfo().State.LastSeq
 }
 
 func jsonInto(b []byte, v any) bool { return json.Unmarshal(b, v) == nil }

@@ -30,6 +30,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/service"
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/api/internal/adapters"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/devclients"
@@ -311,11 +312,11 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		return nil, nil, nil, err
 	}
 	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
-	return app.New(l, proj, reg, app.Options{
+	return app.New(adapters.NewLog(l), proj, reg, app.Options{
 		ProjectsRoot:   c.ProjectsRoot,
 		DefaultImage:   c.DefaultImage,
 		AppendTimeout:  c.AppendTimeout,
-		Engine:         board,
+		Engine:         adapters.NewEngine(board),
 		IdleTimeoutMin: c.Idle.IdleTimeoutMin,
 		IdleTimeoutMax: c.Idle.IdleTimeoutMax,
 		Quotas:         c.Quotas,

@@ -8,7 +8,6 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/capability"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
 
 // ImageInput adds an image to the catalog.
@@ -83,7 +82,7 @@ func (s *Service) catalogCommand(ctx context.Context, c Caller, decide func() (e
 		actx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
 		seq, err := s.log.Append(actx, e, version)
 		cancel()
-		if errors.Is(err, eventlog.ErrConflict) {
+		if errors.Is(err, ErrConflict) {
 			if err := s.catchUp(ctx, events.CatalogSubject); err != nil {
 				return err
 			}

@@ -56,6 +56,9 @@ const (
 	CodeNoArchive         = "no_archive"
 	CodeQuotaWorkspaces   = "quota_workspaces_exceeded"
 	CodeQuotaRunning      = "quota_running_exceeded"
+	// Dead letters: none at that sequence; its consumer reads no redrive.
+	CodeDeadLetterNotFound = "dead_letter_not_found"
+	CodeNotRetryable       = "dead_letter_not_retryable"
 )
 
 var errNotFound = &Error{Kind: KindNotFound, Code: CodeNotFound, Message: "no such workspace"}

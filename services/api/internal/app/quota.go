@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
 
 // Quotas are the installation's default per-user limits (0: none).
@@ -109,7 +108,7 @@ func (s *Service) SetQuota(ctx context.Context, c Caller, subject string, in Quo
 		actx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
 		seq, err := s.log.Append(actx, e, version)
 		cancel()
-		if errors.Is(err, eventlog.ErrConflict) {
+		if errors.Is(err, ErrConflict) {
 			if err := s.catchUp(ctx, events.UsersSubject); err != nil {
 				return Quota{}, err
 			}

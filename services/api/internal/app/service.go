@@ -14,13 +14,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/enginestatus"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/keyed"
 )
 
-// Log is the audit log as the use cases need it.
+// Log is the audit log as the use cases need it. The adapter behind it
+// (internal/adapters) translates its errors into this package's.
 type Log interface {
+	// Append writes e if the subject is still at expected; otherwise it
+	// returns ErrConflict. Any other error means the log is unreachable.
 	Append(ctx context.Context, e events.Envelope, expected uint64) (uint64, error)
 	Read(ctx context.Context, subject string) ([]events.Envelope, error)
 	// ReadAll is Read plus the sequence of the subject's last message,
@@ -30,10 +31,12 @@ type Log interface {
 	// (inclusive) on, and where to continue (0: nothing more). It must not
 	// create server-side state: the API calls it for every history request.
 	ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error)
-	// ReadDeadLetters pages through the messages consumers could never
-	// handle, oldest first, after a dead-letter sequence.
-	ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]eventlog.DeadLetterEntry, uint64, error)
+	DeadLetters
 }
+
+// ErrConflict is returned by Log.Append when the subject moved past the
+// expected sequence: someone else wrote first. Re-read and retry.
+var ErrConflict = errors.New("conflict: the subject changed since it was read")
 
 // Names makes workspace names unique across concurrent writers. stale
 // tells Claim whether the current holder of a name may be displaced.
@@ -44,8 +47,14 @@ type Names interface {
 // Engine tells whether workspaces can be started now (some provisioner
 // reaches its container engine).
 type Engine interface {
+	// Check returns ErrEngineUnavailable when provisioners report that no
+	// engine is reachable; any other error means the reports are unreadable.
 	Check(ctx context.Context) error
 }
+
+// ErrEngineUnavailable is returned by Engine.Check when no provisioner
+// reaches its container engine.
+var ErrEngineUnavailable = errors.New("no provisioner reaches the container engine")
 
 // ErrNameTaken is returned by Names.Claim when another workspace holds the
 // name.
@@ -142,38 +151,37 @@ func (s *Service) command(ctx context.Context, c Caller, id string, decide decis
 		if err != nil {
 			return ws, err
 		}
-		illegal := false
-		if p != nil {
-			_, ok := events.Next(ws.Status, p.EventType())
-			illegal = !ok
-		}
-		if p == nil || illegal {
-			if !reloaded {
-				// "Nothing to do" and "not possible" are judged on the log
-				// itself: the projection may lag a write by another service.
-				if ws, err = s.reload(ctx, id); err != nil {
-					return events.Workspace{}, err
-				}
-				reloaded = true
-				continue
+		if settled, verdict := settledBy(ws, p); settled {
+			// "Nothing to do" and "not possible" are judged on the log
+			// itself: the projection may lag a write by another service.
+			if reloaded {
+				return ws, verdict
 			}
-			if p == nil {
-				return ws, nil
+		} else {
+			next, err := s.append(ctx, ws, p, c.meta(s.o.Source, reason))
+			if !errors.Is(err, ErrConflict) {
+				return next, err
 			}
-			return ws, &Error{Kind: KindConflict, Code: CodeIllegalTransition,
-				Message: fmt.Sprintf("workspace %s is %s; %s is not possible now", ws.Name, ws.Status, verb(p.EventType()))}
 		}
-		next, err := s.append(ctx, ws, p, c.meta(s.o.Source, reason))
-		if errors.Is(err, eventlog.ErrConflict) {
-			if ws, err = s.reload(ctx, id); err != nil {
-				return events.Workspace{}, err
-			}
-			reloaded = true
-			continue
+		if ws, err = s.reload(ctx, id); err != nil {
+			return events.Workspace{}, err
 		}
-		return next, err
+		reloaded = true
 	}
 	return ws, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the workspace is changing too fast; retry"}
+}
+
+// settledBy reports whether p leaves ws as it is: nil (nothing to do, no
+// error) or not possible from ws's status (an illegal_transition error).
+func settledBy(ws events.Workspace, p events.Payload) (bool, error) {
+	if p == nil {
+		return true, nil
+	}
+	if _, ok := events.Next(ws.Status, p.EventType()); !ok {
+		return true, &Error{Kind: KindConflict, Code: CodeIllegalTransition,
+			Message: fmt.Sprintf("workspace %s is %s; %s is not possible now", ws.Name, ws.Status, verb(p.EventType()))}
+	}
+	return false, nil
 }
 
 // append writes one event after ws and folds it into the projection so the
@@ -186,7 +194,7 @@ func (s *Service) append(ctx context.Context, ws events.Workspace, p events.Payl
 	actx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
 	defer cancel()
 	seq, err := s.log.Append(actx, e, ws.Version)
-	if errors.Is(err, eventlog.ErrConflict) {
+	if errors.Is(err, ErrConflict) {
 		return ws, err
 	}
 	if err != nil {
@@ -318,7 +326,7 @@ func (s *Service) createDefined(ctx context.Context, c Caller, created events.Cr
 		return events.Workspace{}, unavailable(err)
 	}
 	ws, err := s.append(ctx, events.Workspace{ID: id}, &created, c.meta(s.o.Source, "created by "+c.Subject))
-	if errors.Is(err, eventlog.ErrConflict) {
+	if errors.Is(err, ErrConflict) {
 		// A fresh UUID cannot have history; treat as a transient log fault.
 		return events.Workspace{}, unavailable(err)
 	}
@@ -428,7 +436,7 @@ func (s *Service) engineReady(ctx context.Context) error {
 	defer cancel()
 	err := s.o.Engine.Check(ctx)
 	switch {
-	case errors.Is(err, enginestatus.ErrEngineUnavailable):
+	case errors.Is(err, ErrEngineUnavailable):
 		return &Error{Kind: KindUnavailable, Code: CodeEngineUnavailable, Message: "Docker is not reachable from the provisioner", Err: err}
 	case err != nil:
 		return unavailable(err) // the status board lives on the bus

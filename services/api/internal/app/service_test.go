@@ -11,6 +11,7 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
+	"github.com/berthdev/berth/services/api/internal/adapters"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/names"
 )
@@ -31,7 +32,7 @@ func newService(t *testing.T) (*app.Service, *world) {
 	reg, err := names.Open(ctx, l.JetStream(), 1)
 	require.NoError(t, err)
 	w := &world{log: l, proj: events.NewProjection(), names: reg, now: time.Now()}
-	svc := app.New(l, w.proj, reg, app.Options{
+	svc := app.New(adapters.NewLog(l), w.proj, reg, app.Options{
 		ProjectsRoot: t.TempDir(), DefaultImage: "img:1", ClaimGrace: time.Minute,
 		Now:    func() time.Time { return w.now },
 		Bounds: app.Bounds{Default: events.Resources{MemoryBytes: 1 << 30, MilliCPUs: 500, Pids: 100}, Max: events.Resources{MemoryBytes: 2 << 30, MilliCPUs: 1000, Pids: 200}},

@@ -23,15 +23,10 @@ import (
 
 type handlers struct{ o Options }
 
-// workspaceView is a workspace as the API returns it: its state plus the
-// URL it is (or will be) reachable at.
-type workspaceView struct {
-	events.Workspace
-	URL string `json:"url"`
-}
-
-func (h *handlers) view(ws events.Workspace) workspaceView {
-	return workspaceView{Workspace: ws, URL: h.o.URLFor(ws.Name)}
+// view is the body of a workspace, with the URL it is (or will be)
+// reachable at.
+func (h *handlers) view(ws events.Workspace) workspaceBody {
+	return workspaceOf(ws, h.o.URLFor(ws.Name))
 }
 
 // decode reads a JSON object body strictly: the media type must be
@@ -166,7 +161,7 @@ func (h *handlers) removeImage(c echo.Context) error {
 	// Image references contain '/' and ':'; clients escape them in the path.
 	ref, err := url.PathUnescape(c.Param("ref"))
 	if err != nil {
-		return problem(http.StatusBadRequest, "invalid_path", "the image reference is not correctly escaped")
+		return problem(http.StatusBadRequest, codeInvalidPath, "the image reference is not correctly escaped")
 	}
 	if err := w.RemoveImage(c.Request().Context(), caller(c), ref); err != nil {
 		return err
@@ -191,7 +186,7 @@ func (h *handlers) listWorkspaces(c echo.Context) error {
 		}
 	}
 	list := w.List(c.Request().Context(), caller(c), f)
-	out := make([]workspaceView, 0, len(list))
+	out := make([]workspaceBody, 0, len(list))
 	for _, ws := range list {
 		out = append(out, h.view(ws))
 	}
@@ -417,7 +412,7 @@ func pageQuery(c echo.Context) (after uint64, limit int, err error) {
 func subjectParam(c echo.Context) (string, error) {
 	subject, err := url.PathUnescape(c.Param("subject"))
 	if err != nil || subject == "" {
-		return "", problem(http.StatusBadRequest, "invalid_path", "the subject is not correctly escaped")
+		return "", problem(http.StatusBadRequest, codeInvalidPath, "the subject is not correctly escaped")
 	}
 	return subject, nil
 }
@@ -471,5 +466,49 @@ func (h *handlers) deadLetters(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, page)
+	return c.JSON(http.StatusOK, deadLetterPageOf(page))
+}
+
+// seqParam is the path's dead-letter sequence: an integer from 1 (63
+// bits: the OpenAPI integer is an int64).
+func seqParam(c echo.Context) (uint64, error) {
+	seq, err := strconv.ParseUint(c.Param("seq"), 10, 63)
+	if err != nil || seq == 0 {
+		return 0, problem(http.StatusBadRequest, codeInvalidPath, "the dead-letter sequence must be an integer >= 1")
+	}
+	return seq, nil
+}
+
+func (h *handlers) deadLetter(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	seq, err := seqParam(c)
+	if err != nil {
+		return err
+	}
+	d, err := w.DeadLetter(c.Request().Context(), caller(c), seq)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, deadLetterOf(d))
+}
+
+// retryDeadLetter answers 202: the message is handed back to its
+// consumer, which handles it (or dead-letters it again) on its own time.
+func (h *handlers) retryDeadLetter(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	seq, err := seqParam(c)
+	if err != nil {
+		return err
+	}
+	r, err := w.RetryDeadLetter(c.Request().Context(), caller(c), seq)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, retryBody{Retried: r.Sequence, Consumer: r.Consumer, RedriveSequence: r.RedriveSequence})
 }

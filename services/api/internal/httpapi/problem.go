@@ -31,6 +31,7 @@ const (
 	codeCrossOrigin      = "cross_origin_refused"
 	codeMalformedJSON    = "malformed_json"
 	codeInvalidQuery     = "invalid_query"
+	codeInvalidPath      = "invalid_path"
 	codeRateLimited      = "rate_limited"
 	codeDevTokensLocal   = "dev_tokens_local_only"
 	codeBodyTooLarge     = "body_too_large"

@@ -49,6 +49,8 @@ type Workspaces interface {
 	Quota(c app.Caller, subject string) (app.Quota, error)
 	SetQuota(ctx context.Context, c app.Caller, subject string, in app.QuotaInput) (app.Quota, error)
 	DeadLetters(ctx context.Context, c app.Caller, after uint64, limit int) (app.DeadLetterPage, error)
+	DeadLetter(ctx context.Context, c app.Caller, seq uint64) (app.DeadLetter, error)
+	RetryDeadLetter(ctx context.Context, c app.Caller, seq uint64) (app.Redriven, error)
 }
 
 // Sessions is what the edge needs from the browser session store.
@@ -167,6 +169,9 @@ func New(o Options) *echo.Echo {
 	// Not rate limited: Traefik calls it for every request to a workspace,
 	// and a page load is dozens of them.
 	v1.GET("/auth/forward", h.forward)
+	// Logout needs no valid session: it ends what the cookie names, if
+	// anything, and always clears the cookie.
+	v1.DELETE("/auth/session", h.deleteSession, limited...)
 
 	// Auth is per route, for the same reason: as group middleware it would
 	// answer 401 for paths that do not exist. The limiter sits between
@@ -175,15 +180,21 @@ func New(o Options) *echo.Echo {
 	authed := func(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
 		v1.Add(method, path, h, append(slices.Clone(chain), m...)...)
 	}
+	h.routes(authed)
+	return e
+}
+
+// routes registers the routes that need a user (authed adds identify, the
+// limiter and requireUser; m are the route's own middleware).
+func (h *handlers) routes(authed func(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc)) {
 	authed(http.MethodGet, "/me", h.me)
 	authed(http.MethodPost, "/auth/session", h.createSession)
-	// Logout needs no valid session: it ends what the cookie names, if
-	// anything, and always clears the cookie.
-	v1.DELETE("/auth/session", h.deleteSession, limited...)
 	authed(http.MethodDelete, "/users/:subject/sessions", h.endUserSessions, requireAdmin)
 	authed(http.MethodGet, "/users/:subject/quota", h.getQuota)
 	authed(http.MethodPut, "/users/:subject/quota", h.setQuota, requireAdmin)
 	authed(http.MethodGet, "/deadletters", h.deadLetters, requireAdmin)
+	authed(http.MethodGet, "/deadletters/:seq", h.deadLetter, requireAdmin)
+	authed(http.MethodPost, "/deadletters/:seq/retry", h.retryDeadLetter, requireAdmin)
 	authed(http.MethodGet, "/images", h.listImages)
 	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
 	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)
@@ -199,7 +210,6 @@ func New(o Options) *echo.Echo {
 	authed(http.MethodPatch, "/workspaces/:id/lifecycle", h.setLifecycle)
 	authed(http.MethodPost, "/workspaces/:id/restore", h.restoreWorkspace)
 	authed(http.MethodPost, "/workspaces/:id/activity", h.heartbeat)
-	return e
 }
 
 // rateLimit is the per-caller limiter as middleware: none when disabled.

@@ -11,6 +11,11 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/capability"
 	"github.com/berthdev/berth/pkg/platform/keyed"
@@ -297,10 +302,16 @@ func (p *Provisioner) drain(ctx context.Context, ws events.Workspace) error {
 // observation, or the failure. A Failure is recorded at once, any other
 // error only on the last attempt; before that it is returned, to retry.
 func (p *Provisioner) outcome(ctx context.Context, ws events.Workspace, act Action, lastAttempt bool) (events.Payload, string, error) {
+	// The engine calls (traced by the Docker client) are children of this.
+	ctx, span := otel.Tracer("github.com/berthdev/berth/services/provisioner").Start(ctx, "provision "+act.String(),
+		trace.WithAttributes(attribute.String("berth.workspace.id", ws.ID), attribute.String("berth.workspace.name", ws.Name)))
+	defer span.End()
 	payload, reason, err := p.execute(ctx, ws, act)
 	if err == nil {
 		return payload, reason, nil
 	}
+	span.RecordError(err)
+	span.SetStatus(codes.Error, "provisioning failed")
 	var f *Failure
 	switch {
 	case errors.As(err, &f):

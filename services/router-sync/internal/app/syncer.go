@@ -7,17 +7,23 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/services/router-sync/internal/render"
 )
 
 // Follower replays the log into apply, oldest first, then keeps applying
-// new events until ctx ends; caughtUp closes once the replay is done
-// (eventlog.Log).
+// new events until ctx ends; caughtUp closes once the replay is done.
+// apply's context carries the event's trace context (eventlog.Log).
 type Follower interface {
-	Follow(ctx context.Context, log *slog.Logger, apply func(events.Envelope)) (caughtUp <-chan struct{}, err error)
+	FollowTraced(ctx context.Context, log *slog.Logger, apply func(context.Context, events.Envelope)) (caughtUp <-chan struct{}, err error)
 }
 
 // Projection is the fold the routes are rendered from (events.Projection).
@@ -53,16 +59,50 @@ type Syncer struct {
 	// changed holds at most one pending "the projection moved" signal: a
 	// burst of events is rendered once.
 	changed chan struct{}
+	// causes are the trace contexts of the events that changed the
+	// projection since the last write: the write's span continues the
+	// newest and links the others.
+	mu     sync.Mutex
+	causes []trace.SpanContext
 }
+
+// maxCauses bounds the links of one write's span (a replay changes the
+// projection once per workspace).
+const maxCauses = 16
 
 // Apply folds one event from the log and, if it changed the projection,
 // asks for a write. It is the follower's callback and the one place an
 // event reaches the Syncer: what the write should know of the event that
 // caused it (its trace context) starts here.
-func (s *Syncer) Apply(e events.Envelope) {
+func (s *Syncer) Apply(ctx context.Context, e events.Envelope) {
 	if ok, _ := s.Projection.Apply(e); ok {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			s.mu.Lock()
+			s.causes = append(s.causes, sc)
+			if len(s.causes) > maxCauses {
+				s.causes = s.causes[len(s.causes)-maxCauses:]
+			}
+			s.mu.Unlock()
+		}
 		s.signal()
 	}
+}
+
+// traced starts the write's span: a child of the newest event that asked
+// for it, linked to the others, so a launch's trace ends with its route.
+func (s *Syncer) traced(ctx context.Context) (context.Context, trace.Span) {
+	s.mu.Lock()
+	causes := s.causes
+	s.causes = nil
+	s.mu.Unlock()
+	var links []trace.Link
+	if n := len(causes); n > 0 {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, causes[n-1])
+		for _, c := range causes[:n-1] {
+			links = append(links, trace.Link{SpanContext: c})
+		}
+	}
+	return otel.Tracer("github.com/berthdev/berth/services/router-sync").Start(ctx, "write routes", trace.WithLinks(links...))
 }
 
 func (s *Syncer) signal() {
@@ -74,7 +114,15 @@ func (s *Syncer) signal() {
 
 // Sync renders the routable workspaces and writes them if they changed.
 // ctx is the write's own context, where a span around the write belongs.
-func (s *Syncer) Sync(ctx context.Context) error {
+func (s *Syncer) Sync(ctx context.Context) (err error) {
+	_, span := s.traced(ctx)
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "routes not written")
+		}
+		span.End()
+	}()
 	wss := s.Projection.Workspaces(render.Routable)
 	content, err := render.Render(wss, s.Render)
 	if err != nil {
@@ -84,6 +132,7 @@ func (s *Syncer) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	span.SetAttributes(attribute.Int("berth.routes.workspaces", len(wss)), attribute.Bool("berth.routes.written", written))
 	if written {
 		s.Logger.Info("routes written", "file", s.File, "workspaces", len(wss))
 	}
@@ -96,7 +145,7 @@ func (s *Syncer) Sync(ctx context.Context) error {
 // or after RetryDelay, whichever comes first.
 func (s *Syncer) Run(ctx context.Context, synced func()) error {
 	s.changed = make(chan struct{}, 1) // before Follow: Apply runs from then on
-	caughtUp, err := s.Log.Follow(ctx, s.Logger, s.Apply)
+	caughtUp, err := s.Log.FollowTraced(ctx, s.Logger, s.Apply)
 	if err != nil {
 		return fmt.Errorf("follow the log: %w", err)
 	}

@@ -23,13 +23,13 @@ type fakeLog struct {
 	applied chan func(events.Envelope)
 }
 
-func (f *fakeLog) Follow(_ context.Context, _ *slog.Logger, apply func(events.Envelope)) (<-chan struct{}, error) {
+func (f *fakeLog) FollowTraced(ctx context.Context, _ *slog.Logger, apply func(context.Context, events.Envelope)) (<-chan struct{}, error) {
 	for _, e := range f.backlog {
-		apply(e)
+		apply(ctx, e)
 	}
 	caughtUp := make(chan struct{})
 	close(caughtUp)
-	f.applied <- apply
+	f.applied <- func(e events.Envelope) { apply(ctx, e) }
 	return caughtUp, nil
 }
 
