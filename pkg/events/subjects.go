@@ -42,6 +42,9 @@ const (
 	// Berth-Dead-Letter-Sequence the dead letter it retries. Only the API
 	// may publish here; the consumer re-checks the message like any other.
 	RedriveSubjectPrefix = "berth.redrive."
+	// RedriveDurableSuffix names a consumer's durable on DeadLetterStream
+	// that reads its redrive requests (<consumer>-redrive).
+	RedriveDurableSuffix = "-redrive"
 	// Headers of dead letters and redrive requests: why a message was
 	// dead-lettered, where it was published, which dead letter a redrive
 	// retries.

@@ -120,7 +120,7 @@ func (e *env) engineBoard() *enginestatus.Board {
 	e.t.Helper()
 	l, err := eventlog.Open(context.Background(), natstest.Conn(e.t, e.nats), eventlog.Options{})
 	require.NoError(e.t, err)
-	b, err := enginestatus.Open(context.Background(), l.JetStream(), 1)
+	b, err := enginestatus.Open(context.Background(), l.JetStream())
 	require.NoError(e.t, err)
 	return b
 }

@@ -95,7 +95,7 @@ func TestLifecycleSettingsRestoreAndHeartbeat(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, r.Status, "%s", r.Body)
 	l, err := eventlog.Open(context.Background(), natstest.Conn(t, e.nats), eventlog.Options{})
 	require.NoError(t, err)
-	tracker, err := activity.Open(context.Background(), l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	tracker, err := activity.Open(context.Background(), l.JetStream(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		seen, ok, err := tracker.LastSeen(context.Background(), id)
@@ -151,7 +151,7 @@ func TestIntakeActivity(t *testing.T) {
 	nc := natstest.Conn(t, e.nats)
 	l, err := eventlog.Open(context.Background(), nc, eventlog.Options{})
 	require.NoError(t, err)
-	tracker, err := activity.Open(context.Background(), l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	tracker, err := activity.Open(context.Background(), l.JetStream(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	require.NoError(t, nc.Publish(events.IntakeActivitySubject, []byte(`{"workspace_id":"`+id+`"}`)))
 	require.Eventually(t, func() bool { _, ok, _ := tracker.LastSeen(context.Background(), id); return ok }, 5*time.Second, 10*time.Millisecond)

@@ -89,7 +89,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "", "external NATS URL; empty starts an embedded NATS server")
 	s.String(&c.NATSListen, "nats-listen", "BERTH_NATS_LISTEN", "127.0.0.1:4222", "client address of the embedded NATS server (other services connect here)")
 	s.String(&c.DataDir, "data-dir", "BERTH_DATA_DIR", "data", "data directory (embedded NATS store, dev secret)")
-	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream (3 on a NATS cluster)")
+	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of every stream and bucket Berth declares (3 on a three-node NATS cluster)")
 	s.String(&c.JWTSecret, "jwt-secret", "BERTH_JWT_SECRET", "", "HS256 secret (32+ bytes) for bearer tokens")
 	s.String(&c.JWKSURL, "jwks-url", "BERTH_JWKS_URL", "", "JWKS URL of your identity provider (RS256/ES256 tokens)")
 	s.Duration(&c.JWKSRefresh, "jwks-refresh", "BERTH_JWKS_REFRESH", 5*time.Minute, "most time between JWKS fetches: a key the identity provider removed stops verifying within it (a shorter Cache-Control max-age wins)")
@@ -270,26 +270,26 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 // server already answers 503 meanwhile), replays it into the projection and
 // returns the use cases.
 func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, *activity.Tracker, *sessions.Store, error) {
-	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, Meter: tel.Meter}, log)
+	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, SessionTTL: c.SessionTTL, Meter: tel.Meter}, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	own := natsbus.Owner{JetStream: l.JetStream()} // the API declares the buckets the others bind to
-	reg, err := names.Open(ctx, own, c.StreamReplicas)
+	own := l.JetStream() // the log's Open declared every bucket (bus.Declare)
+	reg, err := names.Open(ctx, own)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	board, err := enginestatus.Open(ctx, own, c.StreamReplicas)
+	board, err := enginestatus.Open(ctx, own)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tracker, err := activity.Open(ctx, own, c.StreamReplicas, 30*time.Second, log)
+	tracker, err := activity.Open(ctx, own, 30*time.Second, log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	// The installation id and the dead-letter stream are declared here too
 	// (the other identities may not create streams or buckets).
-	inst, err := installation.Resolve(ctx, own, c.StreamReplicas, "")
+	inst, err := installation.Resolve(ctx, own, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -306,7 +306,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	store, err := sessions.Open(ctx, own, c.StreamReplicas, c.SessionTTL, time.Now)
+	store, err := sessions.Open(ctx, own, c.SessionTTL, time.Now)
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return nil, nil, nil, err

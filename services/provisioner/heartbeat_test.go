@@ -38,7 +38,7 @@ func TestHeartbeatFileIsActivity(t *testing.T) {
 	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
 	l, err := eventlog.Open(context.Background(), natstest.Conn(t, w.nats), eventlog.Options{})
 	require.NoError(t, err)
-	tracker, err := activity.Open(context.Background(), l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	tracker, err := activity.Open(context.Background(), l.JetStream(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	_, ok, err := tracker.LastSeen(context.Background(), id)
 	require.NoError(t, err)

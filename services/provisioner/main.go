@@ -34,7 +34,6 @@ type cfg struct {
 	NATSURL        string
 	Installation   string
 	Max            config.ResourceMax
-	StreamReplicas int
 	ProjectsRoot   string
 	Network        string
 	Outbound       bool
@@ -65,7 +64,6 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
 	s.String(&c.Installation, "installation", "BERTH_INSTALLATION", "", "this installation's id on the engine (default: generated once and kept in NATS); containers of other installations are never touched")
 	s.ResourceMax(&c.Max)
-	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the log stream")
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders (absolute host path under compose)")
 	s.String(&c.Network, "network", "BERTH_NETWORK", "berth-workspaces", "Docker network for workspace containers")
 	s.Bool(&c.Outbound, "workspace-outbound", "BERTH_WORKSPACE_OUTBOUND", true, "let workspaces reach the outside world (git clone, package installs); false makes the workspace network internal")
@@ -168,7 +166,7 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 	if err != nil {
 		return err
 	}
-	id, err := installation.Resolve(ctx, l.JetStream(), c.StreamReplicas, c.Installation)
+	id, err := installation.Resolve(ctx, l.JetStream(), c.Installation)
 	if err != nil {
 		return err
 	}
@@ -177,11 +175,11 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 	if err := l.Replay(ctx, log, proj); err != nil {
 		return err
 	}
-	board, err := enginestatus.Open(ctx, l.JetStream(), c.StreamReplicas)
+	board, err := enginestatus.Open(ctx, l.JetStream())
 	if err != nil {
 		return err
 	}
-	tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
+	tracker, err := activity.Open(ctx, l.JetStream(), 30*time.Second, log)
 	if err != nil {
 		return err
 	}

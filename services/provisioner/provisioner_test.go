@@ -224,7 +224,7 @@ func TestEngineUnreachable(t *testing.T) {
 	assert.Equal(t, "engine_unavailable", ws.Failure.Code)
 
 	// The API learns it through the status board and refuses starts.
-	board, err := enginestatus.Open(context.Background(), w.log.JetStream(), 1)
+	board, err := enginestatus.Open(context.Background(), w.log.JetStream())
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		return errors.Is(board.Check(context.Background()), enginestatus.ErrEngineUnavailable)

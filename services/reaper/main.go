@@ -29,7 +29,6 @@ type cfg struct {
 	NATSURL        string
 	Interval       time.Duration
 	Instance       string
-	StreamReplicas int
 	config.Lifecycle
 	config.Common
 }
@@ -42,7 +41,6 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.NATSURL, "nats-url", "BERTH_NATS_URL", "nats://127.0.0.1:4222", "NATS URL (the API's embedded server by default)")
 	s.Duration(&c.Interval, "sweep-interval", "BERTH_SWEEP_INTERVAL", time.Minute, "how often the policy is applied to every workspace")
 	s.String(&c.Instance, "instance", "BERTH_REAPER_INSTANCE", host, "name of this replica in the events' actor (service:reaper:<instance>)")
-	s.Int(&c.StreamReplicas, "stream-replicas", "BERTH_STREAM_REPLICAS", 1, "replicas of the activity bucket if the reaper creates it")
 	s.Lifecycle(&c.Lifecycle)
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
@@ -76,7 +74,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err != nil {
 			return err
 		}
-		tracker, err := activity.Open(ctx, l.JetStream(), c.StreamReplicas, 30*time.Second, log)
+		tracker, err := activity.Open(ctx, l.JetStream(), 30*time.Second, log)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ require (
 	github.com/docker/docker v28.5.2+incompatible
 	github.com/nats-io/nats.go v1.55.0
 	github.com/stretchr/testify v1.12.1
+	go.opentelemetry.io/proto/otlp v1.11.1
+	google.golang.org/protobuf v1.36.12
 )
 
 require (

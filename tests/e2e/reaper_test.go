@@ -69,7 +69,7 @@ func TestReaperOnRealStack(t *testing.T) {
 	defer cancel()
 	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
 	require.NoError(t, err)
-	tracker, err := activity.Open(ctx, l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	tracker, err := activity.Open(ctx, l.JetStream(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 
 	t0 := time.Now()

@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/bus"
 )
 
 // Tracker throttles activity writes.
@@ -29,11 +29,8 @@ type Tracker struct {
 }
 
 // Open creates the activity bucket if needed.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int, every time.Duration, log *slog.Logger) (*Tracker, error) {
-	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket: events.ActivityBucket, Description: "last activity per workspace", History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-	})
+func Open(ctx context.Context, js jetstream.JetStream, every time.Duration, log *slog.Logger) (*Tracker, error) {
+	kv, err := bus.Bucket(ctx, js, events.ActivityBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", events.ActivityBucket, err)
 	}
@@ -67,14 +64,14 @@ func (t *Tracker) Touch(id string, now time.Time) {
 func (t *Tracker) Record(ctx context.Context, id string, at time.Time) error {
 	for range 5 {
 		e, err := t.kv.Get(ctx, id)
-		val := []byte(at.UTC().Format(time.RFC3339Nano))
+		val := []byte(at.UTC().Format(events.ActivityFormat))
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			_, err = t.kv.Create(ctx, id, val)
 		case err != nil:
 			return fmt.Errorf("read activity of %s: %w", id, err)
 		default:
-			if prev, perr := time.Parse(time.RFC3339Nano, string(e.Value())); perr == nil && !prev.Before(at) {
+			if prev, perr := time.Parse(events.ActivityFormat, string(e.Value())); perr == nil && !prev.Before(at) {
 				return nil
 			}
 			_, err = t.kv.Update(ctx, id, val, e.Revision())
@@ -103,6 +100,6 @@ func (t *Tracker) LastSeen(ctx context.Context, id string) (time.Time, bool, err
 		}
 		return time.Time{}, false, err
 	}
-	ts, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+	ts, err := time.Parse(events.ActivityFormat, string(e.Value()))
 	return ts, err == nil, err
 }

@@ -15,34 +15,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/bus"
 )
 
 // TTL is how long a report stays valid; provisioners report every TTL/4.
-const TTL = 20 * time.Second
+const TTL = events.EngineReportTTL
 
 // ErrEngineUnavailable is returned by Check when provisioners report in and
 // none of them reaches its engine.
 var ErrEngineUnavailable = errors.New("no provisioner reaches the container engine")
 
 // Report is one provisioner's last word.
-type Report struct {
-	EngineOK bool      `json:"engine_ok"`
-	Error    string    `json:"error,omitempty"`
-	At       time.Time `json:"at"`
-}
+type Report = events.EngineReport
 
 // Board is the status bucket.
 type Board struct{ kv jetstream.KeyValue }
 
 // Open creates the bucket if needed.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Board, error) {
-	// File storage: a memory bucket would vanish when NATS restarts and
-	// every later check would fail.
-	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket: events.ServiceStatusBucket, Description: "provisioner engine reachability", History: 1,
-		TTL: TTL, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-	})
+func Open(ctx context.Context, js jetstream.JetStream) (*Board, error) {
+	kv, err := bus.Bucket(ctx, js, events.ServiceStatusBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", events.ServiceStatusBucket, err)
 	}
@@ -56,7 +47,7 @@ func (b *Board) Publish(ctx context.Context, instance string, engineErr error, n
 		r.Error = engineErr.Error()
 	}
 	body, _ := json.Marshal(r)
-	if _, err := b.kv.Put(ctx, "provisioner."+instance, body); err != nil {
+	if _, err := b.kv.Put(ctx, events.EngineReportKeyPrefix+instance, body); err != nil {
 		return fmt.Errorf("publish engine status: %w", err)
 	}
 	return nil
@@ -75,7 +66,7 @@ func (b *Board) Check(ctx context.Context) error {
 	}
 	var reports, failures []string
 	for key := range lister.Keys() {
-		if !strings.HasPrefix(key, "provisioner.") {
+		if !strings.HasPrefix(key, events.EngineReportKeyPrefix) {
 			continue
 		}
 		entry, err := b.kv.Get(ctx, key)

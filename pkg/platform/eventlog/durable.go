@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -111,23 +112,67 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
 	}
+	redrive, err := l.js.CreateOrUpdateConsumer(ctx, events.DeadLetterStream, jetstream.ConsumerConfig{
+		Durable:       o.Name + RedriveSuffix,
+		FilterSubject: events.RedriveSubjectPrefix + o.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    o.MaxDeliver,
+		MaxAckPending: o.maxAckPending(),
+		DeliverPolicy: jetstream.DeliverNewPolicy, // a retry asked for while no consumer ran still waits for it
+	})
+	if err != nil {
+		return fmt.Errorf("redrive consumer %s: %w: %w", o.Name, ErrUnavailable, err)
+	}
+	// When the server ends either consumer (deleted, the stream
+	// recreated), the whole router stops and Consume says so.
+	var gone atomic.Bool
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	router, err := l.router(ctx, log, o)
+	if err != nil {
+		return err
+	}
+	sub := newSubscriber(cons, log, o)
+	retries := newSubscriber(redrive, log, o)
+	retries.redrive = true
+	sub.gone = func() { gone.Store(true); stop() }
+	retries.gone = sub.gone
+	handle := message.NoPublishHandlerFunc(func(msg *message.Message) error {
+		_, err := l.attempts(ctx, o, h)(msg)
+		return err
+	})
+	router.AddConsumerHandler(o.Name, o.Name, sub, handle)
+	router.AddConsumerHandler(o.Name+RedriveSuffix, o.Name+RedriveSuffix, retries, handle)
+	if err := router.Run(ctx); err != nil {
+		return fmt.Errorf("consume %s: %w", o.Name, err)
+	}
+	if gone.Load() {
+		return fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
+	}
+	return nil
+}
+
+// RedriveSuffix names a consumer's durable on the dead-letter stream, which
+// reads the retries admins ask for (berth.redrive.<consumer>).
+const RedriveSuffix = events.RedriveDurableSuffix
+
+// router is the watermill router with the middlewares every handler of
+// the consumer shares (one coalescer: a retry and a new event of one
+// workspace never run at once).
+func (l *Log) router(ctx context.Context, log *slog.Logger, o DurableOptions) (*message.Router, error) {
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, watermill.NewSlogLoggerWithLevelMapping(log,
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})) // the router's own start/stop chatter is debug
 	if err != nil {
-		return fmt.Errorf("router %s: %w", o.Name, err)
+		return nil, fmt.Errorf("router %s: %w", o.Name, err)
 	}
-	sub := newSubscriber(cons, log, o)
-	handler := router.AddConsumerHandler(o.Name, o.Name, sub, message.NoPublishHandlerFunc(func(msg *message.Message) error {
-		_, err := l.attempts(ctx, o, h)(msg)
-		return err
-	}))
 	poison, err := middleware.PoisonQueueWithFilter(deadLetters{l: l, consumer: o.Name}, events.DeadLetterSubjectPrefix+o.Name,
 		func(err error) bool { return !errors.Is(err, errShutdown) })
 	if err != nil {
-		return fmt.Errorf("poison queue %s: %w", o.Name, err)
+		return nil, fmt.Errorf("poison queue %s: %w", o.Name, err)
 	}
-	var turns coalescer
-	handler.AddMiddleware(
+	turns := &coalescer{}
+	router.AddMiddleware(
 		traced(o.Name),
 		poison,
 		decoded,
@@ -139,17 +184,7 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errShutdown) }}.Middleware,
 		middleware.Timeout(o.Timeout),
 	)
-	if err := router.Run(ctx); err != nil {
-		return fmt.Errorf("consume %s: %w", o.Name, err)
-	}
-	select {
-	case <-sub.closed:
-		if ctx.Err() == nil {
-			return fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
-		}
-	default:
-	}
-	return nil
+	return router, nil
 }
 
 // count records one handled delivery of consumer with its outcome.
@@ -157,18 +192,10 @@ func (l *Log) count(ctx context.Context, consumer, outcome string) {
 	l.handled.Add(ctx, 1, metric.WithAttributes(attribute.String("consumer", consumer), attribute.String("outcome", outcome)))
 }
 
-// EnsureDeadLetters creates the dead-letter stream if it is missing. It
-// looks first: only the API's identity may create streams.
+// EnsureDeadLetters checks that the dead-letter stream is declared (the
+// API declares it; nobody else may).
 func (l *Log) EnsureDeadLetters(ctx context.Context) error {
-	if _, err := l.js.Stream(ctx, DeadLetterStream); err == nil {
-		return nil
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("dead-letter stream: %w: %w", ErrUnavailable, err)
-	}
-	_, err := l.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name: DeadLetterStream, Subjects: []string{events.DeadLetterSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-	})
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+	if _, err := l.js.Stream(ctx, DeadLetterStream); err != nil {
 		return fmt.Errorf("dead-letter stream: %w: %w", ErrUnavailable, err)
 	}
 	return nil
@@ -220,13 +247,10 @@ func (l *Log) ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]D
 		if err != nil {
 			return nil, 0, fmt.Errorf("dead letter %d: %w: %w", seq, ErrUnavailable, err)
 		}
-		e := DeadLetterEntry{Sequence: m.Sequence, Time: m.Time, Consumer: strings.TrimPrefix(m.Subject, events.DeadLetterSubjectPrefix),
-			Reason: m.Header.Get(DeadLetterReasonHeader), OriginalSubject: m.Header.Get(OriginalSubjectHeader)}
-		if json.Valid(m.Data) {
-			e.Event = m.Data
-		} else {
-			e.Raw = string(m.Data[:min(len(m.Data), 4096)])
+		if !strings.HasPrefix(m.Subject, events.DeadLetterSubjectPrefix) {
+			continue // an admin's retry, stored beside the dead letters
 		}
+		e := deadLetterEntry(m)
 		out = append(out, e)
 	}
 	if seq > last {

@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,7 +44,10 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	require.NoError(t, err)
 
 	var attempts, lastSeen, panics, handled atomic.Int32
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	go func() {
+		defer close(done)
 		_ = l.Consume(ctx, slog.New(slog.DiscardHandler), eventlog.DurableOptions{
 			Name: "test", MaxDeliver: 3, RetryInterval: 10 * time.Millisecond,
 		}, func(_ context.Context, e events.Envelope, attempt int, last bool) error {
@@ -111,4 +116,55 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	_, err = l.Append(ctx, ev(t, after, &events.Created{Name: "after", Owner: "o"}), 0)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return handled.Load() == 3 }, 5*time.Second, 10*time.Millisecond)
+}
+
+// TestRedriveHandlesAgain: an admin's retry of a dead letter reaches the
+// consumer that gave up on it, which handles the event again (on its
+// original subject); a retry whose body does not belong on that subject is
+// dead-lettered again, not handled.
+func TestRedriveHandlesAgain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := openLog(t)
+	id := uuid.NewString()
+	_, err := l.Append(ctx, ev(t, id, &events.Created{Name: "redriven", Owner: "o"}), 0)
+	require.NoError(t, err)
+
+	var calls, fail atomic.Int32
+	fail.Store(1)
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		_ = l.Consume(ctx, quiet, eventlog.DurableOptions{Name: "redrive", MaxDeliver: 1},
+			func(_ context.Context, e events.Envelope, _ int, _ bool) error {
+				calls.Add(1)
+				if e.Subject == id && fail.Load() == 1 {
+					return errors.New("engine down")
+				}
+				return nil
+			})
+	}()
+	var letters []eventlog.DeadLetterEntry
+	require.Eventually(t, func() bool {
+		letters, _, err = l.ReadDeadLetters(ctx, 0, 10)
+		return err == nil && len(letters) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	fail.Store(0) // the engine is back
+	before := calls.Load()
+	_, err = l.Redrive(ctx, letters[0].Sequence)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return calls.Load() == before+1 }, 10*time.Second, 10*time.Millisecond)
+
+	// A forged retry: another workspace's event under this subject.
+	forged := nats.NewMsg(events.RedriveSubjectPrefix + "redrive")
+	forged.Data, _ = json.Marshal(ev(t, uuid.NewString(), &events.StartRequested{}))
+	forged.Header.Set(events.OriginalSubjectHeader, events.WorkspaceSubject(id, events.TypeStartRequested))
+	_, err = l.JetStream().PublishMsg(ctx, forged)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		letters, _, err = l.ReadDeadLetters(ctx, 0, 10)
+		return err == nil && len(letters) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Contains(t, letters[1].Reason, "undecodable")
+	assert.Equal(t, before+1, calls.Load(), "the forged retry was not handled")
 }

@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 )
 
@@ -41,16 +42,16 @@ var ErrConflict = errors.New("conflict: the subject changed since it was read")
 // ErrUnavailable wraps failures to reach JetStream.
 var ErrUnavailable = errors.New("event log unavailable")
 
-// Options configure the stream.
+// Options configure the log. Replicas, DuplicateWindow and SessionTTL are
+// the declarations' settings (see bus.Options), used unless ReadOnly.
 type Options struct {
-	// Replicas of the stream (1 for a single server, 3 in a cluster).
-	Replicas int
-	// DuplicateWindow is how long Nats-Msg-Id de-duplication remembers ids.
+	Replicas        int
 	DuplicateWindow time.Duration
+	SessionTTL      time.Duration
 	// Meter records append latency and outcomes; nil records nothing.
 	Meter metric.Meter
-	// ReadOnly looks the stream up instead of creating or updating it: the
-	// API owns the stream; the other identities may not reshape it.
+	// ReadOnly looks the stream up instead of declaring the streams and
+	// buckets: the API owns them; the other identities may not reshape them.
 	ReadOnly bool
 }
 
@@ -71,14 +72,9 @@ type Log struct {
 	legacy map[string]uint64
 }
 
-// Open creates or updates the stream and returns the log.
+// Open declares Berth's streams and buckets (unless ReadOnly) and returns
+// the log.
 func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
-	if o.Replicas == 0 {
-		o.Replicas = 1
-	}
-	if o.DuplicateWindow == 0 {
-		o.DuplicateWindow = 2 * time.Minute
-	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -136,32 +132,18 @@ func legacyLast(ctx context.Context, stream jetstream.Stream) (map[string]uint64
 	return out, nil
 }
 
-// openStream creates or updates the stream, or only looks it up for an
-// identity that may not change it (ReadOnly: the API owns the stream).
+// openStream declares every stream and bucket (bus.Declare) and looks the
+// log up, or only looks it up for an identity that may not change it
+// (ReadOnly: the API owns the declarations).
 func openStream(ctx context.Context, js jetstream.JetStream, o Options) (jetstream.Stream, error) {
-	if o.ReadOnly {
-		stream, err := js.Stream(ctx, events.Stream)
-		if err != nil {
-			return nil, fmt.Errorf("stream %s: %w: %w", events.Stream, ErrUnavailable, err)
+	if !o.ReadOnly {
+		if err := bus.Declare(ctx, js, bus.Options{Replicas: o.Replicas, DuplicateWindow: o.DuplicateWindow, SessionTTL: o.SessionTTL}); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		return stream, nil
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        events.Stream,
-		Description: "Berth audit log: one subject per workspace, plus the image catalog",
-		Subjects:    events.StreamSubjects,
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
-		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  o.DuplicateWindow,
-		// The log is an audit trail: nothing is deleted or purged through
-		// the API, and messages never expire.
-		DenyDelete:  true,
-		DenyPurge:   true,
-		AllowDirect: true,
-	})
+	stream, err := js.Stream(ctx, events.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w: %w", events.Stream, ErrUnavailable, err)
+		return nil, fmt.Errorf("stream %s: %w: %w", events.Stream, ErrUnavailable, err)
 	}
 	return stream, nil
 }

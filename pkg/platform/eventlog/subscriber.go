@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/berthdev/berth/pkg/events"
 )
 
 // Metadata keys of the messages the subscriber hands the router.
@@ -34,17 +36,20 @@ type subscriber struct {
 	batch     int           // messages pulled and held at once (MaxAckPending)
 	keepAlive time.Duration // in-progress signal interval
 	nakDelay  time.Duration // redelivery delay of a nacked message
+	// redrive: the messages are admins' retries of dead letters; their
+	// subject is in the Berth-Original-Subject header, and their sequence
+	// (of the dead-letter stream) means nothing to the log's readers.
+	redrive bool
 
 	mu       sync.Mutex
 	inFlight map[uint64]jetstream.Msg // by stream sequence
-	closed   chan struct{}            // closed when the server ended the consumer
+	gone     func()                   // called when the server ended the consumer
 	settled  chan struct{}            // a message was settled: room in the window
-	once     sync.Once
 }
 
 func newSubscriber(cons jetstream.Consumer, log *slog.Logger, o DurableOptions) *subscriber {
 	return &subscriber{cons: cons, log: log, name: o.Name, batch: o.maxAckPending(), keepAlive: o.AckWait / 3,
-		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, closed: make(chan struct{}), settled: make(chan struct{}, 1)}
+		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, gone: func() {}, settled: make(chan struct{}, 1)}
 }
 
 // Subscribe starts pulling; the channel closes once ctx ends (the router
@@ -76,10 +81,12 @@ func (s *subscriber) pull(ctx context.Context, out chan<- *message.Message) {
 			}
 			continue
 		}
-		batch, err := s.cons.Fetch(room, jetstream.FetchMaxWait(time.Second))
+		fctx, cancel := context.WithTimeout(ctx, time.Second) // ends early on shutdown
+		batch, err := s.cons.Fetch(room, jetstream.FetchContext(fctx))
 		if err != nil {
+			cancel()
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				s.once.Do(func() { close(s.closed) })
+				s.gone()
 				return
 			}
 			if ctx.Err() == nil {
@@ -94,9 +101,10 @@ func (s *subscriber) pull(ctx context.Context, out chan<- *message.Message) {
 		for m := range batch.Messages() {
 			s.deliver(ctx, out, m)
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+		cancel()
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				s.once.Do(func() { close(s.closed) })
+				s.gone()
 				return
 			}
 			s.log.Debug("fetch ended early", "consumer", s.name, "err", err)
@@ -130,6 +138,10 @@ func (s *subscriber) deliver(ctx context.Context, out chan<- *message.Message, m
 	msg := message.NewMessage(strconv.FormatUint(seq, 10), m.Data())
 	msg.Metadata.Set(metaSubject, m.Subject())
 	msg.Metadata.Set(metaSequence, strconv.FormatUint(seq, 10))
+	if s.redrive {
+		msg.Metadata.Set(metaSubject, m.Headers().Get(events.OriginalSubjectHeader))
+		msg.Metadata.Set(metaSequence, "0") // handled on the latest state
+	}
 	msg.Metadata.Set(metaDelivered, strconv.FormatUint(md.NumDelivered, 10))
 	for k, v := range m.Headers() {
 		if len(v) > 0 {

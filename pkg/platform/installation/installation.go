@@ -15,13 +15,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/bus"
 )
 
 // Bucket keeps the generated id; no TTL, so it outlives every service.
 const Bucket = events.InstallationBucket
 
-const key = "id"
+const key = events.InstallationKey
 
 var valid = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 
@@ -37,14 +37,11 @@ func Validate(id string) error {
 // NATS, generating it on first use. Every service of an installation shares
 // one NATS, so they agree without configuration, and the id survives
 // restarts.
-func Resolve(ctx context.Context, js jetstream.JetStream, replicas int, configured string) (string, error) {
+func Resolve(ctx context.Context, js jetstream.JetStream, configured string) (string, error) {
 	if configured != "" {
 		return configured, Validate(configured)
 	}
-	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket: Bucket, Description: "this Berth installation's id", History: 1,
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-	})
+	kv, err := bus.Bucket(ctx, js, Bucket)
 	if err != nil {
 		return "", fmt.Errorf("open kv %s: %w", Bucket, err)
 	}

@@ -2,11 +2,13 @@ package installation_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/pkg/platform/installation"
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
@@ -19,13 +21,19 @@ func TestResolve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := installation.Resolve(ctx, js, ""); !errors.Is(err, bus.ErrNotDeclared) {
+		t.Fatalf("before the API declared the bucket: %v, want bus.ErrNotDeclared", err)
+	}
+	if err := bus.Declare(ctx, js, bus.Options{}); err != nil {
+		t.Fatal(err)
+	}
 	ids := make([]string, 4)
 	var wg sync.WaitGroup
 	for i := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, err := installation.Resolve(ctx, js, 1, "")
+			id, err := installation.Resolve(ctx, js, "")
 			if err != nil {
 				t.Error(err)
 			}
@@ -38,13 +46,13 @@ func TestResolve(t *testing.T) {
 			t.Fatalf("ids %v: want one valid id", ids)
 		}
 	}
-	if again, _ := installation.Resolve(ctx, js, 1, ""); again != ids[0] {
+	if again, _ := installation.Resolve(ctx, js, ""); again != ids[0] {
 		t.Fatalf("id changed: %s then %s", ids[0], again)
 	}
-	if got, err := installation.Resolve(ctx, js, 1, "staging"); got != "staging" || err != nil {
+	if got, err := installation.Resolve(ctx, js, "staging"); got != "staging" || err != nil {
 		t.Fatalf("configured: %q %v", got, err)
 	}
-	if _, err := installation.Resolve(ctx, js, 1, "Bad Id!"); err == nil {
+	if _, err := installation.Resolve(ctx, js, "Bad Id!"); err == nil {
 		t.Fatal("bad configured id accepted")
 	}
 }

@@ -142,13 +142,17 @@ func Permissions(user string) *server.Permissions {
 		// is a sign-in, a name claim a name, the installation id decides
 		// which containers are Berth's), or create, restore, change or
 		// delete any stream or bucket (the API declares them all).
-		deny := append(appendsDenied(user), events.CatalogSubject, events.UsersSubject, events.IntakeSubjectPrefix+">")
+		// Nor may they ask for a dead letter's retry: that is an admin's
+		// call, made through the API.
+		deny := append(appendsDenied(user), events.CatalogSubject, events.UsersSubject, events.IntakeSubjectPrefix+">",
+			events.RedriveSubjectPrefix+">")
 		for _, b := range apiBuckets {
 			deny = append(deny, "$KV."+b+".>")
 		}
 		if user == "reaper" { // it only reads activity and engine status
 			deny = append(deny, "$KV."+events.ActivityBucket+".>", "$KV."+events.ServiceStatusBucket+".>")
 			deny = append(deny, durableAdmin(stream, "provisioner")...)
+			deny = append(deny, durableAdmin(events.DeadLetterStream, "provisioner"+events.RedriveDurableSuffix)...)
 		}
 		for _, op := range []string{"CREATE", "UPDATE", "DELETE", "PURGE", "MSG.DELETE", "RESTORE", "SNAPSHOT", "LEADER.STEPDOWN", "PEER.REMOVE"} {
 			deny = append(deny, "$JS.API.STREAM."+op+".*")

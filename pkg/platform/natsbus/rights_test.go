@@ -17,6 +17,7 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
+	platformbus "github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
@@ -124,15 +125,14 @@ func TestNoStreamsForServices(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	apiJS, _ := jetstream.New(connect("api"))
-	if _, err := natsbus.KeyValue(ctx, apiJS, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
+	if _, err := apiJS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
 		t.Fatal(err)
 	}
-	// The API's own buckets: a session record is a sign-in, a name claim a
-	// name, the installation id decides which containers are Berth's.
-	for _, b := range []string{events.SessionsBucket, events.NameClaimsBucket, events.InstallationBucket} {
-		if _, err := natsbus.KeyValue(ctx, apiJS, jetstream.KeyValueConfig{Bucket: b}); err != nil {
-			t.Fatal(err)
-		}
+	// Every declared bucket, among them the API's own: a session record is
+	// a sign-in, a name claim a name, the installation id decides which
+	// containers are Berth's.
+	if err := platformbus.Declare(ctx, apiJS, platformbus.Options{}); err != nil {
+		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	refused := func(user, what string, try func(ctx context.Context) error) {
@@ -148,12 +148,19 @@ func TestNoStreamsForServices(t *testing.T) {
 	}
 	for _, user := range []string{"provisioner", "reaper"} {
 		js, _ := jetstream.New(connect(user))
-		if _, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "berth_claims_test"}); err != nil {
+		if _, err := platformbus.Bucket(ctx, js, "berth_claims_test"); err != nil {
 			t.Errorf("%s cannot bind a declared bucket: %v", user, err)
 		}
 		refused(user, "create a bucket", func(ctx context.Context) error {
-			_, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "berth_own_" + user})
+			_, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "berth_own_" + user})
 			return err
+		})
+		refused(user, "ask for a dead letter's retry", func(ctx context.Context) error {
+			_, err := js.Publish(ctx, events.RedriveSubjectPrefix+"provisioner", []byte(`{}`))
+			return err
+		})
+		refused(user, "redeclare the buckets", func(ctx context.Context) error {
+			return platformbus.Declare(ctx, js, platformbus.Options{Replicas: 1, SessionTTL: time.Minute})
 		})
 		refused(user, "delete a bucket", func(ctx context.Context) error { return js.DeleteKeyValue(ctx, "berth_claims_test") })
 		refused(user, "create a stream", func(ctx context.Context) error {

@@ -51,7 +51,7 @@ func TestErrorsAreTranslated(t *testing.T) {
 	_, err = log.Redrive(ctx, 2)
 	assert.ErrorIs(t, err, app.ErrDeadLetterNotFound)
 
-	board, err := enginestatus.Open(ctx, l.JetStream(), 1)
+	board, err := enginestatus.Open(ctx, l.JetStream())
 	require.NoError(t, err)
 	engine := adapters.NewEngine(board)
 	require.NoError(t, engine.Check(ctx), "no reports: starts are accepted")

@@ -29,7 +29,7 @@ func newService(t *testing.T) (*app.Service, *world) {
 	nc := natstest.Conn(t, natstest.Server(t))
 	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
 	require.NoError(t, err)
-	reg, err := names.Open(ctx, l.JetStream(), 1)
+	reg, err := names.Open(ctx, l.JetStream())
 	require.NoError(t, err)
 	w := &world{log: l, proj: events.NewProjection(), names: reg, now: time.Now()}
 	svc := app.New(adapters.NewLog(l), w.proj, reg, app.Options{

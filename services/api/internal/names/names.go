@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/services/api/internal/app"
 )
 
@@ -22,17 +22,8 @@ type Registry struct {
 }
 
 // Open creates the bucket if needed.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Registry, error) {
-	if replicas == 0 {
-		replicas = 1
-	}
-	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      events.NameClaimsBucket,
-		Description: "workspace name -> workspace id, for unique names",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
+func Open(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
+	kv, err := bus.Bucket(ctx, js, events.NameClaimsBucket)
 	if err != nil {
 		return nil, fmt.Errorf("open kv %s: %w", events.NameClaimsBucket, err)
 	}

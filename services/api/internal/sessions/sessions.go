@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/services/api/internal/auth"
 )
 
@@ -48,11 +48,8 @@ type Store struct {
 
 // Open binds to (or, for the API, creates) the sessions bucket. Entries
 // expire after ttl; Lookup checks the expiry itself too.
-func Open(ctx context.Context, js jetstream.JetStream, replicas int, ttl time.Duration, now func() time.Time) (*Store, error) {
-	kv, err := natsbus.KeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket: events.SessionsBucket, Description: "browser sessions (hashes only)", History: 1,
-		TTL: ttl, Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
-	})
+func Open(ctx context.Context, js jetstream.JetStream, ttl time.Duration, now func() time.Time) (*Store, error) {
+	kv, err := bus.Bucket(ctx, js, events.SessionsBucket)
 	if err != nil {
 		return nil, err
 	}

@@ -42,7 +42,7 @@ func openBus(t testing.TB) (*eventlog.Log, *activity.Tracker) {
 	nc := natstest.Conn(t, natstest.Server(t))
 	l, err := eventlog.Open(context.Background(), nc, eventlog.Options{})
 	require.NoError(t, err)
-	tracker, err := activity.Open(context.Background(), l.JetStream(), 1, time.Second, slog.New(slog.DiscardHandler))
+	tracker, err := activity.Open(context.Background(), l.JetStream(), time.Second, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	return l, tracker
 }
