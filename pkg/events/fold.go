@@ -222,6 +222,9 @@ type Cause struct {
 	CorrelationID string
 	TraceParent   string
 	TraceState    string
+	// Time is when the request was made: launch latency is measured
+	// from it.
+	Time time.Time
 }
 
 // requests are the event types that ask the provisioner for something.
@@ -274,7 +277,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		out.IdleWarning = nil
 	}
 	if requests[e.Type] {
-		out.Cause = &Cause{EventID: e.ID, CorrelationID: e.CorrelationID, TraceParent: e.TraceParent, TraceState: e.TraceState}
+		out.Cause = &Cause{EventID: e.ID, CorrelationID: e.CorrelationID, TraceParent: e.TraceParent, TraceState: e.TraceState, Time: e.Time}
 	}
 	switch p := p.(type) {
 	case *Created:

@@ -186,9 +186,9 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 	appLog := l.ConflictAs(app.ErrConflict)
 	prov := app.New(appLog, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
 		Archives: archive.Folder(c.ArchiveDir), ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain,
-		Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}})
+		Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}, Meter: tel.Meter})
 	rec := &app.Reconciler{Log: appLog, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
-		Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now}
+		Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now, Meter: tel.Meter}
 	host, _ := os.Hostname()
 	reporter := &app.EngineReporter{Board: board, Engine: rt, Instance: fmt.Sprintf("%s-%d", host, os.Getpid()), Logger: log, Now: time.Now}
 	ready()

@@ -133,6 +133,19 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	if err != nil {
 		return err
 	}
+	lag, err := l.meter.RegisterCallback(func(ctx context.Context, obs metric.Observer) error {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil // no figure this time; the next collection asks again
+		}
+		obs.ObserveInt64(l.lag, int64(info.NumPending), metric.WithAttributes(attribute.String("consumer", o.Name), attribute.String("state", "pending")))
+		obs.ObserveInt64(l.lag, int64(info.NumAckPending), metric.WithAttributes(attribute.String("consumer", o.Name), attribute.String("state", "unacked")))
+		return nil
+	}, l.lag)
+	if err != nil {
+		return fmt.Errorf("lag gauge %s: %w", o.Name, err)
+	}
+	defer func() { _ = lag.Unregister() }()
 	sub := newSubscriber(cons, log, o)
 	retries := newSubscriber(redrive, log, o)
 	retries.redrive = true

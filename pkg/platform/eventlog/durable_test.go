@@ -110,6 +110,26 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	assert.EqualValues(t, 3, got["berth.eventlog.consumer.handled/retry"], "two for the failing workspace, one for the panic: %v", got)
 	assert.EqualValues(t, 3, got["berth.eventlog.consumer.redelivered/"], "%v", got)
 	assert.EqualValues(t, 1, got["berth.eventlog.consumer.panics/"], "the panic is counted: %v", got)
+	lag := func() map[string]int64 {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(ctx, &rm))
+		out := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "berth.eventlog.consumer.lag" {
+					for _, dp := range g.DataPoints {
+						state, _ := dp.Attributes.Value("state")
+						out[state.AsString()] = dp.Value
+					}
+				}
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool {
+		l := lag()
+		return len(l) == 2 && l["pending"] == 0 && l["unacked"] == 0
+	}, 5*time.Second, 20*time.Millisecond, "everything settled: no lag (%v)", lag())
 
 	// The flow goes on: an event written after the poison is handled.
 	after := uuid.NewString()

@@ -66,6 +66,10 @@ type Log struct {
 	handled, redelivered metric.Int64Counter
 	// panics counts handler panics (recovered and retried) by consumer.
 	panics metric.Int64Counter
+	// lag is each running consumer's backlog, read from the server when
+	// metrics are collected.
+	meter metric.Meter
+	lag   metric.Int64ObservableGauge
 	// legacy is the last sequence of each workspace that has events on its
 	// kind-less subject (logs written before 2026-11-24). Nothing appends
 	// there any more, so it is read once, at Open.
@@ -107,11 +111,17 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("panics counter: %w", err)
 	}
+	lag, err := meter.Int64ObservableGauge("berth.eventlog.consumer.lag",
+		metric.WithDescription("Messages a durable consumer has not settled, by consumer and state (pending: not yet delivered; unacked: delivered, not yet settled)"))
+	if err != nil {
+		return nil, fmt.Errorf("lag gauge: %w", err)
+	}
 	legacy, err := legacyLast(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
-	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, handled: handled, redelivered: redelivered, panics: panics, legacy: legacy}, nil
+	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, handled: handled, redelivered: redelivered, panics: panics,
+		meter: meter, lag: lag, legacy: legacy}, nil
 }
 
 // legacyLast finds the workspaces with events on the kind-less subject and

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -136,4 +137,18 @@ func TraceContext(ctx context.Context) (traceparent, tracestate string) {
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	return carrier.Get("traceparent"), carrier.Get("tracestate")
+}
+
+// LaunchHistogram is berth.launch.duration, which two services record: the
+// provisioner when a start's outcome is recorded (stage "running"),
+// router-sync when its route is written (stage "routed"). nil m records
+// nothing.
+func LaunchHistogram(m metric.Meter) metric.Float64Histogram {
+	if m == nil {
+		m = noop.NewMeterProvider().Meter("")
+	}
+	h, _ := m.Float64Histogram("berth.launch.duration", metric.WithUnit("s"), // fails only on a bad name or unit
+		metric.WithDescription("From a start request to its outcome, by stage (running: recorded by the provisioner; routed: written by router-sync) and outcome"),
+		metric.WithExplicitBucketBoundaries(0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60))
+	return h
 }

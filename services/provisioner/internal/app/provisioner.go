@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -114,6 +115,8 @@ type Options struct {
 	// (or a conflicting writer's event) before the attempt is retried.
 	FollowTimeout time.Duration
 	Now           func() time.Time
+	// Meter records launch latency and archives (nil: nothing).
+	Meter metric.Meter
 }
 
 // Provisioner turns a workspace's state into containers and records what
@@ -126,7 +129,8 @@ type Provisioner struct {
 	logger *slog.Logger
 	// busy serialises work on one workspace across the consumer's workers,
 	// the start-up resume and the reconciler.
-	busy keyed.Mutex
+	busy    keyed.Mutex
+	metrics instruments
 }
 
 // New returns a Provisioner.
@@ -140,7 +144,7 @@ func New(log Log, state State, rt Runtime, logger *slog.Logger, o Options) *Prov
 	if o.FollowTimeout == 0 {
 		o.FollowTimeout = 30 * time.Second
 	}
-	return &Provisioner{log: log, state: state, rt: rt, o: o, logger: logger}
+	return &Provisioner{log: log, state: state, rt: rt, o: o, logger: logger, metrics: newInstruments(o.Meter)}
 }
 
 const source = "berth/provisioner"
@@ -188,6 +192,7 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 		if err != nil {
 			return fmt.Errorf("record %s for %s: %w", payload.EventType(), ws.Name, err)
 		}
+		p.metrics.recorded(ctx, ws, payload, p.o.Now())
 		p.logger.Info("workspace reconciled", "workspace", ws.Name, "id", ws.ID, "action", act.String(), "recorded", payload.EventType())
 		return nil
 	}
@@ -346,6 +351,7 @@ func (p *Provisioner) archiveHome(ctx context.Context, ws events.Workspace) (eve
 		return nil, "", err
 	}
 	rel := path.Join(ws.ID, strconv.FormatUint(ws.Version, 10)+".tar.gz")
+	began := time.Now()
 	var written ArchiveInfo
 	err = p.rt.ExportHome(ctx, spec, p.o.ArchiveProjects, func(src []ArchiveSource) error {
 		var err error
@@ -361,6 +367,8 @@ func (p *Provisioner) archiveHome(ctx context.Context, ws events.Workspace) (eve
 	if err != nil {
 		return nil, "", &Failure{Code: "archive_unverified", Message: fmt.Sprintf("reading the archive back failed: %v; the workspace and its data are unchanged", err)}
 	}
+	p.metrics.archiveTime.Record(ctx, time.Since(began).Seconds())
+	p.metrics.archiveBytes.Record(ctx, got.Size)
 	return &events.Archived{Path: rel, SizeBytes: got.Size, SHA256: got.SHA256},
 		fmt.Sprintf("archived %d entries (%d bytes) and verified by reading back", got.Files, got.Size), nil
 }

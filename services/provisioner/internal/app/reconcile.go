@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/berthdev/berth/pkg/events"
 )
@@ -35,6 +37,18 @@ const (
 	// deleted), older than the grace period.
 	FixRemoveOrphan
 )
+
+func (k FixKind) String() string {
+	switch k {
+	case FixRecordGone:
+		return "record_gone"
+	case FixStopStray:
+		return "stop_stray"
+	case FixRemoveOrphan:
+		return "remove_orphan"
+	}
+	return "unknown"
+}
 
 // Fix is one repair the reconciler will make.
 type Fix struct {
@@ -121,6 +135,9 @@ type Reconciler struct {
 	// before it is recorded as failed (deadline_exceeded).
 	Deadline time.Duration
 	Now      func() time.Time
+	// Meter counts repairs by kind (nil: nothing).
+	Meter metric.Meter
+	drift metric.Int64Counter
 	// redriving bounds how many open requests are carried out at once, in
 	// the background so a slow start does not hold up the sweep.
 	redriving chan struct{}
@@ -135,10 +152,16 @@ func (r *Reconciler) Sweep(ctx context.Context) error {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	now := r.Now()
+	if r.drift == nil {
+		r.drift = newInstruments(r.Meter).drift
+	}
 	for _, f := range Diff(wss, observed, now, r.OrphanGrace) {
+		outcome := "repaired"
 		if err := r.apply(ctx, f); err != nil {
-			r.Logger.Warn("reconcile repair failed", "workspace", f.WorkspaceID, "kind", f.Kind, "err", err)
+			outcome = "failed"
+			r.Logger.Warn("reconcile repair failed", "workspace", f.WorkspaceID, "kind", f.Kind.String(), "err", err)
 		}
+		r.drift.Add(ctx, 1, metric.WithAttributes(attribute.String("kind", f.Kind.String()), attribute.String("outcome", outcome)))
 	}
 	for _, o := range Overdue(wss, now, r.Redrive, r.Deadline) {
 		if err := r.settle(ctx, o); err != nil {

@@ -13,9 +13,11 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/services/router-sync/internal/render"
 )
 
@@ -29,6 +31,7 @@ type Follower interface {
 // Projection is the fold the routes are rendered from (events.Projection).
 type Projection interface {
 	Apply(e events.Envelope) (bool, error)
+	Workspace(id string) (events.Workspace, bool)
 	Workspaces(keep func(events.Workspace) bool) []events.Workspace
 }
 
@@ -64,6 +67,12 @@ type Syncer struct {
 	// newest and links the others.
 	mu     sync.Mutex
 	causes []trace.SpanContext
+	// launched are the workspaces recorded running since the last write,
+	// with when their start was asked for: the write routes them.
+	launched map[string]time.Time
+	// Meter records request -> routed latency (nil: nothing).
+	Meter  metric.Meter
+	routed metric.Float64Histogram
 }
 
 // maxCauses bounds the links of one write's span (a replay changes the
@@ -76,6 +85,7 @@ const maxCauses = 16
 // caused it (its trace context) starts here.
 func (s *Syncer) Apply(ctx context.Context, e events.Envelope) {
 	if ok, _ := s.Projection.Apply(e); ok {
+		s.noteLaunch(e)
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			s.mu.Lock()
 			s.causes = append(s.causes, sc)
@@ -85,6 +95,42 @@ func (s *Syncer) Apply(ctx context.Context, e events.Envelope) {
 			s.mu.Unlock()
 		}
 		s.signal()
+	}
+}
+
+// noteLaunch remembers a workspace that just turned running, to measure
+// its launch once its route is written.
+func (s *Syncer) noteLaunch(e events.Envelope) {
+	if e.Type != events.TypeRunning {
+		return
+	}
+	ws, ok := s.Projection.Workspace(e.Subject)
+	if !ok || ws.Cause == nil || ws.Cause.Time.IsZero() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.launched == nil {
+		s.launched = map[string]time.Time{}
+	}
+	s.launched[e.Subject] = ws.Cause.Time
+}
+
+// measureLaunches records, after a successful write, how long each
+// workspace took from its start request to its route.
+func (s *Syncer) measureLaunches(ctx context.Context, now time.Time) {
+	s.mu.Lock()
+	launched := s.launched
+	s.launched = nil
+	s.mu.Unlock()
+	if len(launched) == 0 {
+		return
+	}
+	if s.routed == nil {
+		s.routed = telemetry.LaunchHistogram(s.Meter)
+	}
+	for _, asked := range launched {
+		s.routed.Record(ctx, now.Sub(asked).Seconds(), metric.WithAttributes(attribute.String("stage", "routed"), attribute.String("outcome", "running")))
 	}
 }
 
@@ -133,6 +179,7 @@ func (s *Syncer) Sync(ctx context.Context) (err error) {
 		return err
 	}
 	span.SetAttributes(attribute.Int("berth.routes.workspaces", len(wss)), attribute.Bool("berth.routes.written", written))
+	s.measureLaunches(ctx, time.Now())
 	if written {
 		s.Logger.Info("routes written", "file", s.File, "workspaces", len(wss))
 	}
