@@ -30,18 +30,18 @@ import (
 func main() { service.Main("berth-provisioner", run) }
 
 type cfg struct {
-	HTTPAddr       string
-	NATSURL        string
-	Installation   string
-	Max            config.ResourceMax
-	ProjectsRoot   string
-	Network        string
-	Outbound       bool
-	Port           int
-	HealthPath     string
-	HealthTimeout  time.Duration
-	StopTimeout    time.Duration
-	StopDrain      time.Duration
+	HTTPAddr      string
+	NATSURL       string
+	Installation  string
+	Max           config.ResourceMax
+	ProjectsRoot  string
+	Network       string
+	Outbound      bool
+	Port          int
+	HealthPath    string
+	HealthTimeout time.Duration
+	StopTimeout   time.Duration
+	StopDrain     time.Duration
 	config.Routing
 	ReconcileInterval time.Duration
 	RedriveAfter      time.Duration

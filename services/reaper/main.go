@@ -25,10 +25,10 @@ import (
 func main() { service.Main("berth-reaper", run) }
 
 type cfg struct {
-	HTTPAddr       string
-	NATSURL        string
-	Interval       time.Duration
-	Instance       string
+	HTTPAddr string
+	NATSURL  string
+	Interval time.Duration
+	Instance string
 	config.Lifecycle
 	config.Common
 }

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/eventlog"
 	platformbus "github.com/berthdev/berth/pkg/platform/bus"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
