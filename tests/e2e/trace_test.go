@@ -136,24 +136,38 @@ func TestOneLaunchOneTrace(t *testing.T) {
 		return false
 	}
 	want := []struct{ service, name string }{
-		{"berth-api", "/api/v1/workspaces/launch"},              // otelecho's server span
+		{"berth-api", "POST /api/v1/workspaces/launch"},         // otelecho's server span
 		{"berth-api", "append berth.workspace.start_requested"}, // producer
 		{"berth-provisioner", "process start_requested"},        // consumer
-		{"berth-provisioner", "provision start"},
+		{"berth-provisioner", "provision ensure-running"},
 		{"berth-provisioner", "POST /v"}, // the engine calls (Docker's client names them by method and path)
 		{"berth-provisioner", "append berth.workspace.running"},
 		{"berth-router-sync", "write routes"},
 	}
 	var spans []span
-	until(t, 30*time.Second, "every hop of the launch in its trace", func() bool {
-		spans = rcv.trace(traceID)
+	missing := func() []string {
+		var out []string
 		for _, w := range want {
 			if !has(spans, w.service, w.name) {
-				return false
+				out = append(out, w.service+"/"+w.name)
 			}
 		}
-		return true
-	})
+		return out
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		spans = rcv.trace(traceID)
+		if len(missing()) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			rcv.mu.Lock()
+			for _, sp := range rcv.spans {
+				t.Logf("received: %s %s %s parent=%s", sp.trace, sp.service, sp.name, sp.parent)
+			}
+			rcv.mu.Unlock()
+			t.Fatalf("missing from the launch's trace: %v", missing())
+		}
+	}
 	ids := map[string]bool{"00f067aa0ba902b7": true} // the caller's span
 	for _, sp := range spans {
 		ids[sp.id] = true

@@ -180,7 +180,7 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 		if err != nil {
 			return err
 		}
-		_, err = p.log.Append(ctx, e, ws.Version)
+		seq, err := p.log.Append(ctx, e, ws.Version)
 		if errors.Is(err, ErrConflict) {
 			// Someone asked for something else meanwhile: plan again on
 			// the state that includes their event.
@@ -193,6 +193,12 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 			return fmt.Errorf("record %s for %s: %w", payload.EventType(), ws.Name, err)
 		}
 		p.metrics.recorded(ctx, ws, payload, p.o.Now())
+		// Hold the workspace until the projection has the observation, so
+		// the next message of this workspace plans on it instead of doing
+		// the work again.
+		if err := p.follow(ctx, func(ctx context.Context) error { return p.state.WaitFor(ctx, seq) }); err != nil {
+			p.logger.Debug("projection behind the recorded observation", "workspace", ws.Name, "seq", seq, "err", err)
+		}
 		p.logger.Info("workspace reconciled", "workspace", ws.Name, "id", ws.ID, "action", act.String(), "recorded", payload.EventType())
 		return nil
 	}
