@@ -177,6 +177,8 @@ type Common struct {
 	NATSUser         string
 	NATSPassword     string
 	NATSPasswordFile string
+	// TLS to the bus (see natsbus.Identity).
+	NATSCAFile, NATSCertFile, NATSKeyFile string
 }
 
 // Common binds the settings every service has.
@@ -187,6 +189,9 @@ func (s *Set) Common(c *Common) {
 	s.String(&c.NATSUser, "nats-user", "BERTH_NATS_USER", "", "identity on the bus (default: the service's name)")
 	s.String(&c.NATSPassword, "nats-password", "BERTH_NATS_PASSWORD", "", "password of that identity (prefer BERTH_NATS_PASSWORD_FILE)")
 	s.String(&c.NATSPasswordFile, "nats-password-file", "BERTH_NATS_PASSWORD_FILE", "", "file holding the password (default: data/nats-users/<user>.password, where the API's embedded NATS writes it)")
+	s.String(&c.NATSCAFile, "nats-ca-file", "BERTH_NATS_CA_FILE", "", "PEM file of the CA that signed the NATS server's certificate (TLS; a tls:// URL without it trusts the system's roots)")
+	s.String(&c.NATSCertFile, "nats-cert-file", "BERTH_NATS_CERT_FILE", "", "client certificate (PEM) for a NATS server that requires one")
+	s.String(&c.NATSKeyFile, "nats-key-file", "BERTH_NATS_KEY_FILE", "", "key of that client certificate (PEM)")
 }
 
 // Routing are the settings that say where workspaces are served. The API

@@ -28,6 +28,10 @@ type Identity struct {
 	User         string
 	Password     string
 	PasswordFile string
+	// TLS: CAFile verifies the server (a tls:// URL without it uses the
+	// system's roots); CertFile and KeyFile present a client certificate
+	// to a server that asks for one.
+	CAFile, CertFile, KeyFile string
 }
 
 func (id Identity) userInfo() (string, string) {
@@ -185,8 +189,15 @@ func durableAdmin(stream, durable string) []string {
 
 // connectOptions are the credentials of id for nats.Connect.
 func (id Identity) connectOptions() []nats.Option {
-	if id.User == "" {
-		return nil
+	var out []nats.Option
+	if id.User != "" {
+		out = append(out, nats.UserInfoHandler(id.userInfo))
 	}
-	return []nats.Option{nats.UserInfoHandler(id.userInfo)}
+	if id.CAFile != "" {
+		out = append(out, nats.RootCAs(id.CAFile))
+	}
+	if id.CertFile != "" || id.KeyFile != "" {
+		out = append(out, nats.ClientCert(id.CertFile, id.KeyFile))
+	}
+	return out
 }

@@ -59,7 +59,8 @@ func Start(name string, out io.Writer, c config.Common, httpAddr, natsURL string
 		_ = tel.Shutdown(context.Background())
 		return nil, fmt.Errorf("listen %s: %w", httpAddr, err)
 	}
-	id := natsbus.Identity{User: c.NATSUser, Password: c.NATSPassword, PasswordFile: c.NATSPasswordFile}
+	id := natsbus.Identity{User: c.NATSUser, Password: c.NATSPassword, PasswordFile: c.NATSPasswordFile,
+		CAFile: c.NATSCAFile, CertFile: c.NATSCertFile, KeyFile: c.NATSKeyFile}
 	if id.User == "" {
 		id.User = name
 	}
