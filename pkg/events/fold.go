@@ -222,8 +222,9 @@ type Cause struct {
 	CorrelationID string
 	TraceParent   string
 	TraceState    string
-	// Time is when the request was made: launch latency is measured
-	// from it.
+	// Type and Time: what was asked and when (launch latency is measured
+	// from a start request's time).
+	Type Type
 	Time time.Time
 }
 
@@ -277,7 +278,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		out.IdleWarning = nil
 	}
 	if requests[e.Type] {
-		out.Cause = &Cause{EventID: e.ID, CorrelationID: e.CorrelationID, TraceParent: e.TraceParent, TraceState: e.TraceState, Time: e.Time}
+		out.Cause = &Cause{EventID: e.ID, CorrelationID: e.CorrelationID, TraceParent: e.TraceParent, TraceState: e.TraceState, Type: e.Type, Time: e.Time}
 	}
 	switch p := p.(type) {
 	case *Created:

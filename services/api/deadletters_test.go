@@ -75,10 +75,6 @@ func TestDeadLetterShowAndRetry(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	l, js := e.bus()
-	// The stream as it will be declared: dead letters and redrive requests.
-	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: events.DeadLetterStream,
-		Subjects: []string{events.DeadLetterSubjectPrefix + ">", events.RedriveSubjectPrefix + ">"}})
-	require.NoError(t, err)
 	a := e.startAPI()
 	admin, alice := e.token("root", "admin"), e.token("alice", "user")
 
@@ -147,18 +143,25 @@ func TestDeadLetterShowAndRetry(t *testing.T) {
 	})
 }
 
-// TestDeadLetterRetryWithoutRedriveStream: while the dead-letter stream
-// does not capture berth.redrive.>, a retry publishes nothing and answers
-// 503 instead of pretending.
-func TestDeadLetterRetryWithoutRedriveStream(t *testing.T) {
+// TestDeadLetterStreamUpgradedByTheAPI: an installation whose dead-letter
+// stream predates retries (dead letters only) gets berth.redrive.> added
+// when the API starts, and a retry is stored.
+func TestDeadLetterStreamUpgradedByTheAPI(t *testing.T) {
 	e := newEnv(t)
-	a := e.startAPI() // declares the stream with dead letters only
-	l, js := e.bus()
-	seq := e.deadLetter(l, "provisioner", events.WorkspaceSubject(uuid.NewString(), events.TypeStopRequested), []byte(`{}`), "boom")
-	expectProblem(t, a.do("POST", "/api/v1/deadletters/"+itoa(seq)+"/retry", e.token("root", "admin"), nil), http.StatusServiceUnavailable, "unavailable")
-	stream, err := js.Stream(context.Background(), events.DeadLetterStream)
+	ctx := context.Background()
+	js, err := jetstream.New(natstest.Conn(t, e.nats))
 	require.NoError(t, err)
-	assert.EqualValues(t, 1, stream.CachedInfo().State.Msgs)
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: events.DeadLetterStream, Subjects: []string{events.DeadLetterSubjectPrefix + ">"}})
+	require.NoError(t, err)
+	a := e.startAPI()
+	l, _ := e.bus()
+	seq := e.deadLetter(l, "provisioner", events.WorkspaceSubject(uuid.NewString(), events.TypeStopRequested), []byte(`{}`), "boom")
+	r := a.do("POST", "/api/v1/deadletters/"+itoa(seq)+"/retry", e.token("root", "admin"), nil)
+	require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
+	stream, err := js.Stream(ctx, events.DeadLetterStream)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, stream.CachedInfo().State.Msgs, "the dead letter and its retry")
+	assert.Contains(t, stream.CachedInfo().Config.Subjects, events.RedriveSubjectPrefix+">")
 }
 
 // bus opens the log as another service would, to write dead letters and

@@ -202,7 +202,9 @@ func (l *Log) attempts(stop context.Context, o DurableOptions, h Handler) messag
 		n, _ := ctx.Value(attemptKey{}).(*int)
 		*n++
 		e, _ := envelopeFrom(ctx)
-		if *n > 1 {
+		// A retry here, or a first try of a message the server delivered
+		// before (its holder died, or let it go).
+		if *n > 1 || msg.Metadata.Get(metaDelivered) != "1" {
 			l.redelivered.Add(stop, 1, metric.WithAttributes(attribute.String("consumer", o.Name)))
 		}
 		last := *n >= o.MaxDeliver

@@ -74,8 +74,12 @@ func New(service string) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
-	tp, err := newTracerProvider(service, os.Getenv)
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("berth-"+service)))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry resource: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))
+	tp, err := newTracerProvider(res, os.Getenv)
 	if err != nil {
 		_ = mp.Shutdown(context.Background())
 		return nil, err
@@ -96,11 +100,7 @@ func New(service string) (*Telemetry, error) {
 // OTLP/HTTP when an endpoint is configured. Only http/protobuf is built in
 // (gRPC would add a large dependency to every service); a collector takes
 // both on its default ports (4318 for HTTP).
-func newTracerProvider(service string, getenv func(string) string) (*sdktrace.TracerProvider, error) {
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("berth-"+service)))
-	if err != nil {
-		return nil, fmt.Errorf("trace resource: %w", err)
-	}
+func newTracerProvider(res *resource.Resource, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
 		proto := cmpOr(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -66,10 +65,7 @@ func TestErrorsAreTranslated(t *testing.T) {
 // bytes, not the shortened text, are what a redrive publishes.
 func TestDeadLettersRead(t *testing.T) {
 	ctx := context.Background()
-	l := openLog(t)
-	_, err := l.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: events.DeadLetterStream,
-		Subjects: []string{events.DeadLetterSubjectPrefix + ">", events.RedriveSubjectPrefix + ">"}})
-	require.NoError(t, err)
+	l := openLog(t) // declares the dead-letter stream, redrives included
 	log := adapters.NewLog(l)
 
 	long := make([]byte, 5000) // not JSON, longer than what is shown

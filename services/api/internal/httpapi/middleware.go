@@ -252,7 +252,8 @@ func requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 // observe measures and logs each request (otelecho, before it, traces it).
 func observe(log *slog.Logger, meter metric.Meter) echo.MiddlewareFunc {
 	duration, _ := meter.Float64Histogram("http.server.request.duration",
-		metric.WithUnit("s"), metric.WithDescription("HTTP request duration by route and status"))
+		metric.WithUnit("s"), metric.WithDescription("HTTP request duration by route and status"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()

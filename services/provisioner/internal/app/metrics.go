@@ -40,7 +40,7 @@ func newInstruments(m metric.Meter) instruments {
 // recorded notes an observation the provisioner appended: a start's
 // outcome measures the launch from its request.
 func (in instruments) recorded(ctx context.Context, ws events.Workspace, payload events.Payload, now time.Time) {
-	if ws.Cause == nil || ws.Cause.Time.IsZero() {
+	if ws.Cause == nil || ws.Cause.Type != events.TypeStartRequested || ws.Cause.Time.IsZero() {
 		return
 	}
 	var outcome string

@@ -70,6 +70,7 @@ type Syncer struct {
 	// launched are the workspaces recorded running since the last write,
 	// with when their start was asked for: the write routes them.
 	launched map[string]time.Time
+	live     bool // the replay is over: running events are launches now
 	// Meter records request -> routed latency (nil: nothing).
 	Meter  metric.Meter
 	routed metric.Float64Histogram
@@ -105,11 +106,14 @@ func (s *Syncer) noteLaunch(e events.Envelope) {
 		return
 	}
 	ws, ok := s.Projection.Workspace(e.Subject)
-	if !ok || ws.Cause == nil || ws.Cause.Time.IsZero() {
+	if !ok || ws.Cause == nil || ws.Cause.Type != events.TypeStartRequested || ws.Cause.Time.IsZero() {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.live {
+		return // replaying history: those launches were measured when they happened
+	}
 	if s.launched == nil {
 		s.launched = map[string]time.Time{}
 	}
@@ -202,6 +206,9 @@ func (s *Syncer) Run(ctx context.Context, synced func()) error {
 		return nil
 	}
 	s.drain() // the first write covers every event replayed so far
+	s.mu.Lock()
+	s.live = true
+	s.mu.Unlock()
 	if err := s.Sync(ctx); err != nil {
 		return fmt.Errorf("first write of the routes: %w", err)
 	}
