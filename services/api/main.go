@@ -165,40 +165,24 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	for what, dir := range map[string]string{"data dir": c.DataDir, "projects root": c.ProjectsRoot} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
 	}
-	if err := os.MkdirAll(c.ProjectsRoot, 0o755); err != nil {
-		return fmt.Errorf("projects root: %w", err)
-	}
-	authOpts := auth.Options{Issuer: c.Issuer, Audience: c.Audience, RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole}
 	var keys *auth.KeySet // JWKS mode: refreshed in the background (an actor below)
 	if c.JWKSURL != "" {
 		keys = auth.NewKeySet(c.JWKSURL, auth.KeySetOptions{MinRefresh: c.JWKSMinRefresh, MaxRefresh: c.JWKSRefresh})
 	}
-	verifier, issuer, err := buildAuth(c, authOpts, keys)
+	o, err := edgeOptions(c, scheme, keys) // bad settings fail before anything starts
 	if err != nil {
 		return err
 	}
-	natsURL := c.NATSURL
-	if natsURL == "" {
-		// The bus always asks for credentials: one identity per service
-		// (natsbus.Permissions), passwords generated on first start.
-		passwords, err := natsbus.EnsurePasswords(c.DataDir)
-		if err != nil {
-			return err
-		}
-		if c.NATSPassword == "" && c.NATSPasswordFile == "" {
-			c.NATSPassword = passwords["api"]
-		}
-		srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats"), Users: natsbus.Users(passwords)})
-		if err != nil {
-			return err
-		}
-		// Deferred first, so it runs last: after every client is closed.
-		defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
-		natsURL = srv.ClientURL()
+	natsURL, stopBus, err := startBus(&c)
+	if err != nil {
+		return err
 	}
+	defer stopBus() // deferred first, so it runs last: after every client is closed
 	p, err := service.Start("api", out, c.Common, c.HTTPAddr, natsURL)
 	if err != nil {
 		return err
@@ -210,42 +194,18 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}
 
 	replayed := service.NewGate("log not replayed yet")
-	health := service.NewHealth(map[string]service.Check{
-		"nats": natsbus.Ready(nc),
-		"log":  replayed.Check,
-	})
-	backend := &httpapi.Backend{}
-	loginURL, cookieDomain := c.LoginURL, c.CookieDomain
-	if loginURL == "" {
-		loginURL = scheme.Public.String() + "/"
-	}
-	if cookieDomain == "" && scheme.Mode == wsurl.ModeSubdomain {
-		cookieDomain = scheme.Domain // the cookie must reach every <name>.<domain>
-	}
-	sink := &activitySink{}
-	devClients, err := devclients.Parse(c.DevClients, devclients.ProcRoute)
-	if err != nil {
-		return fmt.Errorf("bad configuration: BERTH_DEV_TOKEN_CLIENTS: %w", err)
-	}
-	e := httpapi.New(httpapi.Options{
-		Backend: backend, Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL,
-		Health: health, Metrics: tel.Handler, Log: log, TracerProvider: tel.TracerProvider, Meter: tel.Meter, BodyLimit: c.BodyLimit,
-		Activity: sink, LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
-		PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
-		RatePerSecond: c.Rate, RateBurst: c.Burst,
-	})
+	backend, sink := &httpapi.Backend{}, &activitySink{}
+	o.Backend, o.Activity = backend, sink
+	o.Health = service.NewHealth(map[string]service.Check{"nats": natsbus.Ready(nc), "log": replayed.Check})
+	o.Metrics, o.Log, o.TracerProvider, o.Meter = tel.Handler, log, tel.TracerProvider, tel.Meter
 	// Headers are small (a token, a workspace app's cookies); 256 KiB bounds
 	// what one request makes the API parse (Go answers 431 beyond it).
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10}
+	srv := &http.Server{Handler: httpapi.New(o), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10}
 
 	core := service.Actor{Name: "log", Run: func(ctx context.Context) error {
-		svc, tracker, store, err := openCore(ctx, c, nc, tel, log)
-		if err != nil {
+		if err := serve(ctx, c, p, backend, sink); err != nil {
 			return err
 		}
-		sink.p.Store(tracker)
-		backend.SetSessions(store)
-		backend.Set(svc)
 		replayed.Open()
 		log.Info("api ready", "addr", ln.Addr().String(), "nats", natsURL, "dev_tokens", c.DevTokens)
 		if c.DevTokens {
@@ -257,13 +217,77 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}}
 	actors := []service.Actor{service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, core)}
 	if keys != nil {
-		if c.Audience == "" {
-			log.Warn("no token audience configured (BERTH_JWT_AUDIENCE): any token your identity provider signs for any application is accepted; set it to the audience it issues for Berth")
-		}
-		keys.SetLogger(log)
-		actors = append(actors, service.Actor{Name: "jwks", Run: keys.Run})
+		actors = append(actors, jwksActor(c, keys, log))
 	}
 	return service.Run(ctx, log, c.ShutdownGrace, actors...)
+}
+
+// serve opens the log and hands the use cases to the HTTP edge, which
+// answers 503 until then.
+func serve(ctx context.Context, c cfg, p *service.Process, backend *httpapi.Backend, sink *activitySink) error {
+	svc, tracker, store, err := openCore(ctx, c, p.NATS, p.Tel, p.Log)
+	if err != nil {
+		return err
+	}
+	sink.p.Store(tracker)
+	backend.SetSessions(store)
+	backend.Set(svc)
+	return nil
+}
+
+// startBus starts the embedded NATS unless BERTH_NATS_URL names one, and
+// returns the URL to connect to and how to stop it. The bus always asks
+// for credentials: one identity per service (natsbus.Permissions),
+// passwords generated on first start; the API's goes into c.
+func startBus(c *cfg) (string, func(), error) {
+	if c.NATSURL != "" {
+		return c.NATSURL, func() {}, nil
+	}
+	passwords, err := natsbus.EnsurePasswords(c.DataDir)
+	if err != nil {
+		return "", nil, err
+	}
+	if c.NATSPassword == "" && c.NATSPasswordFile == "" {
+		c.NATSPassword = passwords["api"]
+	}
+	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats"), Users: natsbus.Users(passwords)})
+	if err != nil {
+		return "", nil, err
+	}
+	return srv.ClientURL(), func() { srv.Shutdown(); srv.WaitForShutdown() }, nil
+}
+
+// edgeOptions are the HTTP edge's settings that come from configuration,
+// its token verifier among them.
+func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options, error) {
+	verifier, issuer, err := buildAuth(c, keys)
+	if err != nil {
+		return httpapi.Options{}, err
+	}
+	loginURL, cookieDomain := c.LoginURL, c.CookieDomain
+	if loginURL == "" {
+		loginURL = scheme.Public.String() + "/"
+	}
+	if cookieDomain == "" && scheme.Mode == wsurl.ModeSubdomain {
+		cookieDomain = scheme.Domain // the cookie must reach every <name>.<domain>
+	}
+	devClients, err := devclients.Parse(c.DevClients, devclients.ProcRoute)
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_DEV_TOKEN_CLIENTS: %w", err)
+	}
+	return httpapi.Options{Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL, BodyLimit: c.BodyLimit,
+		LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
+		PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
+		RatePerSecond: c.Rate, RateBurst: c.Burst}, nil
+}
+
+// jwksActor refreshes the identity provider's keys in the background.
+func jwksActor(c cfg, keys *auth.KeySet, log *slog.Logger) service.Actor {
+	if c.Audience == "" {
+		log.Warn("no token audience configured (BERTH_JWT_AUDIENCE): any token your identity provider signs for any application is accepted; set it to the audience it issues for Berth")
+	}
+	keys.SetLogger(log)
+	return service.Actor{Name: "jwks", Run: keys.Run}
 }
 
 // openCore opens the log (retrying while NATS is unreachable: the HTTP
@@ -287,13 +311,10 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// The installation id and the dead-letter stream are declared here too
-	// (the other identities may not create streams or buckets).
+	// Generated here on first start: the other identities may not write
+	// the installation bucket.
 	inst, err := installation.Resolve(ctx, own, "")
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	if err := l.EnsureDeadLetters(ctx); err != nil {
 		return nil, nil, nil, err
 	}
 	proj := events.NewProjection()
@@ -341,7 +362,8 @@ func (a *activitySink) Touch(id string, now time.Time) {
 // buildAuth picks JWKS or HS256 verification. With dev tokens on and no
 // secret configured it creates one in the data dir, so `make run` works
 // with no setup and tokens survive restarts.
-func buildAuth(c cfg, o auth.Options, keys *auth.KeySet) (*auth.Verifier, *auth.Issuer, error) {
+func buildAuth(c cfg, keys *auth.KeySet) (*auth.Verifier, *auth.Issuer, error) {
+	o := auth.Options{Issuer: c.Issuer, Audience: c.Audience, RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole}
 	if c.JWKSURL != "" {
 		if c.DevTokens {
 			return nil, nil, errors.New("bad configuration: BERTH_DEV_TOKENS needs an HS256 secret, not BERTH_JWKS_URL")

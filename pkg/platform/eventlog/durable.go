@@ -100,29 +100,9 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	if err := l.EnsureDeadLetters(ctx); err != nil {
 		return err
 	}
-	cons, err := l.js.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
-		Durable:        o.Name,
-		FilterSubjects: o.Subjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        o.AckWait,
-		MaxDeliver:     o.MaxDeliver, // bounds redeliveries after crashes; retries happen in-process
-		MaxAckPending:  o.maxAckPending(),
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	cons, redrive, err := l.durables(ctx, o)
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
-	}
-	redrive, err := l.js.CreateOrUpdateConsumer(ctx, events.DeadLetterStream, jetstream.ConsumerConfig{
-		Durable:       o.Name + RedriveSuffix,
-		FilterSubject: events.RedriveSubjectPrefix + o.Name,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.AckWait,
-		MaxDeliver:    o.MaxDeliver,
-		MaxAckPending: o.maxAckPending(),
-		DeliverPolicy: jetstream.DeliverNewPolicy, // a retry asked for while no consumer ran still waits for it
-	})
-	if err != nil {
-		return fmt.Errorf("redrive consumer %s: %w: %w", o.Name, ErrUnavailable, err)
+		return err
 	}
 	// When the server ends either consumer (deleted, the stream
 	// recreated), the whole router stops and Consume says so.
@@ -133,17 +113,9 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	if err != nil {
 		return err
 	}
-	lag, err := l.meter.RegisterCallback(func(ctx context.Context, obs metric.Observer) error {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return nil // no figure this time; the next collection asks again
-		}
-		obs.ObserveInt64(l.lag, int64(info.NumPending), metric.WithAttributes(attribute.String("consumer", o.Name), attribute.String("state", "pending")))
-		obs.ObserveInt64(l.lag, int64(info.NumAckPending), metric.WithAttributes(attribute.String("consumer", o.Name), attribute.String("state", "unacked")))
-		return nil
-	}, l.lag)
+	lag, err := l.observeLag(cons, o.Name)
 	if err != nil {
-		return fmt.Errorf("lag gauge %s: %w", o.Name, err)
+		return err
 	}
 	defer func() { _ = lag.Unregister() }()
 	sub := newSubscriber(cons, log, o)
@@ -164,6 +136,56 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 		return fmt.Errorf("consume %s: %w", o.Name, ErrConsumerClosed)
 	}
 	return nil
+}
+
+// durables creates or updates the consumer's two durables: its work on the
+// log, and the retries admins ask for on the dead-letter stream.
+func (l *Log) durables(ctx context.Context, o DurableOptions) (work, redrive jetstream.Consumer, err error) {
+	work, err = l.js.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
+		Durable:        o.Name,
+		FilterSubjects: o.Subjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        o.AckWait,
+		MaxDeliver:     o.MaxDeliver, // bounds redeliveries after crashes; retries happen in-process
+		MaxAckPending:  o.maxAckPending(),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("consumer %s: %w: %w", o.Name, ErrUnavailable, err)
+	}
+	redrive, err = l.js.CreateOrUpdateConsumer(ctx, events.DeadLetterStream, jetstream.ConsumerConfig{
+		Durable:       o.Name + RedriveSuffix,
+		FilterSubject: events.RedriveSubjectPrefix + o.Name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxDeliver:    o.MaxDeliver,
+		MaxAckPending: o.maxAckPending(),
+		DeliverPolicy: jetstream.DeliverNewPolicy, // a retry asked for while no consumer ran still waits for it
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("redrive consumer %s: %w: %w", o.Name, ErrUnavailable, err)
+	}
+	return work, redrive, nil
+}
+
+// observeLag reports the consumer's backlog whenever metrics are
+// collected (a consumer info request each time).
+func (l *Log) observeLag(cons jetstream.Consumer, name string) (metric.Registration, error) {
+	pending := metric.WithAttributes(attribute.String("consumer", name), attribute.String("state", "pending"))
+	unacked := metric.WithAttributes(attribute.String("consumer", name), attribute.String("state", "unacked"))
+	reg, err := l.meter.RegisterCallback(func(ctx context.Context, obs metric.Observer) error {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil // no figure this time; the next collection asks again
+		}
+		obs.ObserveInt64(l.lag, int64(info.NumPending), pending)
+		obs.ObserveInt64(l.lag, int64(info.NumAckPending), unacked)
+		return nil
+	}, l.lag)
+	if err != nil {
+		return nil, fmt.Errorf("lag gauge %s: %w", name, err)
+	}
+	return reg, nil
 }
 
 // RedriveSuffix names a consumer's durable on the dead-letter stream, which

@@ -76,40 +76,41 @@ func (s *subscriber) pull(ctx context.Context, out chan<- *message.Message) {
 		if room <= 0 {
 			select { // the window is full: wait for a settle
 			case <-ctx.Done():
-				return
 			case <-s.settled:
 			}
 			continue
 		}
-		fctx, cancel := context.WithTimeout(ctx, time.Second) // ends early on shutdown
-		batch, err := s.cons.Fetch(room, jetstream.FetchContext(fctx))
-		if err != nil {
-			cancel()
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				s.gone()
-				return
-			}
-			if ctx.Err() == nil {
-				s.log.Warn("fetch failed; retrying", "consumer", s.name, "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
+		if gone := s.fetch(ctx, out, room); gone {
+			s.gone()
+			return
 		}
+	}
+}
+
+// fetch asks for up to n messages for at most a second and delivers what
+// comes. gone reports that the server no longer has the consumer.
+func (s *subscriber) fetch(ctx context.Context, out chan<- *message.Message, n int) (gone bool) {
+	fctx, cancel := context.WithTimeout(ctx, time.Second) // ends early on shutdown
+	defer cancel()
+	batch, err := s.cons.Fetch(n, jetstream.FetchContext(fctx))
+	if err == nil {
 		for m := range batch.Messages() {
 			s.deliver(ctx, out, m)
 		}
-		cancel()
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				s.gone()
-				return
-			}
-			s.log.Debug("fetch ended early", "consumer", s.name, "err", err)
-		}
+		err = batch.Error()
 	}
+	switch {
+	case err == nil, ctx.Err() != nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return false // an empty second, or shutting down
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrConsumerDeleted):
+		return true
+	}
+	s.log.Warn("fetch failed; asking again", "consumer", s.name, "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+	}
+	return false
 }
 
 func (s *subscriber) holding() int {

@@ -514,16 +514,8 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 			ws, err = s.Start(ctx, c, existing.ID)
 			return ws, false, err
 		}
-		def, err := s.define(Caller{Subject: c.Subject, anyName: c.Admin}, CreateInput{Name: name})
+		def, err := s.launchable(ctx, c, name)
 		if err != nil {
-			return events.Workspace{}, false, err
-		}
-		// A launch that could not start must not use up a workspace.
-		if err := s.checkRunningQuota(c, events.Workspace{Owner: c.Subject, Status: events.StatusCreated}); err != nil {
-			return events.Workspace{}, false, err
-		}
-		// Checked before creating, so a refused launch leaves nothing behind.
-		if err := s.engineReady(ctx); err != nil {
 			return events.Workspace{}, false, err
 		}
 		ws, err = s.createDefined(ctx, c, def)
@@ -541,6 +533,20 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 		return ws, true, err
 	}
 	return events.Workspace{}, false, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "the workspace is changing too fast; retry"}
+}
+
+// launchable defines the caller's new workspace and checks it may start
+// before anything is created, so a refused launch leaves nothing behind
+// and does not use up a workspace.
+func (s *Service) launchable(ctx context.Context, c Caller, name string) (events.Created, error) {
+	def, err := s.define(Caller{Subject: c.Subject, anyName: c.Admin}, CreateInput{Name: name})
+	if err != nil {
+		return def, err
+	}
+	if err := s.checkRunningQuota(c, events.Workspace{Owner: c.Subject, Status: events.StatusCreated}); err != nil {
+		return def, err
+	}
+	return def, s.engineReady(ctx)
 }
 
 // awaitName waits briefly for a concurrently created workspace to reach the
