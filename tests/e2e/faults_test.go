@@ -31,13 +31,6 @@ func (s *stack) consumers() int {
 	return info.State.Consumers
 }
 
-func (s *stack) status(token, id string) string {
-	_, b, _ := call(s.t, "GET", "http://"+s.api+"/api/v1/workspaces/"+id, token, nil)
-	var ws wsView
-	_ = json.Unmarshal(b, &ws)
-	return ws.Status
-}
-
 func (s *stack) addDemoImage() {
 	s.t.Helper()
 	status, b, _ := call(s.t, "POST", "http://"+s.api+"/api/v1/images", s.token("root", "admin"), map[string]any{"ref": "berth/workspace-demo:latest"})

@@ -20,10 +20,10 @@ import (
 
 // span is one span as the receiver got it.
 type span struct {
-	service, name        string
-	trace, id, parent    string
-	kind                 string
-	attributes, statuses map[string]string
+	service, name     string
+	trace, id, parent string
+	kind              string
+	attributes        map[string]string
 }
 
 // otlpReceiver is an in-process OTLP/HTTP trace receiver: what a collector
@@ -174,6 +174,12 @@ func TestOneLaunchOneTrace(t *testing.T) {
 	}
 	for _, sp := range spans {
 		assert.True(t, ids[sp.parent], "%s/%s has a parent outside the trace", sp.service, sp.name)
+	}
+	for _, sp := range spans {
+		if strings.HasPrefix(sp.name, "append ") || strings.HasPrefix(sp.name, "process ") {
+			assert.Equal(t, "nats", sp.attributes["messaging.system"], "%s", sp.name)
+			assert.Contains(t, sp.attributes["messaging.destination.name"], ws.ID, "%s", sp.name)
+		}
 	}
 	t.Logf("one launch, one trace: %d spans", len(spans))
 	for _, sp := range spans {
