@@ -50,6 +50,7 @@ type cfg struct {
 	RestartPolicy     string
 	Concurrency       int
 	MaxDeliver        int
+	AttemptTimeout    time.Duration
 	ArchiveDir        string
 	ArchiveProjects   bool
 	HeartbeatFile     string
@@ -80,6 +81,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.RestartPolicy, "restart-policy", "BERTH_RESTART_POLICY", "restart", "restart or fail: what to do when a running workspace's container vanishes or dies")
 	s.Int(&c.Concurrency, "concurrency", "BERTH_PROVISIONER_CONCURRENCY", 8, "workspaces provisioned at once")
 	s.Int(&c.MaxDeliver, "max-deliver", "BERTH_PROVISIONER_MAX_DELIVER", 6, "attempts before a transient failure is recorded and the message dead-lettered")
+	s.Duration(&c.AttemptTimeout, "attempt-timeout", "BERTH_PROVISIONER_ATTEMPT_TIMEOUT", time.Hour, "longest one attempt may take (an archive of a large home is the longest); it then fails and is retried")
 	s.String(&c.ArchiveDir, "archive-dir", "BERTH_ARCHIVE_DIR", "data/archives", "folder where workspace archives (<id>/<version>.tar.gz) are written and restored from")
 	s.Bool(&c.ArchiveProjects, "archive-projects", "BERTH_ARCHIVE_PROJECTS", false, "also put the workspace's project folders in its archive (never restored)")
 	s.String(&c.HeartbeatFile, "heartbeat-file", "BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat", "file in a workspace whose modification time counts as activity (code-server keeps this one)")
@@ -101,6 +103,9 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if c.Deadline <= c.HealthTimeout+c.StopTimeout || c.RedriveAfter <= 0 {
 		return c, fmt.Errorf("bad configuration: BERTH_TRANSITION_DEADLINE=%s must exceed BERTH_HEALTH_TIMEOUT + BERTH_STOP_TIMEOUT (%s), and BERTH_REDRIVE_AFTER=%s must be positive", c.Deadline, c.HealthTimeout+c.StopTimeout, c.RedriveAfter)
+	}
+	if c.AttemptTimeout <= 0 {
+		return c, fmt.Errorf("bad configuration: BERTH_PROVISIONER_ATTEMPT_TIMEOUT=%s: must be positive", c.AttemptTimeout)
 	}
 	if c.ArchiveDir == "" {
 		return c, fmt.Errorf("bad configuration: BERTH_ARCHIVE_DIR is empty")
@@ -196,7 +201,7 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 
 	actors := []service.Actor{
 		{Name: "consumer", Run: func(ctx context.Context) error {
-			return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver},
+			return l.Consume(ctx, log, eventlog.DurableOptions{Name: "provisioner", Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver, Timeout: c.AttemptTimeout},
 				func(ctx context.Context, e events.Envelope, attempt int, last bool) error {
 					return prov.Handle(ctx, e.Subject, e.Sequence, last)
 				})

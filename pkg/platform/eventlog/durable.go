@@ -49,7 +49,7 @@ type DurableOptions struct {
 	// RetryInterval is the first retry's delay (default 1s), doubling up
 	// to RetryMaxInterval (default 30s).
 	RetryInterval, RetryMaxInterval time.Duration
-	// Timeout bounds one attempt (default 10m: an archive of a large home).
+	// Timeout bounds one attempt (default 1h: an archive of a large home).
 	Timeout time.Duration
 }
 
@@ -73,7 +73,7 @@ func (o *DurableOptions) defaults() {
 		o.RetryMaxInterval = 30 * time.Second
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 10 * time.Minute
+		o.Timeout = time.Hour
 	}
 }
 
@@ -129,7 +129,13 @@ func (l *Log) Consume(ctx context.Context, log *slog.Logger, o DurableOptions, h
 	})
 	router.AddConsumerHandler(o.Name, o.Name, sub, handle)
 	router.AddConsumerHandler(o.Name+RedriveSuffix, o.Name+RedriveSuffix, retries, handle)
-	if err := router.Run(ctx); err != nil {
+	err = router.Run(ctx)
+	// The router stops waiting for handlers after its close timeout; the
+	// messages they hold are still kept alive and settled before Consume
+	// returns, so a restarted Consume never runs beside an old handler.
+	sub.wait()
+	retries.wait()
+	if err != nil {
 		return fmt.Errorf("consume %s: %w", o.Name, err)
 	}
 	if gone.Load() {
@@ -201,8 +207,10 @@ func (l *Log) router(ctx context.Context, log *slog.Logger, o DurableOptions) (*
 	if err != nil {
 		return nil, fmt.Errorf("router %s: %w", o.Name, err)
 	}
+	// Whatever fails while the consumer stops (a retry's wait cut short
+	// included) goes back to the server, never to the dead letters.
 	poison, err := middleware.PoisonQueueWithFilter(deadLetters{l: l, consumer: o.Name}, events.DeadLetterSubjectPrefix+o.Name,
-		func(err error) bool { return !errors.Is(err, errShutdown) })
+		func(err error) bool { return !errors.Is(err, errShutdown) && ctx.Err() == nil })
 	if err != nil {
 		return nil, fmt.Errorf("poison queue %s: %w", o.Name, err)
 	}
@@ -212,11 +220,14 @@ func (l *Log) router(ctx context.Context, log *slog.Logger, o DurableOptions) (*
 		poison,
 		decoded,
 		turns.middleware(ctx),
-		limit(ctx, o.Concurrency),
 		countAttempts,
+		// No ShouldRetry: watermill then draws a backoff for it too, and
+		// every wait doubles twice. attempts stops the retries itself
+		// (backoff.Permanent) when the consumer stops.
 		middleware.Retry{MaxRetries: o.MaxDeliver - 1, InitialInterval: o.RetryInterval, MaxInterval: o.RetryMaxInterval,
-			Multiplier: 2, ResetContextOnRetry: true, Logger: watermill.NewSlogLogger(log),
-			ShouldRetry: func(p middleware.RetryParams) bool { return !errors.Is(p.Err, errShutdown) }}.Middleware,
+			Multiplier: 2, ResetContextOnRetry: true, Logger: watermill.NewSlogLogger(log)}.Middleware,
+		// Inside the retry: a message waiting out its backoff holds no slot.
+		limit(ctx, o.Concurrency),
 		middleware.Timeout(o.Timeout),
 	)
 	return router, nil

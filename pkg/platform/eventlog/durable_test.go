@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,4 +188,88 @@ func TestRedriveHandlesAgain(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	assert.Contains(t, letters[1].Reason, "undecodable")
 	assert.Equal(t, before+1, calls.Load(), "the forged retry was not handled")
+}
+
+// TestShutdownDuringRetryIsNotDeadLettered: a consumer stopped while a
+// failed message waits out its backoff hands the message back to the
+// server (another replica or the next start handles it), never to the dead
+// letters; the retries wait 1x, 2x, 4x the first interval, not more.
+func TestShutdownDuringRetryIsNotDeadLettered(t *testing.T) {
+	l := openLog(t)
+	id := uuid.NewString()
+	_, err := l.Append(context.Background(), ev(t, id, &events.Created{Name: "flaky", Owner: "o"}), 0)
+	require.NoError(t, err)
+
+	var (
+		mu    sync.Mutex
+		tries []time.Time
+	)
+	failing := func(context.Context, events.Envelope, int, bool) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries = append(tries, time.Now())
+		return errors.New("engine down")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Consume(ctx, quiet, eventlog.DurableOptions{Name: "flaky", MaxDeliver: 6, RetryInterval: 200 * time.Millisecond}, failing)
+	}()
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(tries) == 4 }, 10*time.Second, 10*time.Millisecond)
+	cancel() // during the fourth wait (1.6 s)
+	require.NoError(t, <-done)
+	mu.Lock()
+	gaps := []time.Duration{tries[1].Sub(tries[0]), tries[2].Sub(tries[1]), tries[3].Sub(tries[2])}
+	mu.Unlock()
+	assert.GreaterOrEqual(t, gaps[0], 200*time.Millisecond)
+	assert.Less(t, gaps[2], 1500*time.Millisecond, "waits double (200, 400, 800 ms), they do not quadruple: %v", gaps)
+
+	letters, _, err := l.ReadDeadLetters(context.Background(), 0, 10)
+	require.NoError(t, err)
+	assert.Empty(t, letters, "a shutdown is not a failure")
+
+	handled := make(chan string, 1)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan struct{})
+	t.Cleanup(func() { cancel2(); <-done2 })
+	go func() {
+		defer close(done2)
+		_ = l.Consume(ctx2, quiet, eventlog.DurableOptions{Name: "flaky"}, func(_ context.Context, e events.Envelope, _ int, _ bool) error {
+			handled <- e.Subject
+			return nil
+		})
+	}()
+	select {
+	case got := <-handled:
+		assert.Equal(t, id, got, "the next start handles it")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the message was lost")
+	}
+}
+
+// TestConsumeEndsWhenItsConsumerIsDeleted: with the durable deleted on the
+// server (by an operator, or a recreated stream), Consume says so instead
+// of pulling from nothing forever; its supervisor starts it again.
+func TestConsumeEndsWhenItsConsumerIsDeleted(t *testing.T) {
+	l := openLog(t)
+	_, err := l.Append(context.Background(), ev(t, uuid.NewString(), &events.Created{Name: "one", Owner: "o"}), 0)
+	require.NoError(t, err)
+	handled := make(chan struct{}, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		done <- l.Consume(ctx, quiet, eventlog.DurableOptions{Name: "doomed", Concurrency: 1}, func(context.Context, events.Envelope, int, bool) error {
+			handled <- struct{}{}
+			return nil
+		})
+	}()
+	<-handled
+	require.NoError(t, l.JetStream().DeleteConsumer(context.Background(), events.Stream, "doomed"))
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, eventlog.ErrConsumerClosed)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Consume kept running without its consumer")
+	}
 }

@@ -184,10 +184,6 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 	if err := e.Validate(); err != nil {
 		return 0, err
 	}
-	body, err := json.Marshal(e)
-	if err != nil {
-		return 0, fmt.Errorf("marshal event %s: %w", e.ID, err)
-	}
 	start := time.Now()
 	outcome := "ok"
 	msg := nats.NewMsg(subjectOf(e))
@@ -205,9 +201,11 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 		// Every event carries a trace: one written outside any request
 		// (a reaper decision, a recorded crash) starts its own here.
 		e.TraceParent, e.TraceState = telemetry.TraceContext(ctx)
-		if body, err = json.Marshal(e); err != nil {
-			return 0, fmt.Errorf("marshal event %s: %w", e.ID, err)
-		}
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		outcome = "error"
+		return 0, fmt.Errorf("marshal event %s: %w", e.ID, err)
 	}
 	msg.Data = body
 	msg.Header.Set("Content-Type", "application/cloudevents+json")

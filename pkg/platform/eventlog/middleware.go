@@ -12,6 +12,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -207,7 +208,10 @@ func (l *Log) attempts(stop context.Context, o DurableOptions, h Handler) messag
 		if *n > 1 || msg.Metadata.Get(metaDelivered) != "1" {
 			l.redelivered.Add(stop, 1, metric.WithAttributes(attribute.String("consumer", o.Name)))
 		}
-		last := *n >= o.MaxDeliver
+		// The last try here, or the server's last delivery (after crashes
+		// or shutdowns): either way nothing comes after it.
+		delivered, _ := strconv.Atoi(msg.Metadata.Get(metaDelivered))
+		last := *n >= o.MaxDeliver || delivered >= o.MaxDeliver
 		// Recovered here, not further out, so a panic counts as a failed
 		// attempt like any other.
 		_, err := middleware.Recoverer(func(*message.Message) ([]*message.Message, error) {
@@ -218,7 +222,7 @@ func (l *Log) attempts(stop context.Context, o DurableOptions, h Handler) messag
 			l.count(stop, o.Name, "ok")
 			return nil, nil
 		case stop.Err() != nil:
-			return nil, fmt.Errorf("%w: %w", errShutdown, err)
+			return nil, backoff.Permanent(fmt.Errorf("%w: %w", errShutdown, err)) // no retry while stopping
 		case !last:
 			l.count(stop, o.Name, "retry")
 		}

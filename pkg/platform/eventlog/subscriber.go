@@ -45,11 +45,16 @@ type subscriber struct {
 	inFlight map[uint64]jetstream.Msg // by stream sequence
 	gone     func()                   // called when the server ended the consumer
 	settled  chan struct{}            // a message was settled: room in the window
+	held     sync.WaitGroup           // messages taken and not settled
+	// stopKeepAlive ends the in-progress signals once nothing is held.
+	stopKeepAlive chan struct{}
+	pulling       chan struct{} // closed when pull has returned (nil: never subscribed)
 }
 
 func newSubscriber(cons jetstream.Consumer, log *slog.Logger, o DurableOptions) *subscriber {
 	return &subscriber{cons: cons, log: log, name: o.Name, batch: o.maxAckPending(), keepAlive: o.AckWait / 3,
-		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, gone: func() {}, settled: make(chan struct{}, 1)}
+		nakDelay: o.RetryInterval, inFlight: map[uint64]jetstream.Msg{}, gone: func() {}, settled: make(chan struct{}, 1),
+		stopKeepAlive: make(chan struct{})}
 }
 
 // Subscribe starts pulling; the channel closes once ctx ends (the router
@@ -57,8 +62,10 @@ func newSubscriber(cons jetstream.Consumer, log *slog.Logger, o DurableOptions) 
 // the durable consumer's filter decides what arrives.
 func (s *subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
 	out := make(chan *message.Message)
-	go s.keepInProgress(ctx)
+	go s.keepInProgress()
+	s.pulling = make(chan struct{})
 	go func() {
+		defer close(s.pulling)
 		defer close(out)
 		s.pull(ctx, out)
 	}()
@@ -105,6 +112,11 @@ func (s *subscriber) fetch(ctx context.Context, out chan<- *message.Message, n i
 	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrConsumerDeleted):
 		return true
 	}
+	// A pull on a consumer that is gone gets no responders rather than
+	// "not found": ask the server which it is.
+	if _, ierr := s.cons.Info(ctx); errors.Is(ierr, jetstream.ErrConsumerNotFound) {
+		return true
+	}
 	s.log.Warn("fetch failed; asking again", "consumer", s.name, "err", err)
 	select {
 	case <-ctx.Done():
@@ -131,6 +143,7 @@ func (s *subscriber) deliver(ctx context.Context, out chan<- *message.Message, m
 	_, dup := s.inFlight[seq]
 	if !dup {
 		s.inFlight[seq] = m
+		s.held.Add(1) // under mu, before pull can return: wait never misses it
 	}
 	s.mu.Unlock()
 	if dup {
@@ -166,7 +179,13 @@ func (s *subscriber) deliver(ctx context.Context, out chan<- *message.Message, m
 	}()
 }
 
+// settle answers the server for seq, then forgets it: a redelivered copy
+// that arrives before the answer is still recognised and dropped.
 func (s *subscriber) settle(seq uint64, f func() error) {
+	defer s.held.Done()
+	if err := f(); err != nil {
+		s.log.Debug("settling a message failed; the server redelivers it after its ack wait", "consumer", s.name, "seq", seq, "err", err)
+	}
 	s.mu.Lock()
 	delete(s.inFlight, seq)
 	s.mu.Unlock()
@@ -174,19 +193,26 @@ func (s *subscriber) settle(seq uint64, f func() error) {
 	case s.settled <- struct{}{}:
 	default:
 	}
-	if err := f(); err != nil {
-		s.log.Debug("settling a message failed; the server redelivers it after its ack wait", "consumer", s.name, "seq", seq, "err", err)
+}
+
+// wait returns once every message this subscriber took is settled, keeping
+// them alive meanwhile; the subscription must be over (its context ended).
+func (s *subscriber) wait() {
+	if s.pulling != nil {
+		<-s.pulling // no message is taken after this
 	}
+	s.held.Wait()
+	close(s.stopKeepAlive)
 }
 
 // keepInProgress tells the server, every interval, that each message this
 // instance holds is still being worked on.
-func (s *subscriber) keepInProgress(ctx context.Context) {
+func (s *subscriber) keepInProgress() {
 	t := time.NewTicker(s.keepAlive)
 	defer t.Stop()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-s.stopKeepAlive:
 			return
 		case <-t.C:
 		}

@@ -182,9 +182,13 @@ func appendsDenied(user string) []string {
 	return deny
 }
 
+// durableAdmin denies creating, deleting, pulling from and acking another
+// service's durable: whoever may pull could take its work (and, acking,
+// swallow it; not acking, use up its deliveries).
 func durableAdmin(stream, durable string) []string {
 	return []string{"$JS.API.CONSUMER.CREATE." + stream + "." + durable, "$JS.API.CONSUMER.CREATE." + stream + "." + durable + ".>",
-		"$JS.API.CONSUMER.DELETE." + stream + "." + durable}
+		"$JS.API.CONSUMER.DELETE." + stream + "." + durable, "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + durable,
+		"$JS.ACK." + stream + "." + durable + ".>"}
 }
 
 // connectOptions are the credentials of id for nats.Connect.

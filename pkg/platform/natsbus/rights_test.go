@@ -221,3 +221,61 @@ func TestIntakeIdentity(t *testing.T) {
 	_, err = js.Stream(short, events.Stream)
 	assert.Error(t, err, "the intake identity used the JetStream API")
 }
+
+// TestNoPullingAnotherServicesWork: router-sync and the reaper may follow
+// the log with their own consumers, but may not pull from the provisioner's
+// durables (its work and the admins' retries): pulling without acking would
+// use up the work's deliveries, pulling and acking would swallow it.
+func TestNoPullingAnotherServicesWork(t *testing.T) {
+	connect := bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api, err := eventlog.Open(ctx, connect("api"), eventlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ajs := api.JetStream()
+	for _, d := range []struct{ stream, durable string }{
+		{events.Stream, "provisioner"}, {events.DeadLetterStream, "provisioner" + events.RedriveDurableSuffix},
+	} {
+		if _, err := ajs.CreateOrUpdateConsumer(ctx, d.stream, jetstream.ConsumerConfig{Durable: d.durable, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, _ := events.New(uuid.NewString(), &events.Created{Name: "w", Owner: "alice", Projects: []string{}}, events.Meta{Source: "test", Actor: "user:alice"}, time.Now())
+	if _, err := api.Append(ctx, e, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ajs.Publish(ctx, events.RedriveSubjectPrefix+"provisioner", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, user := range []string{"router-sync", "reaper"} {
+		nc := connect(user)
+		for _, d := range []string{events.Stream + ".provisioner", events.DeadLetterStream + ".provisioner" + events.RedriveDurableSuffix} {
+			inbox := nats.NewInbox()
+			sub, err := nc.SubscribeSync(inbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+d, inbox, []byte(`{"batch":1,"expires":1000000000}`)); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := sub.NextMsg(1500 * time.Millisecond); err == nil && len(m.Data) > 0 {
+				t.Errorf("%s pulled %s's work: %s", user, d, m.Data)
+			}
+			_ = sub.Unsubscribe()
+		}
+	}
+	// The work is still there for the provisioner.
+	for _, d := range []struct{ stream, durable string }{
+		{events.Stream, "provisioner"}, {events.DeadLetterStream, "provisioner" + events.RedriveDurableSuffix},
+	} {
+		c, err := ajs.Consumer(ctx, d.stream, d.durable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, err := c.Info(ctx); err != nil || info.NumPending != 1 || info.Delivered.Consumer != 0 {
+			t.Errorf("%s: %+v %v, want one message never delivered", d.durable, info, err)
+		}
+	}
+}

@@ -67,6 +67,8 @@ func (s *Service) DeadLetters(ctx context.Context, c Caller, after uint64, limit
 	if !c.Admin {
 		return DeadLetterPage{}, forbidden("only admins read dead letters")
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
+	defer cancel()
 	entries, next, err := s.log.ReadDeadLetters(ctx, after, limit)
 	if err != nil {
 		return DeadLetterPage{}, unavailable(err)

@@ -140,7 +140,7 @@ func (s *Syncer) measureLaunches(ctx context.Context, now time.Time) {
 
 // traced starts the write's span: a child of the newest event that asked
 // for it, linked to the others, so a launch's trace ends with its route.
-func (s *Syncer) traced(ctx context.Context) (context.Context, trace.Span) {
+func (s *Syncer) traced(ctx context.Context) (context.Context, trace.Span, []trace.SpanContext) {
 	s.mu.Lock()
 	causes := s.causes
 	s.causes = nil
@@ -152,7 +152,19 @@ func (s *Syncer) traced(ctx context.Context) (context.Context, trace.Span) {
 			links = append(links, trace.Link{SpanContext: c})
 		}
 	}
-	return otel.Tracer("github.com/berthdev/berth/services/router-sync").Start(ctx, "write routes", trace.WithLinks(links...))
+	ctx, span := otel.Tracer("github.com/berthdev/berth/services/router-sync").Start(ctx, "write routes", trace.WithLinks(links...))
+	return ctx, span, causes
+}
+
+// keepCauses puts back the causes of a write that failed: the retry is
+// still theirs.
+func (s *Syncer) keepCauses(causes []trace.SpanContext) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.causes = append(causes, s.causes...)
+	if len(s.causes) > maxCauses {
+		s.causes = s.causes[len(s.causes)-maxCauses:]
+	}
 }
 
 func (s *Syncer) signal() {
@@ -165,9 +177,10 @@ func (s *Syncer) signal() {
 // Sync renders the routable workspaces and writes them if they changed.
 // ctx is the write's own context, where a span around the write belongs.
 func (s *Syncer) Sync(ctx context.Context) (err error) {
-	_, span := s.traced(ctx)
+	_, span, causes := s.traced(ctx)
 	defer func() {
 		if err != nil {
+			s.keepCauses(causes)
 			span.RecordError(err)
 			span.SetStatus(codes.Error, "routes not written")
 		}
@@ -205,10 +218,10 @@ func (s *Syncer) Run(ctx context.Context, synced func()) error {
 	case <-ctx.Done():
 		return nil
 	}
-	s.drain() // the first write covers every event replayed so far
 	s.mu.Lock()
-	s.live = true
+	s.live = true // from here on, running events are launches to measure
 	s.mu.Unlock()
+	s.drain() // the first write covers every event replayed so far
 	if err := s.Sync(ctx); err != nil {
 		return fmt.Errorf("first write of the routes: %w", err)
 	}
