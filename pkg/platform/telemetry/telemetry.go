@@ -5,6 +5,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func New(service string) (*Telemetry, error) {
 func newTracerProvider(res *resource.Resource, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
 	if getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
-		proto := cmpOr(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
+		proto := cmp.Or(getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http/protobuf")
 		if proto != "http/protobuf" {
 			return nil, fmt.Errorf("bad configuration: OTEL_EXPORTER_OTLP_PROTOCOL=%q: Berth exports traces over http/protobuf only (a collector's OTLP/HTTP port, 4318 by default)", proto)
 		}
@@ -114,15 +115,6 @@ func newTracerProvider(res *resource.Resource, getenv func(string) string) (*sdk
 		opts = append(opts, sdktrace.WithBatcher(exp)) // OTEL_BSP_* tune it
 	}
 	return sdktrace.NewTracerProvider(opts...), nil
-}
-
-func cmpOr(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // Shutdown flushes the meter and tracer providers (spans not yet exported
