@@ -174,7 +174,11 @@ func (s *subscriber) deliver(ctx context.Context, out chan<- *message.Message, m
 		case <-msg.Acked():
 			s.settle(seq, m.Ack)
 		case <-msg.Nacked():
-			s.settle(seq, func() error { return m.NakWithDelay(s.nakDelay) })
+			if ctx.Err() != nil {
+				s.settle(seq, m.Nak) // stopping: another replica may take it now
+				return
+			}
+			s.settle(seq, func() error { return m.NakWithDelay(s.nakDelay) }) // its dead letter could not be written
 		}
 	}()
 }
