@@ -58,6 +58,7 @@ type cfg struct {
 	RolesClaim     string
 	AdminRole      string
 	UserRole       string
+	AuditorRole    string
 	DevTokens      bool
 	DevClients     string
 
@@ -99,6 +100,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.RolesClaim, "jwt-roles-claim", "BERTH_JWT_ROLES_CLAIM", "roles", "claim holding roles; dotted path for nested claims")
 	s.String(&c.AdminRole, "admin-role", "BERTH_ADMIN_ROLE", "admin", "role name of administrators")
 	s.String(&c.UserRole, "user-role", "BERTH_USER_ROLE", "user", "role name of users")
+	s.String(&c.AuditorRole, "auditor-role", "BERTH_AUDITOR_ROLE", "auditor", "role name of auditors (read the whole audit log, nothing else)")
 	s.Bool(&c.DevTokens, "dev-tokens", "BERTH_DEV_TOKENS", false, "enable POST /api/v1/dev/token (development only)")
 	s.String(&c.DevClients, "dev-token-clients", "BERTH_DEV_TOKEN_CLIENTS", "", "who besides loopback may mint dev tokens: CIDRs, addresses, or \"gateway\" (this host's default gateway: the host, through a published port under compose)")
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders workspaces may mount")
@@ -363,7 +365,7 @@ func (a *activitySink) Touch(id string, now time.Time) {
 // secret configured it creates one in the data dir, so `make run` works
 // with no setup and tokens survive restarts.
 func buildAuth(c cfg, keys *auth.KeySet) (*auth.Verifier, *auth.Issuer, error) {
-	o := auth.Options{Issuer: c.Issuer, Audience: c.Audience, RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole}
+	o := auth.Options{Issuer: c.Issuer, Audience: c.Audience, RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole, AuditorRole: c.AuditorRole}
 	if c.JWKSURL != "" {
 		if c.DevTokens {
 			return nil, nil, errors.New("bad configuration: BERTH_DEV_TOKENS needs an HS256 secret, not BERTH_JWKS_URL")

@@ -8,6 +8,7 @@ package adapters
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
@@ -46,6 +47,19 @@ func (a *Log) ReadAll(ctx context.Context, subject string) ([]events.Envelope, u
 func (a *Log) ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error) {
 	return a.l.ReadPage(ctx, subject, from, limit)
 }
+
+// ReadLog returns one page of the whole log.
+func (a *Log) ReadLog(ctx context.Context, from uint64, limit int) ([]events.Envelope, uint64, error) {
+	return a.l.ReadLog(ctx, from, limit)
+}
+
+// SequenceAt is the first sequence stored at or after t.
+func (a *Log) SequenceAt(ctx context.Context, t time.Time) (uint64, error) {
+	return a.l.SequenceAt(ctx, t)
+}
+
+// LastSequence is the log's last sequence.
+func (a *Log) LastSequence(ctx context.Context) (uint64, error) { return a.l.LastSequence(ctx) }
 
 // ReadDeadLetters returns one page of dead letters.
 func (a *Log) ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]app.DeadLetter, uint64, error) {

@@ -32,6 +32,7 @@ type Log interface {
 	// create server-side state: the API calls it for every history request.
 	ReadPage(ctx context.Context, subject string, from uint64, limit int) ([]events.Envelope, uint64, error)
 	DeadLetters
+	AuditLog
 }
 
 // ErrConflict is returned by Log.Append when the subject moved past the
@@ -64,6 +65,9 @@ var ErrNameTaken = errors.New("name taken")
 type Caller struct {
 	Subject string
 	Admin   bool
+	// Auditor reads the whole audit log (and may change nothing it could
+	// not change without the role).
+	Auditor bool
 	// CorrelationID and trace context are copied into the events.
 	CorrelationID string
 	TraceParent   string

@@ -26,6 +26,8 @@ type Principal struct {
 	Roles   []string
 	Admin   bool
 	User    bool
+	// Auditor reads the whole audit log, and nothing else a user could not.
+	Auditor bool
 }
 
 // Options configure claim checks and role mapping.
@@ -34,10 +36,11 @@ type Options struct {
 	Audience string // required aud when set
 	// RolesClaim is the claim holding roles; a dotted path reaches into
 	// nested objects (Keycloak: "realm_access.roles").
-	RolesClaim string
-	AdminRole  string
-	UserRole   string
-	Leeway     time.Duration
+	RolesClaim  string
+	AdminRole   string
+	UserRole    string
+	AuditorRole string
+	Leeway      time.Duration
 }
 
 func (o *Options) defaults() {
@@ -49,6 +52,9 @@ func (o *Options) defaults() {
 	}
 	if o.UserRole == "" {
 		o.UserRole = "user"
+	}
+	if o.AuditorRole == "" {
+		o.AuditorRole = "auditor"
 	}
 	if o.Leeway == 0 {
 		o.Leeway = 30 * time.Second
@@ -118,6 +124,7 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	p := Principal{Subject: sub, Roles: roles}
 	p.Admin = slices.Contains(roles, v.o.AdminRole)
 	p.User = p.Admin || slices.Contains(roles, v.o.UserRole)
+	p.Auditor = slices.Contains(roles, v.o.AuditorRole)
 	return p, nil
 }
 

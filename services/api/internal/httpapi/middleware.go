@@ -102,10 +102,13 @@ func authenticate(o Options, c echo.Context) (auth.Principal, error) {
 	}
 	p := sess.Principal()
 	if !o.SessionAdmin {
-		p.Admin = false
+		// Path mode: workspace pages share this origin; a page of a
+		// workspace the visitor opens must not act with their admin or
+		// audit rights.
+		p.Admin, p.Auditor = false, false
 	}
-	if !p.User {
-		return auth.Principal{}, problem(http.StatusForbidden, app.CodeForbidden, "the session carries neither the user nor the admin role")
+	if !p.User && !p.Auditor {
+		return auth.Principal{}, problem(http.StatusForbidden, app.CodeForbidden, "the session carries no role Berth knows (user, admin, auditor)")
 	}
 	return p, nil
 }
@@ -160,22 +163,40 @@ func verify(v *auth.Verifier, r *http.Request) (auth.Principal, error) {
 		return auth.Principal{}, problem(http.StatusUnauthorized, codeTokenExpired, "the token has expired; get a new one")
 	case err != nil:
 		return auth.Principal{}, problem(http.StatusUnauthorized, codeInvalidToken, "the token is not valid for this API")
-	case !p.User:
-		return auth.Principal{}, problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
+	case !p.User && !p.Auditor:
+		return auth.Principal{}, problem(http.StatusForbidden, app.CodeForbidden, "the token carries no role Berth knows (user, admin, auditor)")
 	}
 	return p, nil
 }
 
 // requireUser refuses requests identify found no user in.
 func requireUser(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if err, _ := c.Get(authProblemKey).(error); err != nil {
-			return err
+	return requireRole(func(p auth.Principal) bool { return p.User }, "this route needs the user or admin role")(next)
+}
+
+// requireReader lets in users and auditors: the audit routes, where the use
+// case decides what each may read.
+func requireReader(next echo.HandlerFunc) echo.HandlerFunc {
+	return requireRole(func(p auth.Principal) bool { return p.User || p.Auditor }, "this route needs the user, admin or auditor role")(next)
+}
+
+// requireRole refuses requests identify found no principal in (with its
+// reason), or one without the role.
+func requireRole(has func(auth.Principal) bool, missing string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err, _ := c.Get(authProblemKey).(error); err != nil {
+				return err
+			}
+			p, ok := c.Get(principalKey).(auth.Principal)
+			if !ok {
+				return problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token>")
+			}
+			if !has(p) {
+				return problem(http.StatusForbidden, app.CodeForbidden, missing)
+			}
+			return next(c)
 		}
-		if _, ok := c.Get(principalKey).(auth.Principal); !ok {
-			return problem(http.StatusUnauthorized, codeUnauthenticated, "send Authorization: Bearer <token>")
-		}
-		return next(c)
 	}
 }
 
@@ -233,6 +254,7 @@ func caller(c echo.Context) app.Caller {
 	return app.Caller{
 		Subject:       p.Subject,
 		Admin:         p.Admin,
+		Auditor:       p.Auditor,
 		CorrelationID: c.Response().Header().Get(echo.HeaderXRequestID),
 		TraceParent:   tp,
 		TraceState:    ts,

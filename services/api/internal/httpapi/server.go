@@ -5,6 +5,7 @@ package httpapi
 import (
 	"context"
 	_ "embed"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -51,6 +52,9 @@ type Workspaces interface {
 	DeadLetters(ctx context.Context, c app.Caller, after uint64, limit int) (app.DeadLetterPage, error)
 	DeadLetter(ctx context.Context, c app.Caller, seq uint64) (app.DeadLetter, error)
 	RetryDeadLetter(ctx context.Context, c app.Caller, seq uint64) (app.Redriven, error)
+	Audit(ctx context.Context, c app.Caller, q app.AuditQuery) (app.AuditPage, error)
+	Export(ctx context.Context, c app.Caller, since, until time.Time, w io.Writer) error
+	WorkspaceAt(ctx context.Context, c app.Caller, id string, at time.Time) (app.StateAt, error)
 }
 
 // Sessions is what the edge needs from the browser session store.
@@ -181,6 +185,12 @@ func New(o Options) *echo.Echo {
 		v1.Add(method, path, h, append(slices.Clone(chain), m...)...)
 	}
 	h.routes(authed)
+	// The audit routes also let in auditors (who are not users); the use
+	// cases decide what each caller may read.
+	reader := append(append([]echo.MiddlewareFunc{identify(o)}, limited...), requireReader)
+	v1.GET("/audit", h.audit, reader...)
+	v1.GET("/audit/export", h.auditExport, reader...)
+	v1.GET("/workspaces/:id/state", h.workspaceState, reader...)
 	return e
 }
 

@@ -33,6 +33,7 @@ type Session struct {
 	Roles   []string  `json:"roles"`
 	Admin   bool      `json:"admin"`
 	User    bool      `json:"user"`
+	Auditor bool      `json:"auditor,omitempty"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	// Check is the hash of the secret, compared in constant time.
@@ -98,7 +99,7 @@ func (s *Store) Create(ctx context.Context, p auth.Principal) (string, Session, 
 		return "", Session{}, fmt.Errorf("session id: %w", err)
 	}
 	now := s.now().UTC()
-	sess := Session{Subject: p.Subject, Roles: p.Roles, Admin: p.Admin, User: p.User, Created: now, Expires: now.Add(s.ttl), Check: check}
+	sess := Session{Subject: p.Subject, Roles: p.Roles, Admin: p.Admin, User: p.User, Auditor: p.Auditor, Created: now, Expires: now.Add(s.ttl), Check: check}
 	body, err := json.Marshal(sess)
 	if err != nil {
 		return "", Session{}, err
@@ -163,5 +164,5 @@ func (s *Store) EndAll(ctx context.Context, subject string) (int, error) {
 
 // Principal is the identity a session carries.
 func (sess Session) Principal() auth.Principal {
-	return auth.Principal{Subject: sess.Subject, Roles: sess.Roles, Admin: sess.Admin, User: sess.User}
+	return auth.Principal{Subject: sess.Subject, Roles: sess.Roles, Admin: sess.Admin, User: sess.User, Auditor: sess.Auditor}
 }
