@@ -23,7 +23,7 @@ const usage = `usage: berthctl [flags] <command> [args]
 commands:
   list                              workspaces you may see
   get <workspace>                   one workspace (id or name)
-  history <workspace>               its events from the audit log
+  history <workspace> [-o json]     its events from the audit log, one line each
   hold <workspace> [reason]         exempt it from idle stops and retention (admins)
   release <workspace>               end the hold (admins)
   idle-timeout <workspace> <dur>    e.g. 2h; 0 = the default
@@ -33,6 +33,12 @@ commands:
   deadletter show <seq>             one dead letter with its message (admins)
   deadletter retry <seq>            hand a dead letter back to its consumer (admins; provisioner only)
   deadletters                       the same as deadletter list
+  audit [--actor A] [--type T] [--workspace W] [--since T] [--until T] [--oldest] [--limit N] [-o table|json|jsonl]
+                                    who did what, across the whole log (admins, auditors)
+  audit export [--since T] [--until T] > FILE
+                                    the log as a hash-chained NDJSON export (admins, auditors)
+  audit verify FILE                 check an export offline: exits 1 naming the first bad line
+  state <workspace> --at T          the workspace as it was at T (RFC 3339)
 
 flags:
 `
@@ -79,7 +85,13 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.deadLetterList(ctx, out, cmd, rest)
 	case "list":
 		return c.print(ctx, out, "GET", "/api/v1/workspaces", nil)
-	case "get", "history", "restore", "release", "hold", "idle-timeout":
+	case "audit":
+		return c.auditCommand(ctx, out, rest)
+	case "state":
+		return c.state(ctx, out, rest)
+	case "history":
+		return c.historyCommand(ctx, out, rest)
+	case "get", "restore", "release", "hold", "idle-timeout":
 		return c.workspaceCommand(ctx, out, cmd, rest)
 	}
 	fs.Usage()
@@ -96,7 +108,7 @@ func need(cmd string, args []string, n int) error {
 
 // workspaceArgs is how many arguments each workspace command takes (hold:
 // at least one, the rest is its reason).
-var workspaceArgs = map[string]int{"get": 1, "history": 1, "restore": 1, "release": 1, "idle-timeout": 2}
+var workspaceArgs = map[string]int{"get": 1, "restore": 1, "release": 1, "idle-timeout": 2}
 
 // workspaceCommand runs a command on one workspace (id or name).
 func (c *client) workspaceCommand(ctx context.Context, out io.Writer, cmd string, rest []string) error {
@@ -122,8 +134,6 @@ func (c *client) workspaceCommand(ctx context.Context, out io.Writer, cmd string
 	switch cmd {
 	case "get":
 		return c.print(ctx, out, "GET", path, nil)
-	case "history":
-		return c.history(ctx, out, id)
 	case "restore":
 		return c.print(ctx, out, "POST", path+"/restore", nil)
 	case "release":
@@ -177,32 +187,77 @@ func (c *client) resolve(ctx context.Context, ref string) (string, error) {
 }
 
 // history prints every event of the workspace, following the API's pages.
-func (c *client) history(ctx context.Context, out io.Writer, id string) error {
+// historyCommand prints a workspace's events, one readable line each
+// (-o json: the events as the API has them).
+func (c *client) historyCommand(ctx context.Context, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("history", flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	format := fs.String("o", "text", "output: text (one line per event) or json")
+	if err := fs.Parse(reorder(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || (*format != "text" && *format != "json") {
+		return errors.New("usage: berthctl history <workspace> [-o text|json]")
+	}
+	id, err := c.resolve(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	all, err := c.history(ctx, id)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		b, err := json.MarshalIndent(map[string]any{"events": all}, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(append(b, '\n'))
+		return err
+	}
+	for _, raw := range all {
+		var e struct {
+			Time   time.Time `json:"time"`
+			Actor  string    `json:"actor"`
+			Type   string    `json:"type"`
+			Reason string    `json:"reason"`
+		}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("history of %s: %w", id, err)
+		}
+		action := e.Type[strings.LastIndexByte(e.Type, '.')+1:]
+		line := fmt.Sprintf("%s  %s  %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, action)
+		if e.Reason != "" {
+			line += "  (" + e.Reason + ")"
+		}
+		if _, err := fmt.Fprintln(out, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// history reads every event of a workspace, across the API's pages.
+func (c *client) history(ctx context.Context, id string) ([]json.RawMessage, error) {
 	all := []json.RawMessage{}
 	for after := uint64(0); ; {
 		b, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/workspaces/%s/events?limit=1000&after=%d", id, after), nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var page struct {
 			Events []json.RawMessage `json:"events"`
 			Next   uint64            `json:"next"`
 		}
 		if err := json.Unmarshal(b, &page); err != nil {
-			return fmt.Errorf("history of %s: %w", id, err)
+			return nil, fmt.Errorf("history of %s: %w", id, err)
 		}
 		all = append(all, page.Events...)
 		if page.Next == 0 || page.Next <= after {
-			break
+			return all, nil
 		}
 		after = page.Next
 	}
-	b, err := json.MarshalIndent(map[string]any{"events": all}, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = out.Write(append(b, '\n'))
-	return err
 }
 
 func (c *client) print(ctx context.Context, out io.Writer, method, path string, body any) error {
@@ -222,6 +277,21 @@ func (c *client) print(ctx context.Context, out io.Writer, method, path string, 
 }
 
 func (c *client) do(ctx context.Context, method, path string, body any) ([]byte, error) {
+	res, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return b, nil
+}
+
+// send makes the request and returns the response of a success, or the
+// API's problem as an error.
+func (c *client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -246,21 +316,18 @@ func (c *client) do(ctx context.Context, method, path string, body any) ([]byte,
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
+	if res.StatusCode < 300 {
+		return res, nil
+	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, 32<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	var p struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+		Title  string `json:"title"`
 	}
-	if res.StatusCode >= 300 {
-		var p struct {
-			Code   string `json:"code"`
-			Detail string `json:"detail"`
-			Title  string `json:"title"`
-		}
-		if json.Unmarshal(b, &p) == nil && p.Code != "" {
-			return nil, fmt.Errorf("%s (%s): %s", p.Title, p.Code, p.Detail)
-		}
-		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, res.StatusCode, strings.TrimSpace(string(b)))
+	if json.Unmarshal(b, &p) == nil && p.Code != "" {
+		return nil, fmt.Errorf("%s (%s): %s", p.Title, p.Code, p.Detail)
 	}
-	return b, nil
+	return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, res.StatusCode, strings.TrimSpace(string(b)))
 }

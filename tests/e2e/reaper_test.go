@@ -188,13 +188,19 @@ func TestReaperOnRealStack(t *testing.T) {
 	assert.Equal(t, "chapter one", body)
 
 	// The audit trail through the CLI: every event, across the API's pages.
-	ctl = exec.Command(filepath.Join(s.bin, "berthctl"), "history", "bob")
+	ctl = exec.Command(filepath.Join(s.bin, "berthctl"), "history", "bob", "-o", "json")
 	ctl.Env = append(os.Environ(), "BERTH_API_URL=http://"+s.api, "BERTH_TOKEN="+admin)
 	out, err = ctl.Output()
 	require.NoError(t, err)
 	var printed struct{ Events []historyEvent }
 	require.NoError(t, json.Unmarshal(out, &printed))
 	assert.Equal(t, len(s.history(admin, ws["bob"].ID)), len(printed.Events))
+	ctl = exec.Command(filepath.Join(s.bin, "berthctl"), "history", "bob")
+	ctl.Env = append(os.Environ(), "BERTH_API_URL=http://"+s.api, "BERTH_TOKEN="+admin)
+	out, err = ctl.Output()
+	require.NoError(t, err)
+	assert.Equal(t, len(printed.Events), strings.Count(string(out), "\n"), "one line per event")
+	assert.Contains(t, string(out), "restore_requested")
 }
 
 // normaliseReaper folds the two reaper replicas' actor names into one.
