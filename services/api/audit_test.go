@@ -16,11 +16,13 @@ import (
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/events/auditchain"
+	"github.com/berthdev/berth/pkg/events/intake"
 )
 
 // The export is NDJSON: the OpenAPI check reads it as text.
 func init() {
 	openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("application/schema+json", openapi3filter.JSONBodyDecoder)
 }
 
 // moment is the live state of a workspace at one point of a scenario.
@@ -217,4 +219,19 @@ func TestAuditExportVerifies(t *testing.T) {
 	assert.True(t, strings.Contains(bad.Reason, "edited"), bad.Reason)
 
 	expectProblem(t, a.do("GET", "/api/v1/audit/export", e.token("alice", "user"), nil), http.StatusForbidden, "forbidden")
+}
+
+// TestIntakeSchemasServed: every intake type's schema is served without a
+// token; an unknown type is a 404 with its code.
+func TestIntakeSchemasServed(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI()
+	for _, typ := range intake.Types {
+		r := a.do("GET", "/api/v1/schemas/"+typ, "", nil)
+		require.Equal(t, http.StatusOK, r.Status, "%s: %s", typ, r.Body)
+		assert.Equal(t, "application/schema+json", r.Header.Get("Content-Type"))
+		assert.Equal(t, typ, r.json(t)["title"])
+	}
+	expectProblem(t, a.do("GET", "/api/v1/schemas/berth.intake.workspace.explode", "", nil), http.StatusNotFound, "schema_not_found")
+	expectProblem(t, a.do("GET", "/api/v1/schemas/..%2F..%2Fetc%2Fpasswd", "", nil), http.StatusNotFound, "schema_not_found")
 }

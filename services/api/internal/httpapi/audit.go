@@ -4,12 +4,24 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/berthdev/berth/pkg/events/intake"
+
 	"github.com/berthdev/berth/services/api/internal/app"
 )
+
+// intakeSchema serves the JSON Schema of an intake command type.
+func intakeSchema(c echo.Context) error {
+	raw, ok := intake.Schema(c.Param("type"))
+	if !ok {
+		return problem(http.StatusNotFound, codeSchemaNotFound, fmt.Sprintf("no intake command type %q; the types are %s", c.Param("type"), strings.Join(intake.Types, ", ")))
+	}
+	return c.Blob(http.StatusOK, "application/schema+json", raw)
+}
 
 // auditEntryBody is one entry of GET /api/v1/audit.
 type auditEntryBody struct {

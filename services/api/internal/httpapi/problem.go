@@ -39,6 +39,7 @@ const (
 	codeMethodNotAllowed = "method_not_allowed"
 	codeUnsupportedMedia = "unsupported_media_type"
 	codeInternal         = "internal_error"
+	codeSchemaNotFound   = "schema_not_found"
 )
 
 // unavailableTitle is the message dashboards already show for this case.

@@ -167,6 +167,7 @@ func New(o Options) *echo.Echo {
 	// answer 404 where 405 (wrong method) or a real route is the truth.
 	v1 := e.Group("/api/v1")
 	v1.GET("/openapi.yaml", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/yaml", OpenAPI) }, limited...)
+	v1.GET("/schemas/:type", intakeSchema, limited...) // public, like this document: what other systems send
 	if o.DevIssuer != nil {
 		v1.POST("/dev/token", h.devToken, limited...)
 	}
