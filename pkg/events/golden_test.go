@@ -44,6 +44,8 @@ func samples() map[Type]Payload {
 		TypeImageAdded:       &ImageAdded{Ref: "berth/workspace-demo:latest", Description: "demo IDE", CapAdd: []string{}},
 		TypeImageRemoved:     &ImageRemoved{Ref: "berth/workspace-demo:latest"},
 		TypeQuotaSet:         &QuotaSet{Subject: "alice", Workspaces: &quotaWorkspaces, Running: nil},
+		TypeSystemRegistered: &SystemRegistered{Name: "lms", Types: []string{"berth.intake.workspace.create", "berth.intake.workspace.start"}, Owners: []string{"*"}},
+		TypeSystemRevoked:    &SystemRevoked{Name: "lms"},
 	}
 }
 

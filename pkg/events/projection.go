@@ -41,6 +41,7 @@ type Projection struct {
 	catalog        map[string]CatalogImage
 	catalogVersion uint64
 	quotas         map[string]QuotaSet
+	systems        map[string]SystemRegistered
 	usersVersion   uint64
 	lastSeq        uint64
 	anomalies      []Anomaly
@@ -57,6 +58,7 @@ func NewProjection() *Projection {
 		byName:     map[string]string{},
 		catalog:    map[string]CatalogImage{},
 		quotas:     map[string]QuotaSet{},
+		systems:    map[string]SystemRegistered{},
 	}
 }
 
@@ -135,15 +137,7 @@ func (p *Projection) applyUsers(e Envelope) (bool, error) {
 	}
 	pl, err := e.Payload()
 	if err == nil {
-		if q, ok := pl.(*QuotaSet); !ok {
-			err = errUsersType
-		} else if q.Subject == "" {
-			err = errors.New("quota_set without a subject")
-		} else if q.Workspaces == nil && q.Running == nil {
-			delete(p.quotas, q.Subject)
-		} else {
-			p.quotas[q.Subject] = *q
-		}
+		err = p.applyUser(pl)
 	}
 	if err != nil {
 		p.anomaly(e, err)
@@ -152,6 +146,51 @@ func (p *Projection) applyUsers(e Envelope) (bool, error) {
 	}
 	p.usersVersion = e.Sequence
 	return true, nil
+}
+
+// applyUser folds one user-settings payload.
+func (p *Projection) applyUser(pl Payload) error {
+	switch v := pl.(type) {
+	case *QuotaSet:
+		switch {
+		case v.Subject == "":
+			return errors.New("quota_set without a subject")
+		case v.Workspaces == nil && v.Running == nil:
+			delete(p.quotas, v.Subject)
+		default:
+			p.quotas[v.Subject] = *v
+		}
+	case *SystemRegistered:
+		if !ValidSystemName(v.Name) {
+			return fmt.Errorf("system_registered: bad name %q", v.Name)
+		}
+		p.systems[v.Name] = *v
+	case *SystemRevoked:
+		delete(p.systems, v.Name)
+	default:
+		return errUsersType
+	}
+	return nil
+}
+
+// System returns a registered system's rights.
+func (p *Projection) System(name string) (SystemRegistered, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	s, ok := p.systems[name]
+	return s, ok
+}
+
+// Systems returns every registered system, by name.
+func (p *Projection) Systems() []SystemRegistered {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make([]SystemRegistered, 0, len(p.systems))
+	for _, s := range p.systems {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b SystemRegistered) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // Quota returns a user's quota override, and the version of the user

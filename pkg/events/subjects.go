@@ -3,6 +3,7 @@ package events
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -71,6 +72,17 @@ const (
 	// which every container, volume and network Berth creates carries.
 	InstallationBucket = "berth_installation"
 )
+
+// validSystem: a system's name is one NATS subject token and a user name.
+var validSystem = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+
+// ValidSystemName reports whether name can name a registered system.
+func ValidSystemName(name string) bool { return validSystem.MatchString(name) }
+
+// IntakeSystemSubject is where system name sends workspace commands: the
+// subject, which only that system's bus identity may publish on, is what
+// tells the API who sent a command (NATS does not say who published).
+func IntakeSystemSubject(name string) string { return IntakeSubjectPrefix + "sys." + name + ".workspace" }
 
 // StreamSubjects are the subjects the Stream captures: workspace events,
 // the catalog, and berth.ws.<id> without a kind, where logs written before

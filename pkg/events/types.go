@@ -45,6 +45,9 @@ const (
 // User settings events, on UsersSubject.
 const (
 	TypeQuotaSet Type = "berth.users.quota_set"
+	// Other systems that may send intake commands (docs/intake.md).
+	TypeSystemRegistered Type = "berth.users.system_registered"
+	TypeSystemRevoked    Type = "berth.users.system_revoked"
 )
 
 // Payload is the data of one event type.
@@ -210,7 +213,23 @@ type QuotaSet struct {
 	Running    *int   `json:"running"`
 }
 
+// SystemRegistered lets another system send intake commands of Types for
+// the workspaces of Owners ("*": anyone's). Registering a name again
+// replaces its rights (and its credential, which is never in the log).
+type SystemRegistered struct {
+	Name   string   `json:"name"`
+	Types  []string `json:"types"`
+	Owners []string `json:"owners"`
+}
+
+// SystemRevoked ends a system's rights and credential.
+type SystemRevoked struct {
+	Name string `json:"name"`
+}
+
 func (QuotaSet) EventType() Type         { return TypeQuotaSet }
+func (SystemRegistered) EventType() Type { return TypeSystemRegistered }
+func (SystemRevoked) EventType() Type    { return TypeSystemRevoked }
 func (Created) EventType() Type          { return TypeCreated }
 func (Updated) EventType() Type          { return TypeUpdated }
 func (StartRequested) EventType() Type   { return TypeStartRequested }
@@ -256,6 +275,8 @@ var registry = map[Type]func() Payload{
 	TypeImageAdded:       func() Payload { return &ImageAdded{} },
 	TypeImageRemoved:     func() Payload { return &ImageRemoved{} },
 	TypeQuotaSet:         func() Payload { return &QuotaSet{} },
+	TypeSystemRegistered: func() Payload { return &SystemRegistered{} },
+	TypeSystemRevoked:    func() Payload { return &SystemRevoked{} },
 }
 
 // schemaVersions records types whose schema moved past version 1.
