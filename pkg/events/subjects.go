@@ -71,6 +71,14 @@ const (
 	// InstallationBucket keeps the generated installation id (key "id"),
 	// which every container, volume and network Berth creates carries.
 	InstallationBucket = "berth_installation"
+	// SystemsBucket keeps each registered system's credential (key: its
+	// name, value: the bcrypt hash of its bus password). Only the API reads
+	// or writes it; the rights are in the log (system_registered).
+	SystemsBucket = "berth_systems"
+	// IntakeBucket remembers every intake command applied (key: a hash of
+	// system, source and id; value: the reply), so a duplicate is applied
+	// once, however late it comes.
+	IntakeBucket = "berth_intake"
 )
 
 // validSystem: a system's name is one NATS subject token and a user name.

@@ -123,8 +123,10 @@ func TestHistoryReadsOpenNoConsumers(t *testing.T) {
 // history is one decoded history page.
 type history struct {
 	Events []struct {
-		Sequence uint64 `json:"sequence"`
-		Type     string `json:"type"`
+		Sequence    uint64 `json:"sequence"`
+		Type        string `json:"type"`
+		Actor       string `json:"actor"`
+		CausationID string `json:"causationid"`
 	} `json:"events"`
 	Next *uint64 `json:"next"`
 }

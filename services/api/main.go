@@ -19,9 +19,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/activity"
+	"github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/pkg/platform/config"
 	"github.com/berthdev/berth/pkg/platform/enginestatus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
@@ -180,11 +182,13 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return err
 	}
-	natsURL, stopBus, err := startBus(&c)
+	natsURL, emb, passwords, err := startBus(&c)
 	if err != nil {
 		return err
 	}
-	defer stopBus() // deferred first, so it runs last: after every client is closed
+	if emb != nil {
+		defer func() { emb.Shutdown(); emb.WaitForShutdown() }() // deferred first, so it runs last: after every client is closed
+	}
 	p, err := service.Start("api", out, c.Common, c.HTTPAddr, natsURL)
 	if err != nil {
 		return err
@@ -205,7 +209,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	srv := &http.Server{Handler: httpapi.New(o), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10}
 
 	core := service.Actor{Name: "log", Run: func(ctx context.Context) error {
-		if err := serve(ctx, c, p, backend, sink); err != nil {
+		if err := serve(ctx, c, p, backend, sink, emb, passwords); err != nil {
 			return err
 		}
 		replayed.Open()
@@ -226,37 +230,41 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 
 // serve opens the log and hands the use cases to the HTTP edge, which
 // answers 503 until then.
-func serve(ctx context.Context, c cfg, p *service.Process, backend *httpapi.Backend, sink *activitySink) error {
-	svc, tracker, store, err := openCore(ctx, c, p.NATS, p.Tel, p.Log)
+func serve(ctx context.Context, c cfg, p *service.Process, backend *httpapi.Backend, sink *activitySink, emb *natsbus.Embedded, passwords map[string]string) error {
+	k, err := openCore(ctx, c, p.NATS, p.Tel, p.Log)
 	if err != nil {
 		return err
 	}
-	sink.p.Store(tracker)
-	backend.SetSessions(store)
-	backend.Set(svc)
+	sink.p.Store(k.tracker)
+	backend.SetSessions(k.store)
+	backend.Set(k.svc)
+	if emb != nil {
+		go keepSystemUsers(ctx, emb, passwords, k, p.Log)
+	}
 	return nil
 }
 
 // startBus starts the embedded NATS unless BERTH_NATS_URL names one, and
-// returns the URL to connect to and how to stop it. The bus always asks
+// returns the URL to connect to, the server (nil: external) and the
+// services' passwords. The bus always asks
 // for credentials: one identity per service (natsbus.Permissions),
 // passwords generated on first start; the API's goes into c.
-func startBus(c *cfg) (string, func(), error) {
+func startBus(c *cfg) (string, *natsbus.Embedded, map[string]string, error) {
 	if c.NATSURL != "" {
-		return c.NATSURL, func() {}, nil
+		return c.NATSURL, nil, nil, nil
 	}
 	passwords, err := natsbus.EnsurePasswords(c.DataDir)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if c.NATSPassword == "" && c.NATSPasswordFile == "" {
 		c.NATSPassword = passwords["api"]
 	}
 	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: c.NATSListen, StoreDir: filepath.Join(c.DataDir, "nats"), Users: natsbus.Users(passwords)})
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return srv.ClientURL(), func() { srv.Shutdown(); srv.WaitForShutdown() }, nil
+	return srv.ClientURL(), srv, passwords, nil
 }
 
 // edgeOptions are the HTTP edge's settings that come from configuration,
@@ -295,51 +303,37 @@ func jwksActor(c cfg, keys *auth.KeySet, log *slog.Logger) service.Actor {
 // openCore opens the log (retrying while NATS is unreachable: the HTTP
 // server already answers 503 meanwhile), replays it into the projection and
 // returns the use cases.
-func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*app.Service, *activity.Tracker, *sessions.Store, error) {
+func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetry, log *slog.Logger) (*core, error) {
 	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{Replicas: c.StreamReplicas, SessionTTL: c.SessionTTL, Meter: tel.Meter}, log)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	own := l.JetStream() // the log's Open declared every bucket (bus.Declare)
-	reg, err := names.Open(ctx, own)
+	k := &core{}
+	b, err := openBuckets(ctx, own, c, log)
 	if err != nil {
-		return nil, nil, nil, err
-	}
-	board, err := enginestatus.Open(ctx, own)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tracker, err := activity.Open(ctx, own, 30*time.Second, log)
-	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	// Generated here on first start: the other identities may not write
 	// the installation bucket.
 	inst, err := installation.Resolve(ctx, own, "")
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	proj := events.NewProjection()
 	start := time.Now()
 	if err := l.Replay(ctx, log, proj); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	log.Info("log replayed", "last_seq", proj.LastSequence(), "workspaces", len(proj.Workspaces(nil)), "took", time.Since(start), "installation", inst)
-	sub, err := intake.Activity(nc, proj, tracker, l, time.Now, log)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	store, err := sessions.Open(ctx, own, c.SessionTTL, time.Now)
-	if err != nil {
-		_ = sub.Unsubscribe()
-		return nil, nil, nil, err
-	}
-	context.AfterFunc(ctx, func() { _ = sub.Unsubscribe() })
-	return app.New(adapters.NewLog(l), proj, reg, app.Options{
+	k.tracker, k.store, k.creds = b.tracker, b.store, adapters.NewCredentials(b.systems)
+	k.svc = app.New(adapters.NewLog(l), proj, b.names, app.Options{
 		ProjectsRoot:   c.ProjectsRoot,
 		DefaultImage:   c.DefaultImage,
 		AppendTimeout:  c.AppendTimeout,
-		Engine:         adapters.NewEngine(board),
+		Engine:         adapters.NewEngine(b.board),
+		Credentials:    k.creds,
+		Seen:           adapters.NewSeen(b.seen),
 		IdleTimeoutMin: c.Idle.IdleTimeoutMin,
 		IdleTimeoutMax: c.Idle.IdleTimeoutMax,
 		Quotas:         c.Quotas,
@@ -347,7 +341,64 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)},
 		},
-	}), tracker, store, nil
+	})
+	if err := k.subscribe(ctx, nc, proj, l, log); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// core is what the API serves once the log is open.
+type core struct {
+	svc     *app.Service
+	tracker *activity.Tracker
+	store   *sessions.Store
+	creds   adapters.Credentials
+}
+
+// subscribe takes other systems' messages: activity reports and workspace
+// commands, until ctx ends.
+func (k *core) subscribe(ctx context.Context, nc *nats.Conn, proj *events.Projection, l *eventlog.Log, log *slog.Logger) error {
+	activitySub, err := intake.Activity(nc, proj, k.tracker, l, time.Now, log)
+	if err != nil {
+		return err
+	}
+	commandSub, err := intake.Workspace(nc, k.svc, l, log)
+	if err != nil {
+		_ = activitySub.Unsubscribe()
+		return err
+	}
+	context.AfterFunc(ctx, func() { _ = activitySub.Unsubscribe(); _ = commandSub.Unsubscribe() })
+	return nil
+}
+
+// buckets are the API's handles on the buckets bus.Declare declared.
+type buckets struct {
+	names         *names.Registry
+	board         *enginestatus.Board
+	tracker       *activity.Tracker
+	store         *sessions.Store
+	systems, seen jetstream.KeyValue
+}
+
+func openBuckets(ctx context.Context, js jetstream.JetStream, c cfg, log *slog.Logger) (b buckets, err error) {
+	if b.names, err = names.Open(ctx, js); err != nil {
+		return b, err
+	}
+	if b.board, err = enginestatus.Open(ctx, js); err != nil {
+		return b, err
+	}
+	if b.tracker, err = activity.Open(ctx, js, 30*time.Second, log); err != nil {
+		return b, err
+	}
+	if b.store, err = sessions.Open(ctx, js, c.SessionTTL, time.Now); err != nil {
+		return b, err
+	}
+	if b.systems, err = bus.Bucket(ctx, js, events.SystemsBucket); err != nil {
+		return b, err
+	}
+	b.seen, err = bus.Bucket(ctx, js, events.IntakeBucket)
+	return b, err
 }
 
 // activitySink forwards activity to the tracker once the log is open.

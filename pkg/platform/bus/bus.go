@@ -85,6 +85,8 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 		kv(events.ActivityBucket, "last activity per workspace", 0),
 		kv(events.SessionsBucket, "browser sessions (hashes only)", o.SessionTTL),
 		kv(events.InstallationBucket, "this Berth installation's id", 0),
+		kv(events.SystemsBucket, "registered systems' bus credentials (bcrypt hashes)", 0),
+		kv(events.IntakeBucket, "intake commands applied, by system, source and id, with their replies", 0),
 	}
 }
 

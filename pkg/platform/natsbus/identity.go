@@ -97,6 +97,20 @@ func Users(passwords map[string]string) []*server.User {
 	return out
 }
 
+// SystemUser is the bus identity of registered system name (its
+// password: the bcrypt hash the API keeps in the systems bucket).
+func SystemUser(name, passwordHash string) *server.User {
+	return &server.User{Username: SystemUserName(name), Password: passwordHash, Permissions: &server.Permissions{
+		// Its own intake subject only: the subject is how the API knows who
+		// sent a command.
+		Publish:   &server.SubjectPermission{Allow: []string{events.IntakeSystemSubject(name)}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+	}}
+}
+
+// SystemUserName is registered system name's user on the bus.
+func SystemUserName(name string) string { return "system-" + name }
+
 // Appends are the workspace event types each service identity may append
 // (the subject's last token is the type, so the server enforces this). The
 // API appends definitions and requests, the provisioner observations (and
@@ -153,6 +167,10 @@ func Permissions(user string) *server.Permissions {
 		for _, b := range apiBuckets {
 			deny = append(deny, "$KV."+b+".>")
 		}
+		// Nor read the systems' credentials (hashes, but still theirs).
+		deny = append(deny, "$JS.API.DIRECT.GET.KV_"+events.SystemsBucket, "$JS.API.DIRECT.GET.KV_"+events.SystemsBucket+".>",
+			"$JS.API.STREAM.MSG.GET.KV_"+events.SystemsBucket, "$JS.API.CONSUMER.CREATE.KV_"+events.SystemsBucket+".>",
+			"$JS.API.CONSUMER.CREATE.KV_"+events.SystemsBucket)
 		if user == "reaper" { // it only reads activity and engine status
 			deny = append(deny, "$KV."+events.ActivityBucket+".>", "$KV."+events.ServiceStatusBucket+".>")
 			deny = append(deny, durableAdmin(stream, "provisioner")...)
@@ -168,7 +186,7 @@ func Permissions(user string) *server.Permissions {
 }
 
 // apiBuckets are the KV buckets only the API writes.
-var apiBuckets = []string{events.NameClaimsBucket, events.SessionsBucket, events.InstallationBucket}
+var apiBuckets = []string{events.NameClaimsBucket, events.SessionsBucket, events.InstallationBucket, events.SystemsBucket, events.IntakeBucket}
 
 // appendsDenied are the log subjects of every workspace event type user may
 // not append, and the old kind-less workspace subject nobody appends to.

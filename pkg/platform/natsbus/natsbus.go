@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,9 +28,31 @@ type EmbeddedOptions struct {
 	Users []*server.User
 }
 
+// Embedded is the in-process server and the options it runs with, so its
+// users can change while it runs (registered systems).
+type Embedded struct {
+	*server.Server
+	mu   sync.Mutex
+	opts *server.Options
+}
+
+// SetUsers replaces who may connect, keeping every other setting; the
+// server drops the connections of users that are gone.
+func (e *Embedded) SetUsers(users []*server.User) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := e.opts.Clone()
+	next.Users = users
+	if err := e.ReloadOptions(next); err != nil {
+		return fmt.Errorf("reload nats users: %w", err)
+	}
+	e.opts = next
+	return nil
+}
+
 // StartEmbedded starts a NATS server with JetStream on a file store and
 // waits until it accepts connections.
-func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
+func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 	host, portStr, err := net.SplitHostPort(o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats listen address %q: %w", o.Listen, err)
@@ -42,7 +65,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if name == "" {
 		name = "berth-embedded"
 	}
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		ServerName: name,
 		Host:       host,
 		Port:       port,
@@ -51,7 +74,8 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		Users:      o.Users,
-	})
+	}
+	srv, err := server.NewServer(opts.Clone())
 	if err != nil {
 		return nil, fmt.Errorf("create embedded nats: %w", err)
 	}
@@ -60,7 +84,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded nats on %s not ready after 10s (port in use?)", o.Listen)
 	}
-	return srv, nil
+	return &Embedded{Server: srv, opts: opts}, nil
 }
 
 // Connect dials NATS and keeps reconnecting forever: a service whose bus is

@@ -31,7 +31,7 @@ func ServerAt(t testing.TB, storeDir string) *server.Server {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
-	return srv
+	return srv.Server
 }
 
 // Conn connects to srv; the connection is closed when the test ends.

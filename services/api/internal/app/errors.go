@@ -46,6 +46,7 @@ const (
 	CodeValidation        = "validation_failed"
 	CodeForbidden         = "forbidden"
 	CodeNotFound          = "workspace_not_found"
+	CodeSystemNotFound    = "system_not_found"
 	CodeImageNotFound     = "image_not_found"
 	CodeNameTaken         = "name_taken"
 	CodeImageExists       = "image_exists"

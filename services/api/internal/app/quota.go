@@ -99,29 +99,39 @@ func (s *Service) SetQuota(ctx context.Context, c Caller, subject string, in Quo
 		return Quota{}, invalid(fields...)
 	}
 	p := &events.QuotaSet{Subject: subject, Workspaces: in.Workspaces, Running: in.Running}
+	if err := s.appendUsers(ctx, p, c.meta(s.o.Source, "quota set by "+c.Subject)); err != nil {
+		return Quota{}, err
+	}
+	return s.quota(subject), nil
+}
+
+// appendUsers appends one user-settings event after the settings the
+// projection holds, catching up and trying again when another writer was
+// first.
+func (s *Service) appendUsers(ctx context.Context, p events.Payload, m events.Meta) error {
 	for range maxAttempts {
-		_, _, version := s.proj.Quota(subject)
-		e, err := events.New(events.UsersSubject, p, c.meta(s.o.Source, "quota set by "+c.Subject), s.o.Now())
+		_, _, version := s.proj.Quota("")
+		e, err := events.New(events.UsersSubject, p, m, s.o.Now())
 		if err != nil {
-			return Quota{}, err
+			return err
 		}
 		actx, cancel := context.WithTimeout(ctx, s.o.AppendTimeout)
 		seq, err := s.log.Append(actx, e, version)
 		cancel()
 		if errors.Is(err, ErrConflict) {
 			if err := s.catchUp(ctx, events.UsersSubject); err != nil {
-				return Quota{}, err
+				return err
 			}
 			continue
 		}
 		if err != nil {
-			return Quota{}, unavailable(err)
+			return unavailable(err)
 		}
 		e.Sequence = seq
 		_, _ = s.proj.Apply(e)
-		return s.quota(subject), nil
+		return nil
 	}
-	return Quota{}, &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "user settings are changing too fast; retry"}
+	return &Error{Kind: KindConflict, Code: CodeConcurrent, Message: "user settings are changing too fast; retry"}
 }
 
 // checkWorkspaceQuota refuses a new workspace over the owner's limit.

@@ -68,6 +68,11 @@ type Caller struct {
 	// Auditor reads the whole audit log (and may change nothing it could
 	// not change without the role).
 	Auditor bool
+	// System, when set, is the registered system acting (through the
+	// intake): the events' actor is system:<name>, and CausationID names
+	// the intake command they answer.
+	System      string
+	CausationID string
 	// CorrelationID and trace context are copied into the events.
 	CorrelationID string
 	TraceParent   string
@@ -78,8 +83,12 @@ type Caller struct {
 }
 
 func (c Caller) meta(source, reason string) events.Meta {
-	return events.Meta{Source: source, Actor: "user:" + c.Subject, Reason: reason,
-		CorrelationID: c.CorrelationID, TraceParent: c.TraceParent, TraceState: c.TraceState}
+	actor := "user:" + c.Subject
+	if c.System != "" {
+		actor = "system:" + c.System
+	}
+	return events.Meta{Source: source, Actor: actor, Reason: reason, CorrelationID: c.CorrelationID, CausationID: c.CausationID,
+		TraceParent: c.TraceParent, TraceState: c.TraceState}
 }
 
 // Options configure the use cases.
@@ -97,6 +106,10 @@ type Options struct {
 	AppendTimeout time.Duration
 	// Engine, when set, is asked before a start is accepted.
 	Engine Engine
+	// Credentials keeps registered systems' bus passwords (hashes); Seen
+	// the intake commands already applied.
+	Credentials Credentials
+	Seen        Seen
 	// IdleTimeoutMin and IdleTimeoutMax bound per-workspace idle timeouts
 	// (the reaper clamps to the same bounds).
 	IdleTimeoutMin time.Duration

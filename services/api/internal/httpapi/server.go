@@ -55,6 +55,9 @@ type Workspaces interface {
 	Audit(ctx context.Context, c app.Caller, q app.AuditQuery) (app.AuditPage, error)
 	Export(ctx context.Context, c app.Caller, since, until time.Time, w io.Writer) error
 	WorkspaceAt(ctx context.Context, c app.Caller, id string, at time.Time) (app.StateAt, error)
+	Systems(c app.Caller) ([]app.RegisteredSystem, error)
+	RegisterSystem(ctx context.Context, c app.Caller, in app.SystemInput) (app.RegisteredSystem, error)
+	RevokeSystem(ctx context.Context, c app.Caller, name string) error
 }
 
 // Sessions is what the edge needs from the browser session store.
@@ -203,6 +206,9 @@ func (h *handlers) routes(authed func(method, path string, h echo.HandlerFunc, m
 	authed(http.MethodDelete, "/users/:subject/sessions", h.endUserSessions, requireAdmin)
 	authed(http.MethodGet, "/users/:subject/quota", h.getQuota)
 	authed(http.MethodPut, "/users/:subject/quota", h.setQuota, requireAdmin)
+	authed(http.MethodGet, "/systems", h.listSystems, requireAdmin)
+	authed(http.MethodPost, "/systems", h.registerSystem, requireAdmin)
+	authed(http.MethodDelete, "/systems/:name", h.revokeSystem, requireAdmin)
 	authed(http.MethodGet, "/deadletters", h.deadLetters, requireAdmin)
 	authed(http.MethodGet, "/deadletters/:seq", h.deadLetter, requireAdmin)
 	authed(http.MethodPost, "/deadletters/:seq/retry", h.retryDeadLetter, requireAdmin)

@@ -1,0 +1,65 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/services/api/internal/app"
+)
+
+// Commands applies intake commands (app.Service.Intake).
+type Commands interface {
+	Intake(ctx context.Context, system string, header map[string][]string, body []byte) app.IntakeReply
+}
+
+// systemsSubject matches every registered system's command subject.
+var systemsSubject = events.IntakeSystemSubject("*")
+
+// Workspace subscribes to registered systems' workspace commands (one
+// queue group across API replicas). The subject's system token says who
+// sent a command: only that system's bus identity may publish there. A
+// command with a reply subject gets the reply; a refused one is also
+// dead-lettered with its code and reason. Nothing a sender sends stops it.
+func Workspace(nc *nats.Conn, cmds Commands, dl DeadLetters, log *slog.Logger) (*nats.Subscription, error) {
+	sub, err := nc.QueueSubscribe(systemsSubject, "berth-api", func(m *nats.Msg) {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		system := systemOf(m.Subject)
+		reply := cmds.Intake(ctx, system, m.Header, m.Data)
+		if m.Reply != "" {
+			b, _ := json.Marshal(reply)
+			if err := m.Respond(b); err != nil {
+				log.Warn("intake reply not sent", "system", system, "err", err)
+			}
+		}
+		if reply.Accepted || reply.Duplicate {
+			return
+		}
+		reason := reply.Code + ": " + reply.Message
+		if err := dl.DeadLetter(ctx, "intake", m.Subject, m.Data, reason); err != nil {
+			log.Error("intake command refused and not dead-lettered", "system", system, "reason", reason, "err", err)
+			return
+		}
+		log.Warn("intake command refused", "system", system, "code", reply.Code, "reason", reply.Message)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", systemsSubject, err)
+	}
+	return sub, nil
+}
+
+// systemOf is the system token of berth.intake.sys.<name>.workspace.
+func systemOf(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 5 {
+		return ""
+	}
+	return parts[3]
+}

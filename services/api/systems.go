@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/berthdev/berth/pkg/platform/natsbus"
+	"github.com/berthdev/berth/services/api/internal/app"
+)
+
+// keepSystemUsers keeps the embedded bus's users equal to Berth's own
+// identities plus every registered system that has a credential: a
+// registration lets its system in within a second, a revocation drops its
+// connections. An external NATS is the operator's to configure
+// (docs/intake.md).
+func keepSystemUsers(ctx context.Context, emb *natsbus.Embedded, passwords map[string]string, k *core, log *slog.Logger) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	applied := ""
+	for {
+		users, fingerprint, err := systemUsers(ctx, passwords, k)
+		switch {
+		case err != nil:
+			log.Warn("registered systems' bus users not refreshed", "err", err)
+		case fingerprint != applied:
+			if err := emb.SetUsers(users); err != nil {
+				log.Error("registered systems' bus users not applied", "err", err)
+			} else {
+				applied = fingerprint
+				log.Info("bus users refreshed", "systems", strings.Count(fingerprint, "\n"))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// systemUsers is the user list the bus should have, and a fingerprint of
+// it to tell a change.
+func systemUsers(ctx context.Context, passwords map[string]string, k *core) ([]*server.User, string, error) {
+	regs, err := k.svc.Systems(app.Caller{Admin: true})
+	if err != nil {
+		return nil, "", err
+	}
+	hashes, err := k.creds.Hashes(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	users := natsbus.Users(passwords)
+	var lines []string
+	for _, r := range regs {
+		if h, ok := hashes[r.Name]; ok {
+			users = append(users, natsbus.SystemUser(r.Name, h))
+			lines = append(lines, r.Name+" "+h+"\n")
+		}
+	}
+	slices.Sort(lines)
+	return users, strings.Join(lines, ""), nil
+}
