@@ -220,6 +220,9 @@ type SystemRegistered struct {
 	Name   string   `json:"name"`
 	Types  []string `json:"types"`
 	Owners []string `json:"owners"`
+	// ReadEvents also lets it subscribe to Berth's own events as they are
+	// appended (workspace events and the catalog), read-only.
+	ReadEvents bool `json:"read_events,omitempty"`
 }
 
 // SystemRevoked ends a system's rights and credential.

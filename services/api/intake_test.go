@@ -102,10 +102,30 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	defer nc.Close()
 	lms := system{t: t, nc: nc, subject: reg["subject"].(string)}
 
+	// A second system reads Berth's events as they are appended; the first
+	// may not.
+	w := a.do("POST", "/api/v1/systems", admin, map[string]any{"name": "watcher", "types": []string{intake.TypeStart}, "owners": []string{"*"}, "read_events": true})
+	require.Equal(t, http.StatusCreated, w.Status, "%s", w.Body)
+	var watcher *nats.Conn
+	require.Eventually(t, func() bool {
+		watcher, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-watcher", w.json(t)["password"].(string)), nats.Timeout(time.Second))
+		return err == nil
+	}, 5*time.Second, 100*time.Millisecond)
+	defer watcher.Close()
+	feed, err := watcher.SubscribeSync(events.WorkspaceEvents)
+	require.NoError(t, err)
+	peek, err := nc.SubscribeSync(events.WorkspaceEvents)
+	require.NoError(t, err)
+
 	h, body := structured("cmd-1", intake.TypeCreate, `{"name":"alice-lab","owner":"alice","description":"course 101"}`)
 	created := lms.send(h, body)
 	require.True(t, created.Accepted, "%+v", created)
 	id := created.WorkspaceID
+	m, err := feed.NextMsg(5 * time.Second)
+	require.NoError(t, err, "the watcher sees the created event")
+	assert.Equal(t, events.WorkspaceSubject(id, events.TypeCreated), m.Subject)
+	_, err = peek.NextMsg(500 * time.Millisecond)
+	assert.Error(t, err, "a system without read_events reads nothing")
 	h, body = binary("cmd-2", intake.TypeStart, `{"workspace":"alice-lab"}`)
 	started := lms.send(h, body)
 	require.True(t, started.Accepted, "%+v", started)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -58,8 +59,8 @@ func systemUsers(ctx context.Context, passwords map[string]string, k *core) ([]*
 	var lines []string
 	for _, r := range regs {
 		if h, ok := hashes[r.Name]; ok {
-			users = append(users, natsbus.SystemUser(r.Name, h))
-			lines = append(lines, r.Name+" "+h+"\n")
+			users = append(users, natsbus.SystemUser(r.Name, h, r.ReadEvents))
+			lines = append(lines, fmt.Sprintf("%s %s %t\n", r.Name, h, r.ReadEvents))
 		}
 	}
 	slices.Sort(lines)

@@ -99,12 +99,16 @@ func Users(passwords map[string]string) []*server.User {
 
 // SystemUser is the bus identity of registered system name (its
 // password: the bcrypt hash the API keeps in the systems bucket).
-func SystemUser(name, passwordHash string) *server.User {
+func SystemUser(name, passwordHash string, readEvents bool) *server.User {
+	subscribe := []string{"_INBOX.>"}
+	if readEvents {
+		subscribe = append(subscribe, events.WorkspaceEvents, events.CatalogSubject)
+	}
 	return &server.User{Username: SystemUserName(name), Password: passwordHash, Permissions: &server.Permissions{
 		// Its own intake subject only: the subject is how the API knows who
 		// sent a command.
 		Publish:   &server.SubjectPermission{Allow: []string{events.IntakeSystemSubject(name)}},
-		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: subscribe},
 	}}
 }
 

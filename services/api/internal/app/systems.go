@@ -22,9 +22,10 @@ type Credentials interface {
 // SystemInput registers a system: which intake command types it may send,
 // for whose workspaces ("*": anyone's).
 type SystemInput struct {
-	Name   string   `json:"name"`
-	Types  []string `json:"types"`
-	Owners []string `json:"owners"`
+	Name       string   `json:"name"`
+	Types      []string `json:"types"`
+	Owners     []string `json:"owners"`
+	ReadEvents bool     `json:"read_events"`
 }
 
 // RegisteredSystem is a registration and, once, its credential.
@@ -78,7 +79,7 @@ func (s *Service) RegisterSystem(ctx context.Context, c Caller, in SystemInput) 
 	if err := s.o.Credentials.Put(ctx, in.Name, string(hash)); err != nil {
 		return RegisteredSystem{}, unavailable(fmt.Errorf("store the credential of %s: %w", in.Name, err))
 	}
-	r := events.SystemRegistered{Name: in.Name, Types: slices.Clone(in.Types), Owners: slices.Clone(in.Owners)}
+	r := events.SystemRegistered{Name: in.Name, Types: slices.Clone(in.Types), Owners: slices.Clone(in.Owners), ReadEvents: in.ReadEvents}
 	if err := s.appendUsers(ctx, &r, c.meta(s.o.Source, "system "+in.Name+" registered by "+c.Subject)); err != nil {
 		return RegisteredSystem{}, err
 	}

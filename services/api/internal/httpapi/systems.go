@@ -11,16 +11,17 @@ import (
 // systemBody is a registered system; Password only in the answer to its
 // registration.
 type systemBody struct {
-	Name     string   `json:"name"`
-	Types    []string `json:"types"`
-	Owners   []string `json:"owners"`
-	NATSUser string   `json:"nats_user"`
-	Password string   `json:"password,omitempty"`
-	Subject  string   `json:"subject"`
+	Name       string   `json:"name"`
+	Types      []string `json:"types"`
+	Owners     []string `json:"owners"`
+	ReadEvents bool     `json:"read_events"`
+	NATSUser   string   `json:"nats_user"`
+	Password   string   `json:"password,omitempty"`
+	Subject    string   `json:"subject"`
 }
 
 func systemOf(r app.RegisteredSystem) systemBody {
-	return systemBody{Name: r.Name, Types: r.Types, Owners: r.Owners, NATSUser: r.User, Password: r.Password, Subject: r.Subject}
+	return systemBody{Name: r.Name, Types: r.Types, Owners: r.Owners, ReadEvents: r.ReadEvents, NATSUser: r.User, Password: r.Password, Subject: r.Subject}
 }
 
 func (h *handlers) registerSystem(c echo.Context) error {
