@@ -57,6 +57,18 @@ func auditScenario(t *testing.T, e *env, a *api) (id string, moments []moment) {
 		func() {
 			require.Equal(t, http.StatusOK, a.do("PATCH", wsPath(id, "/lifecycle"), admin, map[string]any{"hold": true, "hold_reason": "exam"}).Status)
 		},
+		func() {
+			r := a.do("DELETE", wsPath(id)+"?data=archive", admin, nil)
+			require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
+		},
+		func() {
+			e.provisionerSays(id, &events.Deleted{VolumeRemoved: true, Archive: &events.ArchiveInfo{Path: id + "/9.tar.gz", SizeBytes: 42, SHA256: strings.Repeat("a", 64)}})
+		},
+		func() {
+			r := a.do("POST", wsPath(id, "/restore"), admin, nil)
+			require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
+		},
+		func() { e.provisionerSays(id, &events.Restored{Path: id + "/9.tar.gz", SHA256: strings.Repeat("a", 64), Files: 3}) },
 	}
 	for _, step := range steps {
 		step()
@@ -94,7 +106,7 @@ func TestStateAtEveryMoment(t *testing.T) {
 			r := a.do("GET", wsPath(id, "/state?at="+at), who, nil)
 			require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 			got := r.json(t)["workspace"].(map[string]any)
-			for _, field := range []string{"status", "desired", "description", "hold", "hold_reason", "version", "endpoint", "updated_at"} {
+			for _, field := range []string{"status", "desired", "description", "hold", "hold_reason", "version", "endpoint", "archive", "volume_kept", "updated_at"} {
 				assert.Equal(t, m.live[field], got[field], "moment %d, %s", i, field)
 			}
 			assert.Equal(t, m.live["version"], r.json(t)["sequence"], "moment %d: folded to the live version", i)
@@ -137,7 +149,7 @@ func TestAuditLog(t *testing.T) {
 	}
 	all, next := page(auditor, "limit=1000")
 	assert.Zero(t, next)
-	require.Len(t, all, 8) // image added, created, start, running, stop, stopped, updated, hold
+	require.Len(t, all, 12) // image added, created, start, running, stop, stopped, updated, hold, delete, deleted, restore, restored
 	for i := 1; i < len(all); i++ {
 		assert.Greater(t, all[i-1].Sequence, all[i].Sequence, "newest first")
 	}
@@ -169,7 +181,7 @@ func TestAuditLog(t *testing.T) {
 			cursor = next
 			require.Less(t, pages, 20, "paging never ends")
 		}
-		assert.Len(t, seqs, 7, "%s: every event of the workspace once", order) // created ... hold
+		assert.Len(t, seqs, 11, "%s: every event of the workspace once", order) // created ... restored
 		for i := 1; i < len(seqs); i++ {
 			assert.Equal(t, order == "oldest", seqs[i-1] < seqs[i], "%s order", order)
 		}
