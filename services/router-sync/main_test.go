@@ -74,7 +74,7 @@ func TestSurvivesBusOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { srv2.Shutdown(); srv2.WaitForShutdown() })
 
-	l, err := eventlog.Open(context.Background(), natstest.Conn(t, srv2), eventlog.Options{})
+	l, err := eventlog.Open(context.Background(), natstest.Conn(t, srv2.Server), eventlog.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
