@@ -90,7 +90,9 @@ func ValidSystemName(name string) bool { return validSystem.MatchString(name) }
 // IntakeSystemSubject is where system name sends workspace commands: the
 // subject, which only that system's bus identity may publish on, is what
 // tells the API who sent a command (NATS does not say who published).
-func IntakeSystemSubject(name string) string { return IntakeSubjectPrefix + "sys." + name + ".workspace" }
+func IntakeSystemSubject(name string) string {
+	return IntakeSubjectPrefix + "sys." + name + ".workspace"
+}
 
 // StreamSubjects are the subjects the Stream captures: workspace events,
 // the catalog, and berth.ws.<id> without a kind, where logs written before

@@ -68,7 +68,9 @@ func auditScenario(t *testing.T, e *env, a *api) (id string, moments []moment) {
 			r := a.do("POST", wsPath(id, "/restore"), admin, nil)
 			require.Equal(t, http.StatusAccepted, r.Status, "%s", r.Body)
 		},
-		func() { e.provisionerSays(id, &events.Restored{Path: id + "/9.tar.gz", SHA256: strings.Repeat("a", 64), Files: 3}) },
+		func() {
+			e.provisionerSays(id, &events.Restored{Path: id + "/9.tar.gz", SHA256: strings.Repeat("a", 64), Files: 3})
+		},
 	}
 	for _, step := range steps {
 		step()
