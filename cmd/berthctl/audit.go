@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -193,30 +195,24 @@ func (c *client) state(ctx context.Context, out io.Writer, args []string) error 
 }
 
 // reorder puts flags before the positional arguments, so `state ws --at T`
-// parses like `state --at T ws`.
-func reorder(args []string) []string {
+// parses like `state --at T ws`. Flags take the next argument as their
+// value unless written flag=value or named in bools.
+func reorder(args []string, bools ...string) []string {
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
-		if len(args[i]) > 1 && args[i][0] == '-' {
-			flags = append(flags, args[i])
-			if i+1 < len(args) && !containsEq(args[i]) {
-				flags = append(flags, args[i+1])
-				i++
-			}
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
 			continue
 		}
-		pos = append(pos, args[i])
-	}
-	return append(flags, pos...)
-}
-
-func containsEq(s string) bool {
-	for _, r := range s {
-		if r == '=' {
-			return true
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(a, "=") && !slices.Contains(bools, name) && i+1 < len(args) {
+			flags = append(flags, args[i+1])
+			i++
 		}
 	}
-	return false
+	return append(flags, pos...)
 }
 
 // getJSON GETs path and decodes the answer into v.

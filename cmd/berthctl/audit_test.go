@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -101,4 +102,36 @@ func validExport(t *testing.T) string {
 
 func newTestChain(buf *bytes.Buffer) (*auditchain.Writer, error) {
 	return auditchain.NewWriter(buf, auditchain.Header{FirstSequence: 3, Since: "2026-11-24T00:00:00Z"})
+}
+
+// TestReorder: flags may follow the positional arguments; a boolean flag
+// takes no value.
+func TestReorder(t *testing.T) {
+	got := reorder([]string{"lms", "--read-events", "--types", "a,b", "--owners=*"}, "read-events")
+	want := []string{"--read-events", "--types", "a,b", "--owners=*", "lms"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("reorder: %q, want %q", got, want)
+	}
+}
+
+// TestSystemRegister: the registration is sent as the API takes it.
+func TestSystemRegister(t *testing.T) {
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body = r.Method + " " + r.URL.Path + " " + string(b)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"name":"lms","password":"p"}`))
+	}))
+	defer srv.Close()
+	if _, _, err := runCtl(t, srv, "system", "register", "lms", "--read-events", "--types", "berth.intake.workspace.start", "--owners", "alice, bob"); err != nil {
+		t.Fatal(err)
+	}
+	want := `POST /api/v1/systems {"name":"lms","owners":["alice","bob"],"read_events":true,"types":["berth.intake.workspace.start"]}`
+	if body != want {
+		t.Fatalf("sent %s\nwant %s", body, want)
+	}
+	if _, _, err := runCtl(t, srv, "system", "register", "lms"); err == nil {
+		t.Fatal("register without types and owners accepted")
+	}
 }

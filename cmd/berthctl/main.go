@@ -23,6 +23,10 @@ const usage = `usage: berthctl [flags] <command> [args]
 commands:
   list                              workspaces you may see
   get <workspace>                   one workspace (id or name)
+  launch [name]                     create your workspace if needed and start it
+  start|stop <workspace>            ask for a start or a stop
+  delete <workspace> [--data keep|archive|purge]
+                                    delete it; its home volume is kept unless archive or purge says otherwise
   history <workspace> [-o json]     its events from the audit log, one line each
   hold <workspace> [reason]         exempt it from idle stops and retention (admins)
   release <workspace>               end the hold (admins)
@@ -33,6 +37,10 @@ commands:
   deadletter show <seq>             one dead letter with its message (admins)
   deadletter retry <seq>            hand a dead letter back to its consumer (admins; provisioner only)
   deadletters                       the same as deadletter list
+  system register <name> --types T,T --owners O,O [--read-events]
+                                    let another system send intake commands (admins; prints its password once)
+  system list                       registered systems (admins)
+  system revoke <name>              end a system's rights and credential (admins)
   audit [--actor A] [--type T] [--workspace W] [--since T] [--until T] [--oldest] [--limit N] [-o table|json|jsonl]
                                     who did what, across the whole log (admins, auditors)
   audit export [--since T] [--until T] > FILE
@@ -91,7 +99,11 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.state(ctx, out, rest)
 	case "history":
 		return c.historyCommand(ctx, out, rest)
-	case "get", "restore", "release", "hold", "idle-timeout":
+	case "launch":
+		return c.launch(ctx, out, rest)
+	case "system":
+		return c.systemCommand(ctx, out, rest)
+	case "get", "start", "stop", "delete", "restore", "release", "hold", "idle-timeout":
 		return c.workspaceCommand(ctx, out, cmd, rest)
 	}
 	fs.Usage()
@@ -108,13 +120,13 @@ func need(cmd string, args []string, n int) error {
 
 // workspaceArgs is how many arguments each workspace command takes (hold:
 // at least one, the rest is its reason).
-var workspaceArgs = map[string]int{"get": 1, "restore": 1, "release": 1, "idle-timeout": 2}
+var workspaceArgs = map[string]int{"get": 1, "start": 1, "stop": 1, "restore": 1, "release": 1, "idle-timeout": 2}
 
 // workspaceCommand runs a command on one workspace (id or name).
 func (c *client) workspaceCommand(ctx context.Context, out io.Writer, cmd string, rest []string) error {
 	n, exact := workspaceArgs[cmd]
 	if !exact {
-		n = 1 // hold: the workspace, then any words of reason
+		n = 1 // hold: the workspace, then any words of reason; delete: then --data
 	}
 	if len(rest) < n || exact && len(rest) != n {
 		return need(cmd, rest, n)
@@ -134,6 +146,10 @@ func (c *client) workspaceCommand(ctx context.Context, out io.Writer, cmd string
 	switch cmd {
 	case "get":
 		return c.print(ctx, out, "GET", path, nil)
+	case "start", "stop":
+		return c.print(ctx, out, "POST", path+"/"+cmd, nil)
+	case "delete":
+		return c.deleteWorkspace(ctx, out, path, rest[1:])
 	case "restore":
 		return c.print(ctx, out, "POST", path+"/restore", nil)
 	case "release":
