@@ -28,6 +28,8 @@ func (c *client) auditCommand(ctx context.Context, out io.Writer, args []string)
 			return c.auditExport(ctx, out, args[1:])
 		case "verify":
 			return auditVerify(out, args[1:])
+		case "tail":
+			return c.auditTail(ctx, out, args[1:])
 		}
 	}
 	return c.auditList(ctx, out, args)
@@ -44,6 +46,17 @@ type auditEntry struct {
 		Name string `json:"name"`
 	} `json:"workspace"`
 	Reason string `json:"reason"`
+}
+
+// workspace names the entry's workspace ("-": none).
+func (e auditEntry) workspace() string {
+	switch {
+	case e.Workspace == nil:
+		return "-"
+	case e.Workspace.Name != "":
+		return e.Workspace.Name
+	}
+	return e.Workspace.ID
 }
 
 func (c *client) auditList(ctx context.Context, out io.Writer, args []string) error {
@@ -108,16 +121,69 @@ func printAudit(out io.Writer, format string, entries []json.RawMessage) error {
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return fmt.Errorf("audit entry: %w", err)
 		}
-		ws := "-"
-		if e.Workspace != nil {
-			ws = e.Workspace.Name
-			if ws == "" {
-				ws = e.Workspace.ID
-			}
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, ws, e.Reason)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.workspace(), e.Reason)
 	}
 	return tw.Flush()
+}
+
+// auditTail prints the last entries, then (-f) every new one as it is
+// appended, until interrupted.
+func (c *client) auditTail(ctx context.Context, out io.Writer, args []string) error {
+	fs := flag.NewFlagSet("audit tail", flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	follow := fs.Bool("f", false, "keep printing new entries")
+	n := fs.Int("n", 10, "entries to print first")
+	every := fs.Duration("every", time.Second, "how often to ask for new entries with -f")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var last struct {
+		Entries []json.RawMessage `json:"entries"`
+	}
+	if err := c.getJSON(ctx, fmt.Sprintf("/api/v1/audit?limit=%d", max(*n, 1)), &last); err != nil {
+		return err
+	}
+	slices.Reverse(last.Entries) // oldest first, as a tail reads
+	if err := printAudit(out, "table", last.Entries[:min(len(last.Entries), *n)]); err != nil {
+		return err
+	}
+	if !*follow {
+		return nil
+	}
+	cursor := uint64(0)
+	if len(last.Entries) > 0 {
+		var e auditEntry
+		_ = json.Unmarshal(last.Entries[len(last.Entries)-1], &e)
+		cursor = e.Sequence
+	}
+	return c.followAudit(context.WithoutCancel(ctx), out, cursor, *every)
+}
+
+// followAudit prints the entries after cursor, oldest first, as they come.
+func (c *client) followAudit(ctx context.Context, out io.Writer, cursor uint64, every time.Duration) error {
+	for {
+		var page struct {
+			Entries []json.RawMessage `json:"entries"`
+		}
+		q := "/api/v1/audit?order=oldest&limit=1000"
+		if cursor > 0 {
+			q += "&cursor=" + strconv.FormatUint(cursor, 10)
+		}
+		if err := c.getJSON(ctx, q, &page); err != nil {
+			return err
+		}
+		for _, raw := range page.Entries {
+			var e auditEntry
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("audit entry: %w", err)
+			}
+			if _, err := fmt.Fprintf(out, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Sequence, e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, e.Action, e.workspace(), e.Reason); err != nil {
+				return err
+			}
+			cursor = e.Sequence
+		}
+		time.Sleep(every)
+	}
 }
 
 // auditExport writes the hash-chained export to out as the API streams it.

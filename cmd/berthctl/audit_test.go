@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/berthdev/berth/pkg/events/auditchain"
@@ -135,3 +137,51 @@ func TestSystemRegister(t *testing.T) {
 		t.Fatal("register without types and owners accepted")
 	}
 }
+
+// TestAuditTailFollows: tail prints the last entries oldest first, then
+// (-f) the ones that come after, asking from the last one it printed.
+func TestAuditTailFollows(t *testing.T) {
+	asked := make(chan string, 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		q := r.URL.Query()
+		switch {
+		case q.Get("order") == "":
+			_, _ = w.Write([]byte(`{"entries":[{"sequence":5,"actor":"user:b","action":"stop_requested"},{"sequence":4,"actor":"user:a","action":"start_requested"}]}`))
+		case q.Get("cursor") == "5":
+			asked <- q.Get("cursor")
+			_, _ = w.Write([]byte(`{"entries":[{"sequence":6,"actor":"service:reaper:r1","action":"idle_warning","reason":"idle"}]}`))
+		default:
+			asked <- q.Get("cursor")
+			_, _ = w.Write([]byte(`{"entries":[]}`))
+		}
+	}))
+	defer srv.Close()
+	var out syncBuffer
+	go func() {
+		_ = run(context.Background(), []string{"--token", "t", "--api", srv.URL, "audit", "tail", "-n", "2", "-f", "--every", "10ms"}, &out, io.Discard)
+	}()
+	if got := <-asked; got != "5" {
+		t.Fatalf("first follow asked after %q, want 5", got)
+	}
+	if got := <-asked; got != "6" {
+		t.Fatalf("then after %q, want 6", got)
+	}
+	text := out.String()
+	if i, j, k := strings.Index(text, "start_requested"), strings.Index(text, "stop_requested"), strings.Index(text, "idle_warning"); i < 0 || j < i || k < j {
+		t.Fatalf("not oldest first, then the new one:\n%s", text)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -46,6 +46,7 @@ commands:
   audit export [--since T] [--until T] > FILE
                                     the log as a hash-chained NDJSON export (admins, auditors)
   audit verify FILE                 check an export offline: exits 1 naming the first bad line
+  audit tail [-n N] [-f]            the last entries, then (-f) every new one as it comes
   state <workspace> --at T          the workspace as it was at T (RFC 3339)
 
 flags:
