@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,6 +57,9 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h asked for the usage, which is printed: not a failure
+		}
 		fmt.Fprintln(os.Stderr, "berthctl:", err)
 		os.Exit(1)
 	}
@@ -82,7 +86,7 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		fs.Usage()
 		return errors.New("no command")
 	}
-	if *token == "" {
+	if *token == "" && !slices.ContainsFunc(rest, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
 		return errors.New("no token: set BERTH_TOKEN or --token")
 	}
 	c := &client{base: strings.TrimRight(*api, "/"), token: *token, http: &http.Client{Timeout: 20 * time.Second}, errOut: errOut}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -39,5 +42,17 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 				t.Fatalf("want an error containing %q, got %v", c.want, err)
 			}
 		})
+	}
+}
+
+// TestHelpNeedsNoToken: -h prints the usage of berthctl or of a command,
+// without a token, and is not an error main reports.
+func TestHelpNeedsNoToken(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"audit", "-h"}, {"audit", "export", "-h"}, {"state", "-h"}, {"history", "--help"}} {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), args, &out, &errOut)
+		if !errors.Is(err, flag.ErrHelp) || errOut.Len() == 0 {
+			t.Errorf("%v: %v, usage %q", args, err, errOut.String())
+		}
 	}
 }
