@@ -94,9 +94,10 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	reg := r.json(t)
 	assert.Equal(t, "system-lms", reg["nats_user"])
 	assert.Equal(t, events.IntakeSystemSubject("lms"), reg["subject"])
+	assert.Equal(t, "_INBOX_system-lms", reg["inbox_prefix"])
 	var nc *nats.Conn
 	require.Eventually(t, func() bool { // the bus takes the new user within a second
-		nc, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-lms", reg["password"].(string)), nats.Timeout(time.Second))
+		nc, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-lms", reg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-lms"), nats.Timeout(time.Second))
 		return err == nil
 	}, 5*time.Second, 100*time.Millisecond, "connect as the system: %v", err)
 	defer nc.Close()
@@ -108,7 +109,7 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	require.Equal(t, http.StatusCreated, w.Status, "%s", w.Body)
 	var watcher *nats.Conn
 	require.Eventually(t, func() bool {
-		watcher, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-watcher", w.json(t)["password"].(string)), nats.Timeout(time.Second))
+		watcher, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-watcher", w.json(t)["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-watcher"), nats.Timeout(time.Second))
 		return err == nil
 	}, 5*time.Second, 100*time.Millisecond)
 	defer watcher.Close()
@@ -117,7 +118,7 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	peek, err := nc.SubscribeSync(events.WorkspaceEvents)
 	require.NoError(t, err)
 
-	h, body := structured("cmd-1", intake.TypeCreate, `{"name":"alice-lab","owner":"alice","description":"course 101"}`)
+	h, body := structured("cmd-1", intake.TypeCreate, `{"name":"alice--lab","owner":"alice","description":"course 101"}`)
 	created := lms.send(h, body)
 	require.True(t, created.Accepted, "%+v", created)
 	id := created.WorkspaceID
@@ -126,7 +127,7 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	assert.Equal(t, events.WorkspaceSubject(id, events.TypeCreated), m.Subject)
 	_, err = peek.NextMsg(500 * time.Millisecond)
 	assert.Error(t, err, "a system without read_events reads nothing")
-	h, body = binary("cmd-2", intake.TypeStart, `{"workspace":"alice-lab"}`)
+	h, body = binary("cmd-2", intake.TypeStart, `{"workspace":"alice--lab"}`)
 	started := lms.send(h, body)
 	require.True(t, started.Accepted, "%+v", started)
 	again := lms.send(h, body) // the same command again: answered, not applied
@@ -145,11 +146,12 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 		header           nats.Header
 	}{
 		{"not JSON", "hello", intake.CodeNotJSON, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
-		{"wrong specversion", `{"specversion":"0.3","id":"g2","source":"s","type":"berth.intake.workspace.stop","data":{"workspace":"alice-lab"}}`, intake.CodeSpecVersion, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
+		{"wrong specversion", `{"specversion":"0.3","id":"g2","source":"s","type":"berth.intake.workspace.stop","data":{"workspace":"alice--lab"}}`, intake.CodeSpecVersion, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
 		{"unknown type", `{"specversion":"1.0","id":"g3","source":"s","type":"berth.intake.workspace.explode","data":{}}`, intake.CodeUnknownType, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
-		{"schema violation", `{"specversion":"1.0","id":"g4","source":"s","type":"berth.intake.workspace.stop","data":{"workspace":"alice-lab","force":true}}`, intake.CodeSchema, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
+		{"schema violation", `{"specversion":"1.0","id":"g4","source":"s","type":"berth.intake.workspace.stop","data":{"workspace":"alice--lab","force":true}}`, intake.CodeSchema, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
 		{"unauthorised owner", `{"specversion":"1.0","id":"g5","source":"s","type":"berth.intake.workspace.create","data":{"name":"carol-lab","owner":"carol"}}`, app.CodeOwnerNotAllowed, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
 		{"large payload", `{"specversion":"1.0","id":"g6","source":"s","type":"berth.intake.workspace.stop","data":{"workspace":"` + strings.Repeat("x", 900<<10) + `"}}`, intake.CodeTooLarge, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
+		{"another user's name", `{"specversion":"1.0","id":"g8","source":"s","type":"berth.intake.workspace.create","data":{"name":"bob","owner":"alice"}}`, app.CodeNameOutsideNamespace, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
 		{"no such workspace", `{"specversion":"1.0","id":"g7","source":"s","type":"berth.intake.workspace.stop","data":{"workspace":"nope"}}`, app.CodeNotFound, nats.Header{"Content-Type": {"application/cloudevents+json"}}},
 	}
 	for _, g := range garbage {
@@ -165,9 +167,9 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	require.True(t, lms.send(h, body).Accepted, "the intake goes on after garbage")
 	provisionerSaysOn(t, "nats://"+natsAddr, e.dataDir, id, &events.Running{ContainerID: "c", IP: "10.0.0.2", Port: 8080}, &events.Stopped{})
 	a.waitStatus(admin, id, "stopped")
-	h, body = binary("cmd-4", intake.TypeUpdate, `{"workspace":"alice-lab","description":"course 101, term 2"}`)
+	h, body = binary("cmd-4", intake.TypeUpdate, `{"workspace":"alice--lab","description":"course 101, term 2"}`)
 	require.True(t, lms.send(h, body).Accepted)
-	h, body = binary("cmd-5", intake.TypeDelete, `{"workspace":"alice-lab","data":"keep"}`)
+	h, body = binary("cmd-5", intake.TypeDelete, `{"workspace":"alice--lab","data":"keep"}`)
 	require.True(t, lms.send(h, body).Accepted)
 
 	// Nowhere else: not the log, not another system's subject.
@@ -185,6 +187,6 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 
 	require.Equal(t, http.StatusNoContent, a.do("DELETE", "/api/v1/systems/lms", admin, nil).Status)
 	require.Eventually(t, func() bool { return !nc.IsConnected() }, 5*time.Second, 50*time.Millisecond, "a revoked system is disconnected")
-	_, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-lms", reg["password"].(string)), nats.Timeout(time.Second))
+	_, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-lms", reg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-lms"), nats.Timeout(time.Second))
 	assert.Error(t, err, "a revoked system is let in no more")
 }

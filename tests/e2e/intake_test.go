@@ -39,12 +39,13 @@ func TestIntakeOnRealStack(t *testing.T) {
 		NATSUser string `json:"nats_user"`
 		Password string `json:"password"`
 		Subject  string `json:"subject"`
+		Inbox    string `json:"inbox_prefix"`
 	}
 	require.NoError(t, json.Unmarshal(b, &reg))
 	var nc *nats.Conn
 	until(t, 10*time.Second, "the system connects with its credentials", func() bool {
 		var err error
-		nc, err = nats.Connect("nats://"+s.natsAddr, nats.UserInfo(reg.NATSUser, reg.Password), nats.Timeout(time.Second))
+		nc, err = nats.Connect("nats://"+s.natsAddr, nats.UserInfo(reg.NATSUser, reg.Password), nats.CustomInboxPrefix(reg.Inbox), nats.Timeout(time.Second))
 		return err == nil
 	})
 	defer nc.Close()
@@ -65,25 +66,25 @@ func TestIntakeOnRealStack(t *testing.T) {
 		return nats.Header{"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"lms.example%2Fcourse-7"}, "ce-type": {typ}, "Content-Type": {"application/json"}}, data
 	}
 
-	created := send(structuredMode("e2e-1", "berth.intake.workspace.create", `{"name":"alice-course7","owner":"alice"}`))
+	created := send(structuredMode("e2e-1", "berth.intake.workspace.create", `{"name":"alice--course7","owner":"alice"}`))
 	require.True(t, created.Accepted, "%+v", created)
 	start := func() intakeReply {
-		return send(binaryMode("e2e-2", "berth.intake.workspace.start", `{"workspace":"alice-course7"}`))
+		return send(binaryMode("e2e-2", "berth.intake.workspace.start", `{"workspace":"alice--course7"}`))
 	}
 	require.True(t, start().Accepted)
 	assert.True(t, start().Duplicate, "the same command again is answered, not applied")
 	alice := s.token("alice", "user")
 	until(t, 60*time.Second, "the workspace answers through Traefik", func() bool {
-		code, _ := get(t, s.url("alice-course7"), alice)
+		code, _ := get(t, s.url("alice--course7"), alice)
 		return code == 200
 	})
-	bad := send(structuredMode("e2e-3", "berth.intake.workspace.create", `{"name":"bob-course7","owner":"bob"}`))
+	bad := send(structuredMode("e2e-3", "berth.intake.workspace.create", `{"name":"bob--course7","owner":"bob"}`))
 	assert.Equal(t, "owner_not_allowed", bad.Code)
 	garbage := send(nats.Header{"Content-Type": {"application/cloudevents+json"}}, "not a cloudevent")
 	assert.Equal(t, "not_json", garbage.Code)
-	require.True(t, send(binaryMode("e2e-4", "berth.intake.workspace.stop", `{"workspace":"alice-course7"}`)).Accepted)
+	require.True(t, send(binaryMode("e2e-4", "berth.intake.workspace.stop", `{"workspace":"alice--course7"}`)).Accepted)
 	s.await(admin, created.WorkspaceID, "stopped", 30*time.Second)
-	require.True(t, send(structuredMode("e2e-5", "berth.intake.workspace.delete", `{"workspace":"alice-course7","data":"purge"}`)).Accepted)
+	require.True(t, send(structuredMode("e2e-5", "berth.intake.workspace.delete", `{"workspace":"alice--course7","data":"purge"}`)).Accepted)
 	s.await(admin, created.WorkspaceID, "deleted", 30*time.Second)
 
 	starts := 0

@@ -100,7 +100,9 @@ func Users(passwords map[string]string) []*server.User {
 // SystemUser is the bus identity of registered system name (its
 // password: the bcrypt hash the API keeps in the systems bucket).
 func SystemUser(name, passwordHash string, readEvents bool) *server.User {
-	subscribe := []string{"_INBOX.>"}
+	// Replies come to its own inbox prefix only: _INBOX.> would show it
+	// every reply on the bus, the API's included.
+	subscribe := []string{InboxPrefix(SystemUserName(name)) + ".>"}
 	if readEvents {
 		subscribe = append(subscribe, events.WorkspaceEvents, events.CatalogSubject)
 	}
@@ -111,6 +113,10 @@ func SystemUser(name, passwordHash string, readEvents bool) *server.User {
 		Subscribe: &server.SubjectPermission{Allow: subscribe},
 	}}
 }
+
+// InboxPrefix is where user's replies come: clients of the intake set it
+// (nats.go: nats.CustomInboxPrefix; nats CLI: --inbox-prefix).
+func InboxPrefix(user string) string { return "_INBOX_" + user }
 
 // SystemUserName is registered system name's user on the bus.
 func SystemUserName(name string) string { return "system-" + name }
@@ -145,12 +151,14 @@ func Permissions(user string) *server.Permissions {
 			"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
 		}, Deny: durableAdmin(stream, "provisioner")}} // its own ordered consumers only
 	case "intake":
-		// Other systems ask; Berth validates and decides. They read no
-		// events (subscribing to berth.ws.> would show every append) and
-		// touch no JetStream API.
+		// The shared identity of systems that only report activity. It may
+		// not publish on a registered system's subject (that subject is how
+		// the API knows who sent a command), reads no events and no one
+		// else's replies (its own inbox prefix), and touches no JetStream
+		// API.
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{events.IntakeSubjectPrefix + ">"}},
-			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+			Publish:   &server.SubjectPermission{Allow: []string{events.IntakeActivitySubject}},
+			Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix("intake") + ".>"}},
 		}
 	case "api":
 		// Everything but observations: those only the provisioner (and

@@ -207,6 +207,20 @@ func TestIntakeIdentity(t *testing.T) {
 	_, err = got.NextMsg(5 * time.Second)
 	require.NoError(t, err, "the intake identity could not publish on its subject")
 
+	// Not a registered system's subject: the subject proves the sender.
+	sys, err := api.SubscribeSync(events.IntakeSystemSubject("lms"))
+	require.NoError(t, err)
+	require.NoError(t, api.Flush())
+	require.NoError(t, intake.Publish(events.IntakeSystemSubject("lms"), []byte(`{}`)))
+	_, err = sys.NextMsg(time.Second)
+	assert.Error(t, err, "the intake identity posed as a registered system")
+	// Nor another's replies.
+	replies, err := intake.SubscribeSync("_INBOX.>")
+	require.NoError(t, err) // refused asynchronously
+	require.NoError(t, api.Publish("_INBOX.someone.1", []byte("a reply")))
+	_, err = replies.NextMsg(time.Second)
+	assert.Error(t, err, "the intake identity read someone else's reply")
+
 	watch, err := intake.SubscribeSync(events.WorkspaceSubjectPrefix + ">")
 	require.NoError(t, err) // refused asynchronously by the server
 	id := uuid.NewString()

@@ -37,6 +37,9 @@ const (
 	CodeUnknownSystem   = "unknown_system"
 	CodeTypeNotAllowed  = "type_not_allowed"
 	CodeOwnerNotAllowed = "owner_not_allowed"
+	// CodeNameOutsideNamespace: a system granted some owners chose a name
+	// outside the owner's namespace.
+	CodeNameOutsideNamespace = "name_outside_namespace"
 )
 
 // Intake applies one command from registered system (the subject it was
@@ -120,8 +123,15 @@ func (s *Service) applyIntake(ctx context.Context, reg events.SystemRegistered, 
 		}
 		owner, id = ws.Owner, ws.ID
 	}
-	if !slices.Contains(reg.Owners, "*") && !slices.Contains(reg.Owners, owner) {
+	anyone := slices.Contains(reg.Owners, "*")
+	if !anyone && !slices.Contains(reg.Owners, owner) {
 		return refused(CodeOwnerNotAllowed, fmt.Sprintf("system %s may not act for %q", reg.Name, owner))
+	}
+	// A system granted some owners names their workspaces in their
+	// namespaces, as they would: it must not take another user's name.
+	if cmd.Type == intake.TypeCreate && !anyone && !inNamespace(owner, d.Name) {
+		home := HomeName(owner)
+		return refused(CodeNameOutsideNamespace, fmt.Sprintf("%s's workspaces are named %q or %q followed by anything", owner, home, home+"--"))
 	}
 	// The system acts with an admin's reach within the owners it was
 	// granted (checked above): it chooses names, images and projects.

@@ -34,6 +34,8 @@ type RegisteredSystem struct {
 	User     string // its bus identity
 	Password string // only when just registered: never stored in clear
 	Subject  string // where it sends workspace commands
+	// InboxPrefix is where its replies must come (it may read no other).
+	InboxPrefix string
 }
 
 // Systems lists the registered systems (admins).
@@ -49,7 +51,8 @@ func (s *Service) Systems(c Caller) ([]RegisteredSystem, error) {
 }
 
 func registered(r events.SystemRegistered, password string) RegisteredSystem {
-	return RegisteredSystem{SystemRegistered: r, User: "system-" + r.Name, Password: password, Subject: events.IntakeSystemSubject(r.Name)}
+	user := "system-" + r.Name
+	return RegisteredSystem{SystemRegistered: r, User: user, Password: password, Subject: events.IntakeSystemSubject(r.Name), InboxPrefix: "_INBOX_" + user}
 }
 
 // RegisterSystem registers (or re-registers, with a new credential) a

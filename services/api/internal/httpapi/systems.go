@@ -18,10 +18,11 @@ type systemBody struct {
 	NATSUser   string   `json:"nats_user"`
 	Password   string   `json:"password,omitempty"`
 	Subject    string   `json:"subject"`
+	Inbox      string   `json:"inbox_prefix"`
 }
 
 func systemOf(r app.RegisteredSystem) systemBody {
-	return systemBody{Name: r.Name, Types: r.Types, Owners: r.Owners, ReadEvents: r.ReadEvents, NATSUser: r.User, Password: r.Password, Subject: r.Subject}
+	return systemBody{Name: r.Name, Types: r.Types, Owners: r.Owners, ReadEvents: r.ReadEvents, NATSUser: r.User, Password: r.Password, Subject: r.Subject, Inbox: r.InboxPrefix}
 }
 
 func (h *handlers) registerSystem(c echo.Context) error {
