@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,12 +12,14 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/events/auditchain"
 	"github.com/berthdev/berth/pkg/events/intake"
+	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
 
 // The export is NDJSON: the OpenAPI check reads it as text.
@@ -197,6 +200,19 @@ func TestAuditLog(t *testing.T) {
 		"since=2026-11-24T10:00:00Z&until=2026-11-24T09:00:00Z"} {
 		expectProblem(t, a.do("GET", "/api/v1/audit?"+q, auditor, nil), http.StatusBadRequest, "invalid_query")
 	}
+	// until is inclusive both ways, however the log stored the event.
+	var newest struct {
+		Entries []struct {
+			Sequence uint64    `json:"sequence"`
+			Time     time.Time `json:"time"`
+		} `json:"entries"`
+	}
+	require.NoError(t, json.Unmarshal(a.do("GET", "/api/v1/audit?limit=1", auditor, nil).Body, &newest))
+	until := url.QueryEscape(newest.Entries[0].Time.UTC().Format(time.RFC3339Nano))
+	for _, order := range []string{"newest", "oldest"} {
+		got, _ := page(auditor, "limit=1000&order="+order+"&until="+until)
+		require.Len(t, got, len(all), "%s first, until the last event's own time", order)
+	}
 	future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 	none, _ := page(auditor, "since="+future)
 	assert.Empty(t, none)
@@ -207,14 +223,21 @@ func TestAuditLog(t *testing.T) {
 func TestAuditExportVerifies(t *testing.T) {
 	e := newEnv(t)
 	a := e.startAPI()
-	_, moments := auditScenario(t, e, a)
+	id, moments := auditScenario(t, e, a)
 	auditor := e.token("ida", "auditor")
+	// A faulty or hostile writer's message: left out, not fatal.
+	js, err := jetstream.New(natstest.Conn(t, e.nats))
+	require.NoError(t, err)
+	_, err = js.Publish(context.Background(), events.WorkspaceSubject(id, events.TypeRunning), []byte("not json"))
+	require.NoError(t, err)
 	r := a.do("GET", "/api/v1/audit/export", auditor, nil)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, "application/x-ndjson", r.Header.Get("Content-Type"))
 	n, err := auditchain.Verify(bytes.NewReader(r.Body))
 	require.NoError(t, err)
-	all, _ := a.do("GET", "/api/v1/audit?limit=1000", auditor, nil).json(t)["entries"].([]any)
+	list := a.do("GET", "/api/v1/audit?limit=1000", auditor, nil)
+	require.Equal(t, http.StatusOK, list.Status, "%s", list.Body)
+	all, _ := list.json(t)["entries"].([]any)
 	assert.Equal(t, len(all), n, "every event of the log")
 
 	since := url.QueryEscape(moments[2].at.UTC().Format(time.RFC3339Nano))

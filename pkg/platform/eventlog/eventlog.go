@@ -388,11 +388,12 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 		}
 		seen = n
 		e, err := decode(m.Header.Get("Nats-Subject"), m.Data)
-		if errors.Is(err, events.ErrSubjectMismatch) {
-			continue // not this subject's event: left out (ReadAll still counts it)
-		}
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("message %d: %w", n, err)
+			// Not an event of this subject, or not an event at all (a
+			// faulty or hostile writer): left out, so one bad message does
+			// not make a history, the audit or an export unreadable
+			// (ReadAll still counts it).
+			continue
 		}
 		e.Sequence = n
 		out = append(out, e)

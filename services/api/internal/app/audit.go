@@ -32,6 +32,10 @@ const (
 	DefaultAuditLimit = 100
 	MaxAuditLimit     = 1000
 	auditScanBudget   = 20_000
+	// clockSkew is how far an event's time (its writer's clock: the API,
+	// a provisioner, a reaper) may be from the log's order. A scan bounded
+	// by time stops only this far past the bound; the filter decides.
+	clockSkew = 5 * time.Minute
 )
 
 // AuditQuery filters the log. Zero fields match everything.
@@ -143,8 +147,9 @@ func (s *Service) auditForward(ctx context.Context, q AuditQuery, match func(eve
 		}
 		for _, e := range evs {
 			scanned++
-			if !q.Until.IsZero() && e.Time.After(q.Until) {
-				return page, nil // the log is in time order: nothing later matches
+			if !q.Until.IsZero() && e.Time.After(q.Until.Add(clockSkew)) {
+				page.Next = 0
+				return page, nil // nothing later matches, whatever the writers' clocks
 			}
 			if match(e) {
 				page.Entries = append(page.Entries, s.auditEntry(e))
@@ -181,7 +186,7 @@ func (s *Service) auditBackward(ctx context.Context, q AuditQuery, match func(ev
 		}
 		for _, e := range slices.Backward(evs) {
 			scanned++
-			if !q.Since.IsZero() && e.Time.Before(q.Since) {
+			if !q.Since.IsZero() && e.Time.Before(q.Since.Add(-clockSkew)) {
 				return AuditPage{Entries: page.Entries}, nil
 			}
 			if match(e) {
@@ -211,7 +216,7 @@ func (s *Service) backwardStart(ctx context.Context, q AuditQuery) (uint64, erro
 		end = min(end, q.Cursor-1)
 	}
 	if !q.Until.IsZero() {
-		after, err := s.log.SequenceAt(ctx, q.Until.Add(time.Nanosecond))
+		after, err := s.log.SequenceAt(ctx, q.Until.Add(clockSkew))
 		if err != nil {
 			return 0, err
 		}
@@ -287,7 +292,7 @@ func (s *Service) WorkspaceAt(ctx context.Context, c Caller, id string, at time.
 	var out StateAt
 	for _, e := range evs {
 		if e.Time.After(at) {
-			break // events are in log order, and their times never go back within a workspace
+			continue // writers' clocks differ: a later event may carry an earlier time
 		}
 		next, err := events.Apply(out.Workspace, e)
 		if err != nil {
@@ -310,7 +315,7 @@ func (s *Service) Export(ctx context.Context, c Caller, since, until time.Time, 
 	}
 	from := uint64(1)
 	if !since.IsZero() {
-		at, err := s.log.SequenceAt(ctx, since)
+		at, err := s.log.SequenceAt(ctx, since.Add(-clockSkew))
 		if err != nil {
 			return unavailable(err)
 		}
@@ -333,8 +338,11 @@ func (s *Service) Export(ctx context.Context, c Caller, since, until time.Time, 
 			return unavailable(err) // the body is cut short: no trailer, so it cannot verify
 		}
 		for _, e := range evs {
-			if !until.IsZero() && e.Time.After(until) {
+			if !until.IsZero() && e.Time.After(until.Add(clockSkew)) {
 				return chain.Close()
+			}
+			if (!since.IsZero() && e.Time.Before(since)) || (!until.IsZero() && e.Time.After(until)) {
+				continue
 			}
 			if err := s.exportLine(chain, e); err != nil {
 				return err
