@@ -20,11 +20,17 @@ import (
 // connections. An external NATS is the operator's to configure
 // (docs/intake.md).
 func keepSystemUsers(ctx context.Context, emb *natsbus.Embedded, passwords map[string]string, k *core, log *slog.Logger) {
+	hashes, err := k.creds.Watch(ctx)
+	if err != nil {
+		log.Error("registered systems cannot connect: their credentials are not readable", "err", err)
+		return
+	}
+	// The checks read memory only (the projection, the watched bucket).
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	applied := ""
 	for {
-		users, fingerprint, err := systemUsers(ctx, passwords, k)
+		users, fingerprint, err := systemUsers(passwords, k, hashes())
 		switch {
 		case err != nil:
 			log.Warn("registered systems' bus users not refreshed", "err", err)
@@ -46,12 +52,8 @@ func keepSystemUsers(ctx context.Context, emb *natsbus.Embedded, passwords map[s
 
 // systemUsers is the user list the bus should have, and a fingerprint of
 // it to tell a change.
-func systemUsers(ctx context.Context, passwords map[string]string, k *core) ([]*server.User, string, error) {
+func systemUsers(passwords map[string]string, k *core, hashes map[string]string) ([]*server.User, string, error) {
 	regs, err := k.svc.Systems(app.Caller{Admin: true})
-	if err != nil {
-		return nil, "", err
-	}
-	hashes, err := k.creds.Hashes(ctx)
 	if err != nil {
 		return nil, "", err
 	}

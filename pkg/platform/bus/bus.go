@@ -71,6 +71,10 @@ func Streams(o Options) []jetstream.StreamConfig {
 	}}
 }
 
+// IntakeMemory is how long the intake remembers an applied command, so a
+// duplicate sent later is answered, not applied again.
+const IntakeMemory = 30 * 24 * time.Hour
+
 // Buckets are the KV buckets Berth declares. File storage for all: a
 // memory bucket would vanish when NATS restarts.
 func Buckets(o Options) []jetstream.KeyValueConfig {
@@ -86,7 +90,7 @@ func Buckets(o Options) []jetstream.KeyValueConfig {
 		kv(events.SessionsBucket, "browser sessions (hashes only)", o.SessionTTL),
 		kv(events.InstallationBucket, "this Berth installation's id", 0),
 		kv(events.SystemsBucket, "registered systems' bus credentials (bcrypt hashes)", 0),
-		kv(events.IntakeBucket, "intake commands applied, by system, source and id, with their replies", 0),
+		kv(events.IntakeBucket, "intake commands applied, by system, source and id, with their replies", IntakeMemory),
 	}
 }
 

@@ -96,3 +96,42 @@ func TestDeadLettersRead(t *testing.T) {
 	_, err = log.Redrive(ctx, at)
 	assert.ErrorIs(t, err, app.ErrDeadLetterNotFound, "nor is it redriven")
 }
+
+// TestSeenClaims: a command is claimed once across replicas; while one
+// applies it the others hear "pending"; its reply is then what duplicates
+// get; a released claim (a transient outcome) can be claimed again; a claim
+// whose replica died is taken over after a minute.
+func TestSeenClaims(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t)
+	kv, err := l.JetStream().KeyValue(ctx, events.IntakeBucket)
+	require.NoError(t, err)
+	clock := time.Now()
+	seen := adapters.NewSeen(kv)
+	seen = adapters.SeenWithClock(seen, func() time.Time { return clock })
+
+	_, pending, taken, err := seen.Claim(ctx, "k1")
+	require.NoError(t, err)
+	assert.False(t, taken, "first claim")
+	_, pending, taken, err = seen.Claim(ctx, "k1")
+	require.NoError(t, err)
+	assert.True(t, taken && pending, "a second replica while the first applies")
+	require.NoError(t, seen.Put(ctx, "k1", app.IntakeReply{Accepted: true, WorkspaceID: "w1"}))
+	prev, pending, taken, err := seen.Claim(ctx, "k1")
+	require.NoError(t, err)
+	assert.True(t, taken && !pending && prev.Accepted && prev.WorkspaceID == "w1", "a duplicate gets the reply")
+
+	_, _, _, err = seen.Claim(ctx, "k2")
+	require.NoError(t, err)
+	require.NoError(t, seen.Release(ctx, "k2"))
+	_, _, taken, err = seen.Claim(ctx, "k2")
+	require.NoError(t, err)
+	assert.False(t, taken, "released: the retry is applied")
+
+	_, _, _, err = seen.Claim(ctx, "k3") // its replica dies here
+	require.NoError(t, err)
+	clock = clock.Add(2 * time.Minute)
+	_, pending, taken, err = seen.Claim(ctx, "k3")
+	require.NoError(t, err)
+	assert.False(t, taken || pending, "a stale claim is taken over")
+}

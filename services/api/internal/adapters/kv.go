@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -34,56 +37,117 @@ func (c Credentials) Delete(ctx context.Context, name string) error {
 	return nil
 }
 
-// Hashes returns every stored hash by system name.
-func (c Credentials) Hashes(ctx context.Context) (map[string]string, error) {
-	out := map[string]string{}
-	keys, err := c.kv.ListKeys(ctx)
+// Watch follows the bucket (one watcher, until ctx ends) and returns a
+// function that gives the current hashes by system name.
+func (c Credentials) Watch(ctx context.Context) (func() map[string]string, error) {
+	w, err := c.kv.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list credentials: %w", err)
+		return nil, fmt.Errorf("watch credentials: %w", err)
 	}
-	for name := range keys.Keys() {
-		e, err := c.kv.Get(ctx, name)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
+	var (
+		mu     sync.Mutex
+		hashes = map[string]string{}
+		ready  = make(chan struct{})
+	)
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for e := range w.Updates() {
+			if e == nil { // the initial values are all in
+				close(ready)
+				continue
+			}
+			mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				hashes[e.Key()] = string(e.Value())
+			} else {
+				delete(hashes, e.Key())
+			}
+			mu.Unlock()
 		}
-		if err != nil {
-			return nil, fmt.Errorf("credential of %s: %w", name, err)
-		}
-		out[name] = string(e.Value())
+	}()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	return out, nil
+	return func() map[string]string {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(hashes)
+	}, nil
 }
 
-// Seen is the intake bucket as app.Seen.
-type Seen struct{ kv jetstream.KeyValue }
+// Seen is the intake bucket as app.Seen. A claim is a pending record with
+// its time; one older than staleClaim (its replica died mid-command) may
+// be taken over.
+type Seen struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
 
 var _ app.Seen = Seen{}
 
-// NewSeen adapts the intake bucket.
-func NewSeen(kv jetstream.KeyValue) Seen { return Seen{kv: kv} }
+const staleClaim = time.Minute
 
-// Get returns the reply stored for key.
-func (s Seen) Get(ctx context.Context, key string) (app.IntakeReply, bool, error) {
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return app.IntakeReply{}, false, nil
-	}
+// record is a stored claim or reply.
+type record struct {
+	PendingSince *time.Time      `json:"pending_since,omitempty"`
+	Reply        app.IntakeReply `json:"reply"`
+}
+
+// NewSeen adapts the intake bucket.
+func NewSeen(kv jetstream.KeyValue) Seen { return Seen{kv: kv, now: time.Now} }
+
+// SeenWithClock is s with another clock (tests).
+func SeenWithClock(s Seen, now func() time.Time) Seen { s.now = now; return s }
+
+// Claim creates key's pending record, or reports what is there.
+func (s Seen) Claim(ctx context.Context, key string) (app.IntakeReply, bool, bool, error) {
+	now := s.now()
+	pending, err := json.Marshal(record{PendingSince: &now})
 	if err != nil {
-		return app.IntakeReply{}, false, err
+		return app.IntakeReply{}, false, false, err
 	}
-	var r app.IntakeReply
+	if _, err := s.kv.Create(ctx, key, pending); err == nil {
+		return app.IntakeReply{}, false, false, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return app.IntakeReply{}, false, false, err
+	}
+	e, err := s.kv.Get(ctx, key)
+	if err != nil {
+		return app.IntakeReply{}, false, false, err
+	}
+	var r record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return app.IntakeReply{}, false, fmt.Errorf("stored reply %s: %w", key, err)
+		return app.IntakeReply{}, false, false, fmt.Errorf("stored record %s: %w", key, err)
 	}
-	return r, true, nil
+	if r.PendingSince == nil {
+		return r.Reply, false, true, nil
+	}
+	if now.Sub(*r.PendingSince) < staleClaim {
+		return app.IntakeReply{}, true, true, nil
+	}
+	// Its claimer died: take the claim over, unless someone else just did.
+	if _, err := s.kv.Update(ctx, key, pending, e.Revision()); err != nil {
+		return app.IntakeReply{}, true, true, nil
+	}
+	return app.IntakeReply{}, false, false, nil
 }
 
 // Put stores key's reply.
 func (s Seen) Put(ctx context.Context, key string, r app.IntakeReply) error {
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(record{Reply: r})
 	if err != nil {
 		return err
 	}
 	_, err = s.kv.Put(ctx, key, b)
 	return err
+}
+
+// Release forgets key.
+func (s Seen) Release(ctx context.Context, key string) error {
+	if err := s.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return err
+	}
+	return nil
 }

@@ -15,11 +15,22 @@ import (
 
 // Seen remembers the intake commands applied and what was answered, so a
 // duplicate (the same system, source and id) is answered again, not
-// applied again, however late it comes.
+// applied again (for 30 days: the intake bucket's TTL).
 type Seen interface {
-	Get(ctx context.Context, key string) (IntakeReply, bool, error)
+	// Claim marks key as being applied, atomically across API replicas.
+	// When it is taken, prev is what was answered, or pending while
+	// another replica still applies it.
+	Claim(ctx context.Context, key string) (prev IntakeReply, pending, taken bool, err error)
 	Put(ctx context.Context, key string, r IntakeReply) error
+	// Release forgets key: the outcome was transient, and the sender's
+	// retry must be applied.
+	Release(ctx context.Context, key string) error
 }
+
+// transient outcomes are not remembered: the same command sent again
+// later may succeed.
+var transient = map[string]bool{CodeUnavailable: true, CodeEngineUnavailable: true, CodeConcurrent: true,
+	CodeIllegalTransition: true, CodeQuotaWorkspaces: true, CodeQuotaRunning: true}
 
 // IntakeReply answers an intake command.
 type IntakeReply struct {
@@ -37,6 +48,8 @@ const (
 	CodeUnknownSystem   = "unknown_system"
 	CodeTypeNotAllowed  = "type_not_allowed"
 	CodeOwnerNotAllowed = "owner_not_allowed"
+	// CodeInProgress: the same command is being applied right now.
+	CodeInProgress = "in_progress"
 	// CodeNameOutsideNamespace: a system granted some owners chose a name
 	// outside the owner's namespace.
 	CodeNameOutsideNamespace = "name_outside_namespace"
@@ -62,18 +75,26 @@ func (s *Service) Intake(ctx context.Context, system string, header map[string][
 	if !slices.Contains(reg.Types, cmd.Type) || cmd.Type == intake.TypeActivity {
 		return refused(CodeTypeNotAllowed, fmt.Sprintf("system %s may send %v on this subject, not %s", system, workspaceTypes(reg.Types), cmd.Type))
 	}
+	if s.o.Seen == nil {
+		return s.applyIntake(ctx, reg, cmd)
+	}
 	key := seenKey(system, cmd)
-	if s.o.Seen != nil {
-		if prev, ok, err := s.o.Seen.Get(ctx, key); err != nil {
-			return refused(CodeUnavailable, "cannot tell whether this command was applied before; send it again")
-		} else if ok {
-			prev.Duplicate = true
-			return prev
-		}
+	prev, pending, taken, err := s.o.Seen.Claim(ctx, key)
+	switch {
+	case err != nil:
+		return refused(CodeUnavailable, "cannot tell whether this command was applied before; send it again")
+	case pending:
+		return IntakeReply{Code: CodeInProgress, Message: "this command is being applied; send it again shortly for its answer", Duplicate: true}
+	case taken:
+		prev.Duplicate = true
+		return prev
 	}
 	reply := s.applyIntake(ctx, reg, cmd)
-	if reply.Code == CodeUnavailable || s.o.Seen == nil {
-		return reply // transient: the sender retries and it is applied then
+	if transient[reply.Code] {
+		if err := s.o.Seen.Release(ctx, key); err != nil {
+			reply.Message += " (and it stays claimed for a minute: retry then)"
+		}
+		return reply // the sender retries, and it is applied then
 	}
 	if err := s.o.Seen.Put(ctx, key, reply); err != nil {
 		reply.Message += " (not remembered: a duplicate may be applied again)"

@@ -28,31 +28,47 @@ var systemsSubject = events.IntakeSystemSubject("*")
 // command with a reply subject gets the reply; a refused one is also
 // dead-lettered with its code and reason. Nothing a sender sends stops it.
 func Workspace(nc *nats.Conn, cmds Commands, dl DeadLetters, log *slog.Logger) (*nats.Subscription, error) {
+	// Commands are handled at once up to workers; beyond that the
+	// subscription waits, so a slow command delays only the ones behind it
+	// when all workers are busy.
+	slots := make(chan struct{}, workers)
 	sub, err := nc.QueueSubscribe(systemsSubject, "berth-api", func(m *nats.Msg) {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		system := systemOf(m.Subject)
-		reply := cmds.Intake(ctx, system, m.Header, m.Data)
-		if m.Reply != "" {
-			b, _ := json.Marshal(reply)
-			if err := m.Respond(b); err != nil {
-				log.Warn("intake reply not sent", "system", system, "err", err)
-			}
-		}
-		if reply.Accepted || reply.Duplicate {
-			return
-		}
-		reason := reply.Code + ": " + reply.Message
-		if err := dl.DeadLetter(ctx, "intake", m.Subject, m.Data, reason); err != nil {
-			log.Error("intake command refused and not dead-lettered", "system", system, "reason", reason, "err", err)
-			return
-		}
-		log.Warn("intake command refused", "system", system, "code", reply.Code, "reason", reply.Message)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots }()
+			handle(m, cmds, dl, log)
+		}()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", systemsSubject, err)
 	}
 	return sub, nil
+}
+
+// workers is how many intake commands one API replica applies at once.
+const workers = 8
+
+// handle applies one command, answers it and dead-letters a refusal.
+func handle(m *nats.Msg, cmds Commands, dl DeadLetters, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	system := systemOf(m.Subject)
+	reply := cmds.Intake(ctx, system, m.Header, m.Data)
+	if m.Reply != "" {
+		b, _ := json.Marshal(reply)
+		if err := m.Respond(b); err != nil {
+			log.Warn("intake reply not sent", "system", system, "err", err)
+		}
+	}
+	if reply.Accepted || reply.Duplicate {
+		return
+	}
+	reason := reply.Code + ": " + reply.Message
+	if err := dl.DeadLetter(ctx, "intake", m.Subject, m.Data, reason); err != nil {
+		log.Error("intake command refused and not dead-lettered", "system", system, "reason", reason, "err", err)
+		return
+	}
+	log.Warn("intake command refused", "system", system, "code", reply.Code, "reason", reply.Message)
 }
 
 // systemOf is the system token of berth.intake.sys.<name>.workspace.
