@@ -54,6 +54,19 @@ func TestAuditExportAndVerify(t *testing.T) {
 	}
 }
 
+// TestAuditExportCutShort: an export the API cut short (no trailer) makes
+// berthctl fail, so a script does not keep a file that cannot verify.
+func TestAuditExportCutShort(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		full := validExport(t)
+		_, _ = w.Write([]byte(full[:strings.LastIndex(strings.TrimSuffix(full, "\n"), "\n")+1])) // all but the trailer
+	}))
+	defer srv.Close()
+	if _, _, err := runCtl(t, srv, "audit", "export"); err == nil || !strings.Contains(err.Error(), "trailer") {
+		t.Fatalf("cut short: %v, want an error about the missing trailer", err)
+	}
+}
+
 // TestAuditTable: entries print one per line, newest first as the API
 // sends them, with the workspace's name.
 func TestAuditTable(t *testing.T) {

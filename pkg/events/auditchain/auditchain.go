@@ -48,14 +48,16 @@ type Trailer struct {
 	LastHash string `json:"last_hash"`
 }
 
-// Anchor is the prev_hash of an export's first event.
-func Anchor(first uint64) string {
-	sum := sha256.Sum256([]byte(Version + "|" + strconv.FormatUint(first, 10)))
+// Anchor is the prev_hash of an export's first event: the header, so an
+// edited range (first sequence, since, until) breaks the chain too.
+func Anchor(h Header) string {
+	sum := sha256.Sum256([]byte(Version + "|" + strconv.FormatUint(h.FirstSequence, 10) + "|" + h.Since + "|" + h.Until))
 	return hex.EncodeToString(sum[:])
 }
 
-// Canonical re-encodes JSON with sorted keys and no insignificant space,
-// numbers kept as written.
+// Canonical re-encodes JSON with sorted keys, no insignificant space, no
+// HTML escaping (<, > and & as themselves), numbers kept as written: what
+// any verifier following docs/audit.md produces.
 func Canonical(raw []byte) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -63,7 +65,13 @@ func Canonical(raw []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("event is not JSON: %w", err)
 	}
-	return json.Marshal(v) // maps marshal with sorted keys
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf) // maps encode with sorted keys
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // Hash chains one event to the hash before it.
@@ -94,7 +102,7 @@ func NewWriter(w io.Writer, h Header) (*Writer, error) {
 	if err := enc.Encode(h); err != nil {
 		return nil, err
 	}
-	return &Writer{enc: enc, prev: Anchor(h.FirstSequence), last: h.FirstSequence - 1}, nil
+	return &Writer{enc: enc, prev: Anchor(h), last: h.FirstSequence - 1}, nil
 }
 
 // Write adds one event, its stored JSON and stream sequence.
@@ -177,7 +185,7 @@ func (v *verifier) header(b []byte) error {
 	if err := json.Unmarshal(b, &h); err != nil || h.Format != Version || h.FirstSequence == 0 {
 		return fmt.Errorf("not a %s header (format and first_sequence >= 1)", Version)
 	}
-	v.started, v.prev = true, Anchor(h.FirstSequence)
+	v.started, v.prev = true, Anchor(h)
 	v.last = h.FirstSequence - 1
 	return nil
 }

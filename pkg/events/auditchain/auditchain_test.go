@@ -89,6 +89,9 @@ func TestCanonical(t *testing.T) {
 	if string(a) != string(b) || string(a) != `{"a":{"x":[1,2],"y":2.50},"b":1}` {
 		t.Fatalf("canonical forms differ: %s vs %s", a, b)
 	}
+	if c, _ := auditchain.Canonical([]byte(`{"reason":"a<b & c>d"}`)); string(c) != `{"reason":"a<b & c>d"}` {
+		t.Fatalf("HTML-escaped: %s", c)
+	}
 	if _, err := auditchain.Canonical([]byte(`{"a":`)); err == nil {
 		t.Fatal("broken JSON accepted")
 	}

@@ -121,7 +121,7 @@ func retryable(d DeadLetter) error {
 	var msg string
 	switch {
 	case d.Consumer == intakeConsumer:
-		msg = fmt.Sprintf("dead letter %d is an activity report the intake refused; activity reports arrive over core NATS, nothing reads them again, so they cannot be retried (the reporting system sends a new one)", d.Sequence)
+		msg = fmt.Sprintf("dead letter %d is a message the intake refused (an activity report or a system's command); it came over core NATS and was answered, so it cannot be retried here: the sending system sends it again, corrected", d.Sequence)
 	case !redrivable[d.Consumer]:
 		msg = fmt.Sprintf("dead letter %d of consumer %q cannot be retried: only the provisioner's dead letters can", d.Sequence, d.Consumer)
 	case d.OriginalSubject == "":

@@ -54,21 +54,22 @@ func handle(m *nats.Msg, cmds Commands, dl DeadLetters, log *slog.Logger) {
 	defer cancel()
 	system := systemOf(m.Subject)
 	reply := cmds.Intake(ctx, system, m.Header, m.Data)
+	if !reply.Accepted && !reply.Duplicate {
+		// Recorded before the answer: whoever got a refusal finds it among
+		// the dead letters.
+		reason := reply.Code + ": " + reply.Message
+		if err := dl.DeadLetter(ctx, "intake", m.Subject, m.Data, reason); err != nil {
+			log.Error("intake command refused and not dead-lettered", "system", system, "reason", reason, "err", err)
+		} else {
+			log.Warn("intake command refused", "system", system, "code", reply.Code, "reason", reply.Message)
+		}
+	}
 	if m.Reply != "" {
 		b, _ := json.Marshal(reply)
 		if err := m.Respond(b); err != nil {
 			log.Warn("intake reply not sent", "system", system, "err", err)
 		}
 	}
-	if reply.Accepted || reply.Duplicate {
-		return
-	}
-	reason := reply.Code + ": " + reply.Message
-	if err := dl.DeadLetter(ctx, "intake", m.Subject, m.Data, reason); err != nil {
-		log.Error("intake command refused and not dead-lettered", "system", system, "reason", reason, "err", err)
-		return
-	}
-	log.Warn("intake command refused", "system", system, "code", reply.Code, "reason", reply.Message)
 }
 
 // systemOf is the system token of berth.intake.sys.<name>.workspace.
