@@ -132,8 +132,8 @@ func (s *Service) auditFilter(q AuditQuery) func(events.Envelope) bool {
 
 func (s *Service) auditForward(ctx context.Context, q AuditQuery, match func(events.Envelope) bool) (AuditPage, error) {
 	from := q.Cursor + 1
-	if !q.Since.IsZero() && q.Cursor == 0 {
-		at, err := s.log.SequenceAt(ctx, q.Since)
+	if q.Cursor == 0 {
+		at, err := s.startAt(ctx, q.Since)
 		if err != nil {
 			return AuditPage{}, err
 		}
@@ -147,21 +147,18 @@ func (s *Service) auditForward(ctx context.Context, q AuditQuery, match func(eve
 		}
 		for _, e := range evs {
 			scanned++
-			if !q.Until.IsZero() && e.Time.After(q.Until.Add(clockSkew)) {
-				page.Next = 0
-				return page, nil // nothing later matches, whatever the writers' clocks
+			if pastUntil(e, q.Until) {
+				return AuditPage{Entries: page.Entries}, nil // nothing later matches, whatever the writers' clocks
 			}
 			if match(e) {
 				page.Entries = append(page.Entries, s.auditEntry(e))
 			}
-			page.Next = e.Sequence
-			if len(page.Entries) == q.Limit {
+			if page.Next = e.Sequence; len(page.Entries) == q.Limit {
 				return page, nil
 			}
 		}
 		if next == 0 {
-			page.Next = 0
-			return page, nil
+			return AuditPage{Entries: page.Entries}, nil
 		}
 		from = next
 	}
@@ -313,22 +310,11 @@ func (s *Service) Export(ctx context.Context, c Caller, since, until time.Time, 
 	if !c.mayAudit() {
 		return forbidden("only admins and auditors export the audit log")
 	}
-	from := uint64(1)
-	if !since.IsZero() {
-		at, err := s.log.SequenceAt(ctx, since.Add(-clockSkew))
-		if err != nil {
-			return unavailable(err)
-		}
-		from = at
+	from, err := s.startAt(ctx, since)
+	if err != nil {
+		return unavailable(err)
 	}
-	h := auditchain.Header{FirstSequence: from}
-	if !since.IsZero() {
-		h.Since = since.UTC().Format(time.RFC3339Nano)
-	}
-	if !until.IsZero() {
-		h.Until = until.UTC().Format(time.RFC3339Nano)
-	}
-	chain, err := auditchain.NewWriter(w, h)
+	chain, err := auditchain.NewWriter(w, exportHeader(from, since, until))
 	if err != nil {
 		return err
 	}
@@ -338,19 +324,48 @@ func (s *Service) Export(ctx context.Context, c Caller, since, until time.Time, 
 			return unavailable(err) // the body is cut short: no trailer, so it cannot verify
 		}
 		for _, e := range evs {
-			if !until.IsZero() && e.Time.After(until.Add(clockSkew)) {
+			if pastUntil(e, until) {
 				return chain.Close()
 			}
-			if (!since.IsZero() && e.Time.Before(since)) || (!until.IsZero() && e.Time.After(until)) {
-				continue
-			}
-			if err := s.exportLine(chain, e); err != nil {
-				return err
+			if inRange(e, since, until) {
+				if err := s.exportLine(chain, e); err != nil {
+					return err
+				}
 			}
 		}
 		from = next
 	}
 	return chain.Close()
+}
+
+// startAt is the first sequence a read from since must look at (writers'
+// clocks may be behind the log's).
+func (s *Service) startAt(ctx context.Context, since time.Time) (uint64, error) {
+	if since.IsZero() {
+		return 1, nil
+	}
+	return s.log.SequenceAt(ctx, since.Add(-clockSkew))
+}
+
+// pastUntil: nothing at or after e can be in a range that ends at until.
+func pastUntil(e events.Envelope, until time.Time) bool {
+	return !until.IsZero() && e.Time.After(until.Add(clockSkew))
+}
+
+// inRange: e's own time is within [since, until] (zero: open).
+func inRange(e events.Envelope, since, until time.Time) bool {
+	return (since.IsZero() || !e.Time.Before(since)) && (until.IsZero() || !e.Time.After(until))
+}
+
+func exportHeader(from uint64, since, until time.Time) auditchain.Header {
+	h := auditchain.Header{FirstSequence: from}
+	if !since.IsZero() {
+		h.Since = since.UTC().Format(time.RFC3339Nano)
+	}
+	if !until.IsZero() {
+		h.Until = until.UTC().Format(time.RFC3339Nano)
+	}
+	return h
 }
 
 func (s *Service) exportLine(chain *auditchain.Writer, e events.Envelope) error {
