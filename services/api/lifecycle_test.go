@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -155,6 +156,18 @@ func TestIntakeActivity(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, nc.Publish(events.IntakeActivitySubject, []byte(`{"workspace_id":"`+id+`"}`)))
 	require.Eventually(t, func() bool { _, ok, _ := tracker.LastSeen(context.Background(), id); return ok }, 5*time.Second, 10*time.Millisecond)
+	// A report as a CloudEvent (binary mode) counts too.
+	r = a.do("POST", "/api/v1/workspaces", admin, map[string]any{"name": "busy2", "image": demoImage, "owner": "erin"})
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	id2 := r.str(t, "id")
+	require.Equal(t, http.StatusAccepted, a.do("POST", wsPath(id2, "/start"), admin, nil).Status)
+	e.provisionerSays(id2, &events.Running{ContainerID: "c2", IP: "10.0.0.10", Port: 8080})
+	a.waitStatus(admin, id2, "running")
+	ce := nats.NewMsg(events.IntakeActivitySubject)
+	ce.Header = nats.Header{"ce-specversion": {"1.0"}, "ce-id": {"a1"}, "ce-source": {"terminal-broker"}, "ce-type": {"berth.intake.activity"}, "content-type": {"application/json"}}
+	ce.Data = []byte(`{"workspace_id":"` + id2 + `"}`)
+	require.NoError(t, nc.PublishMsg(ce))
+	require.Eventually(t, func() bool { _, ok, _ := tracker.LastSeen(context.Background(), id2); return ok }, 5*time.Second, 10*time.Millisecond)
 
 	bad := map[string]string{
 		`not json`:                   "malformed",

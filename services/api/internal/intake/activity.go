@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/berthdev/berth/pkg/events"
+	cloudevents "github.com/berthdev/berth/pkg/events/intake"
 )
 
 // Workspaces answers whether a workspace exists and runs.
@@ -43,7 +45,10 @@ type ActivityReport struct {
 // have just stopped).
 func Activity(nc *nats.Conn, ws Workspaces, t Tracker, dl DeadLetters, now func() time.Time, log *slog.Logger) (*nats.Subscription, error) {
 	sub, err := nc.QueueSubscribe(events.IntakeActivitySubject, "berth-api", func(m *nats.Msg) {
-		reason := check(m.Data, ws, t, now)
+		data, reason := activityData(m)
+		if reason == "" {
+			reason = check(data, ws, t, now)
+		}
 		if reason == "" {
 			return
 		}
@@ -59,6 +64,23 @@ func Activity(nc *nats.Conn, ws Workspaces, t Tracker, dl DeadLetters, now func(
 		return nil, fmt.Errorf("subscribe %s: %w", events.IntakeActivitySubject, err)
 	}
 	return sub, nil
+}
+
+// activityData is a report's body: a CloudEvent's data (either mode of the
+// NATS binding, type berth.intake.activity), or the plain JSON body older
+// reporters send.
+func activityData(m *nats.Msg) ([]byte, string) {
+	if m.Header.Get("ce-specversion") == "" && !strings.HasPrefix(strings.ToLower(m.Header.Get("Content-Type")), "application/cloudevents+json") {
+		return m.Data, ""
+	}
+	cmd, err := cloudevents.Parse(m.Header, m.Data)
+	if err != nil {
+		return nil, "activity report: " + err.Error()
+	}
+	if cmd.Type != cloudevents.TypeActivity {
+		return nil, fmt.Sprintf("activity report of type %q; want %s", cmd.Type, cloudevents.TypeActivity)
+	}
+	return cmd.Data, ""
 }
 
 // check applies one report and returns why it was rejected ("" = taken).
