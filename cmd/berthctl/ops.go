@@ -41,7 +41,7 @@ func (c *client) deleteWorkspace(ctx context.Context, out io.Writer, path string
 // systemCommand registers, lists and revokes other systems.
 func (c *client) systemCommand(ctx context.Context, out io.Writer, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: berthctl system register|list|revoke ...")
+		return errors.New("usage: berthctl system register|list|revoke: see berthctl -h")
 	}
 	switch args[0] {
 	case "list":
