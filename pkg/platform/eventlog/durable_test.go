@@ -91,22 +91,31 @@ func TestConsumeRetriesThenDeadLetters(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"failed 3 ti": true, "undecodable": true}, reasons)
 
-	// Operators see it in the metrics: outcomes and redeliveries per consumer.
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, reader.Collect(ctx, &rm))
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if !ok {
-				continue
-			}
-			for _, dp := range sum.DataPoints {
-				outcome, _ := dp.Attributes.Value("outcome")
-				got[m.Name+"/"+outcome.AsString()] += dp.Value
+	// Operators see it in the metrics: outcomes and redeliveries per
+	// consumer (a dead letter is counted just after it is stored).
+	counters := func() map[string]int64 {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(ctx, &rm))
+		got := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				sum, ok := m.Data.(metricdata.Sum[int64])
+				if !ok {
+					continue
+				}
+				for _, dp := range sum.DataPoints {
+					outcome, _ := dp.Attributes.Value("outcome")
+					got[m.Name+"/"+outcome.AsString()] += dp.Value
+				}
 			}
 		}
+		return got
 	}
+	var got map[string]int64
+	require.Eventually(t, func() bool {
+		got = counters()
+		return got["berth.eventlog.consumer.handled/dead_letter"] == 2
+	}, 5*time.Second, 10*time.Millisecond, "both dead letters counted")
 	assert.EqualValues(t, 2, got["berth.eventlog.consumer.handled/dead_letter"], "%v", got)
 	assert.EqualValues(t, 3, got["berth.eventlog.consumer.handled/retry"], "two for the failing workspace, one for the panic: %v", got)
 	assert.EqualValues(t, 3, got["berth.eventlog.consumer.redelivered/"], "%v", got)
