@@ -49,6 +49,8 @@ commands:
   audit verify FILE                 check an export offline: exits 1 naming the first bad line
   audit tail [-n N] [-f]            the last entries, then (-f) every new one as it comes
   state <workspace> --at T          the workspace as it was at T (RFC 3339)
+  replay --verify [--nats-url U] [--nats-user router-sync] [--nats-password-file F]
+                                    rebuild every workspace from the log (read-only) and compare with the API's
 
 flags:
 `
@@ -102,6 +104,8 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return c.auditCommand(ctx, out, rest)
 	case "state":
 		return c.state(ctx, out, rest)
+	case "replay":
+		return c.replay(ctx, out, rest)
 	case "history":
 		return c.historyCommand(ctx, out, rest)
 	case "launch":

@@ -3,6 +3,9 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +101,12 @@ func TestIntakeOnRealStack(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, starts, "one start for the two identical commands")
+
+	// The API's state is the log's: rebuilt with a read-only identity.
+	ctl := exec.Command(filepath.Join(s.bin, "berthctl"), "replay", "--verify", "--nats-url", "nats://"+s.natsAddr,
+		"--nats-password-file", filepath.Join(s.dir, "data", "nats-users", "router-sync.password"))
+	ctl.Env = append(os.Environ(), "BERTH_API_URL=http://"+s.api, "BERTH_TOKEN="+admin)
+	out, err := ctl.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), " 0 differences")
 }
