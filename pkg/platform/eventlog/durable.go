@@ -250,7 +250,16 @@ func (l *Log) EnsureDeadLetters(ctx context.Context) error {
 // DeadLetter stores a message that can never be handled on
 // berth.deadletter.<consumer>, with why and where it came from.
 func (l *Log) DeadLetter(ctx context.Context, consumer, subject string, data []byte, reason string) error {
+	return l.DeadLetterMsg(ctx, consumer, subject, nil, data, reason)
+}
+
+// DeadLetterMsg is DeadLetter keeping the original message's headers too
+// (a binary-mode CloudEvent's attributes are there).
+func (l *Log) DeadLetterMsg(ctx context.Context, consumer, subject string, header nats.Header, data []byte, reason string) error {
 	dl := nats.NewMsg(events.DeadLetterSubjectPrefix + consumer)
+	for k, v := range header {
+		dl.Header[k] = append([]string(nil), v...)
+	}
 	dl.Data = data
 	dl.Header.Set(DeadLetterReasonHeader, reason)
 	dl.Header.Set(OriginalSubjectHeader, subject)

@@ -282,3 +282,20 @@ func TestConsumeEndsWhenItsConsumerIsDeleted(t *testing.T) {
 		t.Fatal("Consume kept running without its consumer")
 	}
 }
+
+// TestDeadLetterKeepsHeaders: a dead letter keeps the original message's
+// headers (a binary-mode CloudEvent's attributes) beside the reason.
+func TestDeadLetterKeepsHeaders(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t)
+	require.NoError(t, l.DeadLetterMsg(ctx, "intake", "berth.intake.sys.lms.workspace",
+		nats.Header{"ce-id": {"cmd-9"}, "ce-type": {"berth.intake.workspace.stop"}}, []byte(`{"workspace":"x"}`), "workspace_not_found: no workspace"))
+	dl, err := l.JetStream().Stream(ctx, eventlog.DeadLetterStream)
+	require.NoError(t, err)
+	m, err := dl.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, "cmd-9", m.Header.Get("ce-id"))
+	assert.Equal(t, "berth.intake.workspace.stop", m.Header.Get("ce-type"))
+	assert.Equal(t, "workspace_not_found: no workspace", m.Header.Get(eventlog.DeadLetterReasonHeader))
+	assert.Equal(t, "berth.intake.sys.lms.workspace", m.Header.Get(eventlog.OriginalSubjectHeader))
+}

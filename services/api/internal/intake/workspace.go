@@ -14,6 +14,11 @@ import (
 	"github.com/berthdev/berth/services/api/internal/app"
 )
 
+// CommandDeadLetters keeps refused commands with their headers.
+type CommandDeadLetters interface {
+	DeadLetterMsg(ctx context.Context, consumer, subject string, header nats.Header, data []byte, reason string) error
+}
+
 // Commands applies intake commands (app.Service.Intake).
 type Commands interface {
 	Intake(ctx context.Context, system string, header map[string][]string, body []byte) app.IntakeReply
@@ -27,7 +32,7 @@ var systemsSubject = events.IntakeSystemSubject("*")
 // sent a command: only that system's bus identity may publish there. A
 // command with a reply subject gets the reply; a refused one is also
 // dead-lettered with its code and reason. Nothing a sender sends stops it.
-func Workspace(nc *nats.Conn, cmds Commands, dl DeadLetters, log *slog.Logger) (*nats.Subscription, error) {
+func Workspace(nc *nats.Conn, cmds Commands, dl CommandDeadLetters, log *slog.Logger) (*nats.Subscription, error) {
 	// Commands are handled at once up to workers; beyond that the
 	// subscription waits, so a slow command delays only the ones behind it
 	// when all workers are busy.
@@ -49,7 +54,7 @@ func Workspace(nc *nats.Conn, cmds Commands, dl DeadLetters, log *slog.Logger) (
 const workers = 8
 
 // handle applies one command, answers it and dead-letters a refusal.
-func handle(m *nats.Msg, cmds Commands, dl DeadLetters, log *slog.Logger) {
+func handle(m *nats.Msg, cmds Commands, dl CommandDeadLetters, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	system := systemOf(m.Subject)
@@ -58,7 +63,7 @@ func handle(m *nats.Msg, cmds Commands, dl DeadLetters, log *slog.Logger) {
 		// Recorded before the answer: whoever got a refusal finds it among
 		// the dead letters.
 		reason := reply.Code + ": " + reply.Message
-		if err := dl.DeadLetter(ctx, "intake", m.Subject, m.Data, reason); err != nil {
+		if err := dl.DeadLetterMsg(ctx, "intake", m.Subject, m.Header, m.Data, reason); err != nil {
 			log.Error("intake command refused and not dead-lettered", "system", system, "reason", reason, "err", err)
 		} else {
 			log.Warn("intake command refused", "system", system, "code", reply.Code, "reason", reply.Message)
