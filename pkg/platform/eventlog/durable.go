@@ -258,7 +258,12 @@ func (l *Log) DeadLetter(ctx context.Context, consumer, subject string, data []b
 func (l *Log) DeadLetterMsg(ctx context.Context, consumer, subject string, header nats.Header, data []byte, reason string) error {
 	dl := nats.NewMsg(events.DeadLetterSubjectPrefix + consumer)
 	for k, v := range header {
-		dl.Header[k] = append([]string(nil), v...)
+		// Nats-* headers steer the publish (a message id, an expected
+		// stream): a sender's must not decide whether its dead letter is
+		// stored.
+		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
+			dl.Header[k] = append([]string(nil), v...)
+		}
 	}
 	dl.Data = data
 	dl.Header.Set(DeadLetterReasonHeader, reason)

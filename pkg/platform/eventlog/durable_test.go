@@ -289,7 +289,9 @@ func TestDeadLetterKeepsHeaders(t *testing.T) {
 	ctx := context.Background()
 	l := openLog(t)
 	require.NoError(t, l.DeadLetterMsg(ctx, "intake", "berth.intake.sys.lms.workspace",
-		nats.Header{"ce-id": {"cmd-9"}, "ce-type": {"berth.intake.workspace.stop"}}, []byte(`{"workspace":"x"}`), "workspace_not_found: no workspace"))
+		nats.Header{"ce-id": {"cmd-9"}, "ce-type": {"berth.intake.workspace.stop"}, "Nats-Expected-Stream": {"ELSEWHERE"}, "Nats-Msg-Id": {"x"}},
+		[]byte(`{"workspace":"x"}`), "workspace_not_found: no workspace"),
+		"a sender's Nats-* headers do not steer its dead letter")
 	dl, err := l.JetStream().Stream(ctx, eventlog.DeadLetterStream)
 	require.NoError(t, err)
 	m, err := dl.GetMsg(ctx, 1)
