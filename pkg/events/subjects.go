@@ -94,6 +94,14 @@ func IntakeSystemSubject(name string) string {
 	return IntakeSubjectPrefix + "sys." + name + ".workspace"
 }
 
+// SystemUser is registered system name's user on the bus.
+func SystemUser(name string) string { return "system-" + name }
+
+// InboxPrefix is where a bus user's replies come (it may read no other
+// inbox): clients set it (nats.go: nats.CustomInboxPrefix; nats CLI:
+// --inbox-prefix).
+func InboxPrefix(user string) string { return "_INBOX_" + user }
+
 // StreamSubjects are the subjects the Stream captures: workspace events,
 // the catalog, and berth.ws.<id> without a kind, where logs written before
 // the kind was added to the subject (2026-11-24) keep their events. Nothing

@@ -102,11 +102,11 @@ func Users(passwords map[string]string) []*server.User {
 func SystemUser(name, passwordHash string, readEvents bool) *server.User {
 	// Replies come to its own inbox prefix only: _INBOX.> would show it
 	// every reply on the bus, the API's included.
-	subscribe := []string{InboxPrefix(SystemUserName(name)) + ".>"}
+	subscribe := []string{events.InboxPrefix(events.SystemUser(name)) + ".>"}
 	if readEvents {
 		subscribe = append(subscribe, events.WorkspaceEvents, events.CatalogSubject)
 	}
-	return &server.User{Username: SystemUserName(name), Password: passwordHash, Permissions: &server.Permissions{
+	return &server.User{Username: events.SystemUser(name), Password: passwordHash, Permissions: &server.Permissions{
 		// Its own intake subject only: the subject is how the API knows who
 		// sent a command.
 		Publish:   &server.SubjectPermission{Allow: []string{events.IntakeSystemSubject(name)}},
@@ -114,12 +114,6 @@ func SystemUser(name, passwordHash string, readEvents bool) *server.User {
 	}}
 }
 
-// InboxPrefix is where user's replies come: clients of the intake set it
-// (nats.go: nats.CustomInboxPrefix; nats CLI: --inbox-prefix).
-func InboxPrefix(user string) string { return "_INBOX_" + user }
-
-// SystemUserName is registered system name's user on the bus.
-func SystemUserName(name string) string { return "system-" + name }
 
 // Appends are the workspace event types each service identity may append
 // (the subject's last token is the type, so the server enforces this). The
@@ -158,7 +152,7 @@ func Permissions(user string) *server.Permissions {
 		// API.
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{events.IntakeActivitySubject}},
-			Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix("intake") + ".>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{events.InboxPrefix("intake") + ".>"}},
 		}
 	case "api":
 		// Everything but observations: those only the provisioner (and

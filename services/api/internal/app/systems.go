@@ -51,8 +51,8 @@ func (s *Service) Systems(c Caller) ([]RegisteredSystem, error) {
 }
 
 func registered(r events.SystemRegistered, password string) RegisteredSystem {
-	user := "system-" + r.Name
-	return RegisteredSystem{SystemRegistered: r, User: user, Password: password, Subject: events.IntakeSystemSubject(r.Name), InboxPrefix: "_INBOX_" + user}
+	user := events.SystemUser(r.Name)
+	return RegisteredSystem{SystemRegistered: r, User: user, Password: password, Subject: events.IntakeSystemSubject(r.Name), InboxPrefix: events.InboxPrefix(user)}
 }
 
 // RegisterSystem registers (or re-registers, with a new credential) a
