@@ -114,7 +114,6 @@ func SystemUser(name, passwordHash string, readEvents bool) *server.User {
 	}}
 }
 
-
 // Appends are the workspace event types each service identity may append
 // (the subject's last token is the type, so the server enforces this). The
 // API appends definitions and requests, the provisioner observations (and
