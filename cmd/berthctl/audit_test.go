@@ -198,3 +198,31 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestWorkspaceOps: start, stop and delete reach the API as the routes it
+// takes; a bad --data is refused before any change is asked for.
+func TestWorkspaceOps(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet {
+			_, _ = w.Write([]byte(`{"workspaces":[{"id":"w1","name":"alice"}]}`))
+			return
+		}
+		asked = append(asked, r.Method+" "+r.URL.RequestURI())
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{{"start", "alice"}, {"stop", "alice"}, {"delete", "alice", "--data", "archive"}, {"launch", "alice--lab"}} {
+		if _, _, err := runCtl(t, srv, args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	if _, _, err := runCtl(t, srv, "delete", "alice", "--data", "shred"); err == nil || !strings.Contains(err.Error(), "keep, archive or purge") {
+		t.Fatalf("bad --data: %v", err)
+	}
+	want := "POST /api/v1/workspaces/w1/start|POST /api/v1/workspaces/w1/stop|DELETE /api/v1/workspaces/w1?data=archive|POST /api/v1/workspaces/launch"
+	if got := strings.Join(asked, "|"); got != want {
+		t.Fatalf("asked %s\nwant  %s", got, want)
+	}
+}

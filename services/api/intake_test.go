@@ -190,3 +190,31 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	_, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-lms", reg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-lms"), nats.Timeout(time.Second))
 	assert.Error(t, err, "a revoked system is let in no more")
 }
+
+// TestSystemRegistrationRefusesBadInput: every bad registration is refused
+// with its field codes; users may not register, list or revoke systems;
+// revoking an unknown system is a 404.
+func TestSystemRegistrationRefusesBadInput(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI()
+	admin, alice := e.token("root", "admin"), e.token("alice", "user")
+	for _, c := range []struct {
+		body map[string]any
+		code string
+	}{
+		{map[string]any{"name": "Bad Name", "types": []string{intake.TypeStart}, "owners": []string{"*"}}, "invalid_name"},
+		{map[string]any{"name": "lms", "types": []string{}, "owners": []string{"*"}}, "required"},
+		{map[string]any{"name": "lms", "types": []string{"berth.intake.workspace.explode"}, "owners": []string{"*"}}, "unknown_type"},
+		{map[string]any{"name": "lms", "types": []string{intake.TypeStart}, "owners": []string{}}, "required"},
+		{map[string]any{"name": "lms", "types": []string{intake.TypeStart}, "owners": []string{""}}, "invalid_subject"},
+	} {
+		r := a.do("POST", "/api/v1/systems", admin, c.body)
+		expectProblem(t, r, http.StatusUnprocessableEntity, "validation_failed")
+		assert.Contains(t, r.fieldCodes(t), c.code, "%v", c.body)
+	}
+	expectProblem(t, a.do("POST", "/api/v1/systems", admin, `["not an object"]`), http.StatusBadRequest, "malformed_json")
+	expectProblem(t, a.do("POST", "/api/v1/systems", alice, map[string]any{"name": "mine", "types": []string{intake.TypeStart}, "owners": []string{"alice"}}), http.StatusForbidden, "forbidden")
+	expectProblem(t, a.do("GET", "/api/v1/systems", alice, nil), http.StatusForbidden, "forbidden")
+	expectProblem(t, a.do("DELETE", "/api/v1/systems/nobody", admin, nil), http.StatusNotFound, "system_not_found")
+	assert.Empty(t, a.do("GET", "/api/v1/systems", admin, nil).json(t)["systems"], "nothing was registered")
+}
