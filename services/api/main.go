@@ -369,6 +369,11 @@ func (k *core) subscribe(ctx context.Context, nc *nats.Conn, proj *events.Projec
 		return err
 	}
 	context.AfterFunc(ctx, func() { _ = activitySub.Unsubscribe(); _ = commandSub.Unsubscribe() })
+	// The server has both subscriptions before the API says it is ready:
+	// a message sent right after is taken, not missed.
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("subscribe to the intake: %w", err)
+	}
 	return nil
 }
 
