@@ -64,7 +64,9 @@ func TestEveryDeclarationHasThreeReplicas(t *testing.T) {
 	nc, err := nats.Connect(nodes[0].ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	// Generous bounds: under make test's parallel -race load a three-node
+	// cluster elects its leaders slowly (it takes seconds when idle).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	var l *eventlog.Log
@@ -73,7 +75,7 @@ func TestEveryDeclarationHasThreeReplicas(t *testing.T) {
 		defer stop()
 		l, err = eventlog.Open(octx, nc, eventlog.Options{Replicas: 3})
 		return err == nil
-	}, 45*time.Second, 250*time.Millisecond, "declare on the cluster: %v", err)
+	}, 90*time.Second, 250*time.Millisecond, "declare on the cluster: %v", err)
 
 	consumed := make(chan struct{})
 	cctx, stopConsuming := context.WithCancel(ctx)
@@ -116,11 +118,13 @@ func TestEveryDeclarationHasThreeReplicas(t *testing.T) {
 			info *jetstream.ConsumerInfo
 			last error
 		)
-		for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			cctx, stop := context.WithTimeout(ctx, 5*time.Second)
 			var cons jetstream.Consumer
-			if cons, last = js.Consumer(ctx, c.stream, c.durable); last == nil {
-				info, last = cons.Info(ctx)
+			if cons, last = js.Consumer(cctx, c.stream, c.durable); last == nil {
+				info, last = cons.Info(cctx)
 			}
+			stop()
 			if last == nil && info.Cluster != nil && len(info.Cluster.Replicas) == 2 {
 				break
 			}
