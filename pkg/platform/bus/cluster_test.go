@@ -119,10 +119,10 @@ func TestEveryDeclarationHasThreeReplicas(t *testing.T) {
 			last error
 		)
 		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			cctx, stop := context.WithTimeout(ctx, 5*time.Second)
+			lctx, stop := context.WithTimeout(ctx, 5*time.Second)
 			var cons jetstream.Consumer
-			if cons, last = js.Consumer(cctx, c.stream, c.durable); last == nil {
-				info, last = cons.Info(cctx)
+			if cons, last = js.Consumer(lctx, c.stream, c.durable); last == nil {
+				info, last = cons.Info(lctx)
 			}
 			stop()
 			if last == nil && info.Cluster != nil && len(info.Cluster.Replicas) == 2 {
