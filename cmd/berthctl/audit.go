@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,26 +11,17 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/berthdev/berth/pkg/events/auditchain"
 )
 
-// auditCommand runs `audit [filters]`, `audit export`, `audit verify FILE`.
-func (c *client) auditCommand(ctx context.Context, out io.Writer, args []string) error {
-	if len(args) > 0 {
-		switch args[0] {
-		case "export":
-			return c.auditExport(ctx, out, args[1:])
-		case "verify":
-			return auditVerify(out, args[1:])
-		case "tail":
-			return c.auditTail(ctx, out, args[1:])
-		}
-	}
-	return c.auditList(ctx, out, args)
+type auditCmd struct {
+	List   auditListCmd   `cmd:"" default:"withargs" help:"Entries matching the filters (the default)."`
+	Export auditExportCmd `cmd:"" help:"The log as a hash-chained NDJSON export, verified as it is written: > FILE."`
+	Verify auditVerifyCmd `cmd:"" help:"Check an export offline: exits 1 naming the first bad line."`
+	Tail   auditTailCmd   `cmd:"" help:"The last entries, then (-f) every new one as it comes."`
 }
 
 // auditEntry is what berthctl prints of one audit entry.
@@ -59,28 +48,34 @@ func (e auditEntry) workspace() string {
 	return e.Workspace.ID
 }
 
-func (c *client) auditList(ctx context.Context, out io.Writer, args []string) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	q := url.Values{}
-	for _, name := range []string{"actor", "type", "workspace", "since", "until"} {
-		fs.Func(name, "filter by "+name+" (since/until: RFC 3339)", func(v string) error { q.Set(name, v); return nil })
-	}
-	oldest := fs.Bool("oldest", false, "oldest first (default newest first)")
-	limit := fs.Int("limit", 100, "entries to print at most")
-	format := fs.String("o", "table", "output: table, json or jsonl")
-	if err := fs.Parse(args); err != nil {
+type auditListCmd struct {
+	Actor     string `help:"Only this actor, e.g. user:alice, system:lms, service:reaper."`
+	Type      string `help:"Only this event type, e.g. berth.workspace.start_requested."`
+	Workspace string `help:"Only this workspace (id or name)." predictor:"workspace"`
+	Since     string `help:"From this moment (RFC 3339)."`
+	Until     string `help:"Until this moment (RFC 3339)."`
+	Oldest    bool   `help:"Oldest first (default newest first)."`
+	Limit     int    `default:"100" help:"Entries to print at most."`
+	Output    string `short:"o" enum:"table,json,jsonl" default:"table" help:"table, json or jsonl."`
+}
+
+func (x *auditListCmd) Run(e *env) error {
+	c, err := e.client()
+	if err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" && *format != "jsonl" {
-		return fmt.Errorf("-o %q: want table, json or jsonl", *format)
+	q := url.Values{}
+	for k, v := range map[string]string{"actor": x.Actor, "type": x.Type, "workspace": x.Workspace, "since": x.Since, "until": x.Until} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if *oldest {
+	if x.Oldest {
 		q.Set("order", "oldest")
 	}
 	var entries []json.RawMessage
-	for cursor := ""; len(entries) < *limit; {
-		q.Set("limit", strconv.Itoa(min(*limit-len(entries), 1000)))
+	for cursor := ""; len(entries) < x.Limit; {
+		q.Set("limit", strconv.Itoa(min(x.Limit-len(entries), 1000)))
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
@@ -88,7 +83,7 @@ func (c *client) auditList(ctx context.Context, out io.Writer, args []string) er
 			Entries []json.RawMessage `json:"entries"`
 			Next    uint64            `json:"next"`
 		}
-		if err := c.getJSON(ctx, "/api/v1/audit?"+q.Encode(), &page); err != nil {
+		if err := c.getJSON(e.ctx, "/api/v1/audit?"+q.Encode(), &page); err != nil {
 			return err
 		}
 		entries = append(entries, page.Entries...)
@@ -97,7 +92,7 @@ func (c *client) auditList(ctx context.Context, out io.Writer, args []string) er
 		}
 		cursor = strconv.FormatUint(page.Next, 10)
 	}
-	return printAudit(out, *format, entries)
+	return printAudit(e.out, x.Output, entries)
 }
 
 func printAudit(out io.Writer, format string, entries []json.RawMessage) error {
@@ -126,37 +121,39 @@ func printAudit(out io.Writer, format string, entries []json.RawMessage) error {
 	return tw.Flush()
 }
 
-// auditTail prints the last entries, then (-f) every new one as it is
-// appended, until interrupted.
-func (c *client) auditTail(ctx context.Context, out io.Writer, args []string) error {
-	fs := flag.NewFlagSet("audit tail", flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	follow := fs.Bool("f", false, "keep printing new entries")
-	n := fs.Int("n", 10, "entries to print first")
-	every := fs.Duration("every", time.Second, "how often to ask for new entries with -f")
-	if err := fs.Parse(args); err != nil {
+// auditTailCmd prints the last entries, then (-f) every new one as it
+// is appended, until interrupted.
+type auditTailCmd struct {
+	N      int           `short:"n" default:"10" help:"Entries to print first."`
+	Follow bool          `short:"f" help:"Keep printing new entries."`
+	Every  time.Duration `default:"1s" help:"How often to ask for new entries with -f."`
+}
+
+func (x *auditTailCmd) Run(e *env) error {
+	c, err := e.client()
+	if err != nil {
 		return err
 	}
 	var last struct {
 		Entries []json.RawMessage `json:"entries"`
 	}
-	if err := c.getJSON(ctx, fmt.Sprintf("/api/v1/audit?limit=%d", max(*n, 1)), &last); err != nil {
+	if err := c.getJSON(e.ctx, fmt.Sprintf("/api/v1/audit?limit=%d", max(x.N, 1)), &last); err != nil {
 		return err
 	}
 	slices.Reverse(last.Entries) // oldest first, as a tail reads
-	if err := printAudit(out, "table", last.Entries[:min(len(last.Entries), *n)]); err != nil {
+	if err := printAudit(e.out, "table", last.Entries[:min(len(last.Entries), x.N)]); err != nil {
 		return err
 	}
-	if !*follow {
+	if !x.Follow {
 		return nil
 	}
 	cursor := uint64(0)
 	if len(last.Entries) > 0 {
-		var e auditEntry
-		_ = json.Unmarshal(last.Entries[len(last.Entries)-1], &e)
-		cursor = e.Sequence
+		var entry auditEntry
+		_ = json.Unmarshal(last.Entries[len(last.Entries)-1], &entry)
+		cursor = entry.Sequence
 	}
-	return c.followAudit(context.WithoutCancel(ctx), out, cursor, *every)
+	return c.followAudit(context.WithoutCancel(e.ctx), e.out, cursor, x.Every)
 }
 
 // followAudit prints the entries after cursor, oldest first, as they come.
@@ -186,49 +183,53 @@ func (c *client) followAudit(ctx context.Context, out io.Writer, cursor uint64, 
 	}
 }
 
-// auditExport writes the hash-chained export to out as the API streams it.
-func (c *client) auditExport(ctx context.Context, out io.Writer, args []string) error {
-	fs := flag.NewFlagSet("audit export", flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	since := fs.String("since", "", "first moment (RFC 3339)")
-	until := fs.String("until", "", "last moment (RFC 3339)")
-	if err := fs.Parse(args); err != nil {
+// auditExportCmd writes the hash-chained export to out as the API
+// streams it.
+type auditExportCmd struct {
+	Since string `help:"First moment (RFC 3339)."`
+	Until string `help:"Last moment (RFC 3339)."`
+}
+
+func (x *auditExportCmd) Run(e *env) error {
+	c, err := e.client()
+	if err != nil {
 		return err
 	}
 	q := url.Values{}
-	if *since != "" {
-		q.Set("since", *since)
+	if x.Since != "" {
+		q.Set("since", x.Since)
 	}
-	if *until != "" {
-		q.Set("until", *until)
+	if x.Until != "" {
+		q.Set("until", x.Until)
 	}
 	// A large log takes longer than the usual request timeout: the export
 	// runs until the API has sent it all (or the user interrupts).
 	long := *c
 	long.http = &http.Client{Transport: c.http.Transport}
-	res, err := long.send(context.WithoutCancel(ctx), http.MethodGet, "/api/v1/audit/export?"+q.Encode(), nil)
+	res, err := long.send(context.WithoutCancel(e.ctx), http.MethodGet, "/api/v1/audit/export?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
 	defer res.Body.Close()
 	// Checked as it is written: an export the API cut short (it has no
 	// trailer) or that does not hold fails here, not at a later verify.
-	n, err := auditchain.Verify(io.TeeReader(res.Body, out))
+	n, err := auditchain.Verify(io.TeeReader(res.Body, e.out))
 	if err != nil {
 		return fmt.Errorf("the export does not verify (cut short or altered in transit): %w", err)
 	}
-	fmt.Fprintf(c.errOut, "exported %d events; the file verifies\n", n)
+	fmt.Fprintf(e.errOut, "exported %d events; the file verifies\n", n)
 	return nil
 }
 
-// auditVerify checks an export file offline.
-func auditVerify(out io.Writer, args []string) error {
-	if len(args) != 1 {
-		return errors.New("audit verify takes one file (- for standard input)")
-	}
+// auditVerifyCmd checks an export file offline (no token needed).
+type auditVerifyCmd struct {
+	File string `arg:"" help:"The export (- for standard input)." predictor:"file"`
+}
+
+func (x *auditVerifyCmd) Run(e *env) error {
 	in := io.Reader(os.Stdin)
-	if args[0] != "-" {
-		f, err := os.Open(args[0])
+	if x.File != "-" {
+		f, err := os.Open(x.File)
 		if err != nil {
 			return err
 		}
@@ -237,59 +238,8 @@ func auditVerify(out io.Writer, args []string) error {
 	}
 	n, err := auditchain.Verify(bufio.NewReader(in))
 	if err != nil {
-		return fmt.Errorf("%s does not verify: %w", args[0], err)
+		return fmt.Errorf("%s does not verify: %w", x.File, err)
 	}
-	fmt.Fprintf(out, "%s: intact, %d events\n", args[0], n)
+	fmt.Fprintf(e.out, "%s: intact, %d events\n", x.File, n)
 	return nil
-}
-
-// state prints a workspace as it was at a moment.
-func (c *client) state(ctx context.Context, out io.Writer, args []string) error {
-	fs := flag.NewFlagSet("state", flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	at := fs.String("at", "", "the moment (RFC 3339), e.g. 2026-11-24T14:02:00Z")
-	if err := fs.Parse(reorder(args)); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || *at == "" {
-		return errors.New("usage: berthctl state <workspace> --at <RFC 3339 time>")
-	}
-	if _, err := time.Parse(time.RFC3339Nano, *at); err != nil {
-		return fmt.Errorf("--at %q: want an RFC 3339 time, e.g. 2026-11-24T14:02:00Z", *at)
-	}
-	id, err := c.resolve(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	return c.print(ctx, out, http.MethodGet, "/api/v1/workspaces/"+id+"/state?at="+url.QueryEscape(*at), nil)
-}
-
-// reorder puts flags before the positional arguments, so `state ws --at T`
-// parses like `state --at T ws`. Flags take the next argument as their
-// value unless written flag=value or named in bools.
-func reorder(args []string, bools ...string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if len(a) < 2 || a[0] != '-' {
-			pos = append(pos, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if !strings.Contains(a, "=") && !slices.Contains(bools, name) && i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
-		}
-	}
-	return append(flags, pos...)
-}
-
-// getJSON GETs path and decodes the answer into v.
-func (c *client) getJSON(ctx context.Context, path string, v any) error {
-	b, err := c.do(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,29 +25,42 @@ type deadLetter struct {
 // maxPage is the most dead letters the API returns at once.
 const maxPage = 1000
 
-// deadLetterCommand runs deadletter list, show or retry.
-func (c *client) deadLetterCommand(ctx context.Context, out io.Writer, args []string) error {
-	if len(args) == 0 {
-		return errors.New("deadletter needs a subcommand: list, show <seq> or retry <seq>; see berthctl -h")
+type deadLetterCmd struct {
+	List  deadLetterListCmd  `cmd:"" default:"withargs" help:"Dead letters with the reason, oldest first (the default)."`
+	Show  deadLetterShowCmd  `cmd:"" help:"One dead letter with its message."`
+	Retry deadLetterRetryCmd `cmd:"" help:"Hand a dead letter back to its consumer (provisioner only)."`
+}
+
+type deadLetterShowCmd struct {
+	Seq string `arg:"" help:"Its sequence (the SEQ column of deadletter list)."`
+}
+
+func (x *deadLetterShowCmd) Run(e *env) error {
+	seq, err := parseSeq(x.Seq)
+	if err != nil {
+		return err
 	}
-	sub, rest := args[0], args[1:]
-	switch sub {
-	case "list":
-		return c.deadLetterList(ctx, out, "deadletter list", rest)
-	case "show", "retry":
-		if err := need("deadletter "+sub, rest, 1); err != nil {
-			return err
-		}
-		seq, err := parseSeq(rest[0])
-		if err != nil {
-			return err
-		}
-		if sub == "show" {
-			return c.print(ctx, out, "GET", fmt.Sprintf("/api/v1/deadletters/%d", seq), nil)
-		}
-		return c.deadLetterRetry(ctx, out, seq)
+	c, err := e.client()
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("unknown deadletter subcommand %q: want list, show <seq> or retry <seq>", sub)
+	return c.print(e.ctx, e.out, "GET", fmt.Sprintf("/api/v1/deadletters/%d", seq), nil)
+}
+
+type deadLetterRetryCmd struct {
+	Seq string `arg:"" help:"Its sequence (the SEQ column of deadletter list)."`
+}
+
+func (x *deadLetterRetryCmd) Run(e *env) error {
+	seq, err := parseSeq(x.Seq)
+	if err != nil {
+		return err
+	}
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	return c.deadLetterRetry(e.ctx, e.out, seq)
 }
 
 // parseSeq reads a dead letter's sequence, as deadletter list shows it.
@@ -61,31 +72,30 @@ func parseSeq(s string) (uint64, error) {
 	return seq, nil
 }
 
-// deadLetterList prints dead letters as a table, oldest first: every one
-// after --after, or the first --limit of them.
-func (c *client) deadLetterList(ctx context.Context, out io.Writer, cmd string, args []string) error {
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	after := fs.Uint64("after", 0, "only dead letters after this sequence")
-	limit := fs.Int("limit", 0, "at most this many (0: all)")
-	if err := fs.Parse(args); err != nil {
-		return err
+// deadLetterListCmd prints dead letters as a table, oldest first: every
+// one after --after, or the first --limit of them.
+type deadLetterListCmd struct {
+	After uint64 `help:"Only dead letters after this sequence."`
+	Limit int    `help:"At most this many (0: all)."`
+}
+
+func (x *deadLetterListCmd) Run(e *env) error {
+	if x.Limit < 0 {
+		return fmt.Errorf("--limit %d: want 0 (all) or more", x.Limit)
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%s takes no arguments, only --after N and --limit N; see berthctl -h", cmd)
-	}
-	if *limit < 0 {
-		return fmt.Errorf("--limit %d: want 0 (all) or more", *limit)
-	}
-	entries, next, err := c.deadLetterPages(ctx, *after, *limit)
+	c, err := e.client()
 	if err != nil {
 		return err
 	}
-	if err := printDeadLetters(out, entries, isTerminal(out)); err != nil {
+	entries, next, err := c.deadLetterPages(e.ctx, x.After, x.Limit)
+	if err != nil {
+		return err
+	}
+	if err := printDeadLetters(e.out, entries, isTerminal(e.out)); err != nil {
 		return err
 	}
 	if next > 0 {
-		fmt.Fprintf(c.errOut, "more follow: berthctl deadletter list --after %d\n", next)
+		fmt.Fprintf(e.errOut, "more follow: berthctl deadletter list --after %d\n", next)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
-// Command berthctl is the admin's command line for the Berth API: list
-// workspaces, read a workspace's audit history, put it on hold, set its idle
-// timeout, restore it from its archive, and read and retry dead letters.
+// Command berthctl is the admin's command line for the Berth API: launch,
+// start, stop and delete workspaces, read their logs and their audit
+// history, put them on hold, restore them from their archive, read and
+// retry dead letters, register other systems, and audit the whole log.
 package main
 
 import (
@@ -8,165 +9,115 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/posener/complete"
+	"github.com/willabides/kongplete"
 )
 
-const usage = `usage: berthctl [flags] <command> [args]
-
-commands:
-  list                              workspaces you may see
-  get <workspace>                   one workspace (id or name)
-  launch [name]                     create your workspace if needed and start it
-  start|stop <workspace>            ask for a start or a stop
-  delete <workspace> [--data keep|archive|purge]
-                                    delete it; its home volume is kept unless archive or purge says otherwise
-  history <workspace> [-o json]     its events from the audit log, one line each
-  hold <workspace> [reason]         exempt it from idle stops and retention (admins)
-  release <workspace>               end the hold (admins)
-  idle-timeout <workspace> <dur>    e.g. 2h; 0 = the default
-  restore <workspace>               recreate a deleted workspace from its archive (admins)
-  deadletter list [--after N] [--limit N]
-                                    messages consumers could never handle, with the reason (admins)
-  deadletter show <seq>             one dead letter with its message (admins)
-  deadletter retry <seq>            hand a dead letter back to its consumer (admins; provisioner only)
-  deadletters                       the same as deadletter list
-  system register <name> --types T,T --owners O,O [--read-events]
-                                    let another system send intake commands (admins; prints its password once)
-  system list                       registered systems (admins)
-  system revoke <name>              end a system's rights and credential (admins)
-  audit [--actor A] [--type T] [--workspace W] [--since T] [--until T] [--oldest] [--limit N] [-o table|json|jsonl]
-                                    who did what, across the whole log (admins, auditors)
-  audit export [--since T] [--until T] > FILE
-                                    the log as a hash-chained NDJSON export (admins, auditors)
-  audit verify FILE                 check an export offline: exits 1 naming the first bad line
-  audit tail [-n N] [-f]            the last entries, then (-f) every new one as it comes
-  state <workspace> --at T          the workspace as it was at T (RFC 3339)
-  replay --verify [--nats-url U] [--nats-user router-sync] [--nats-password-file F]
-                                    rebuild every workspace from the log (read-only) and compare with the API's
-
-flags:
-`
+// errHelp: the usage (or a shell completion) was asked for and printed;
+// main exits 0.
+var errHelp = errors.New("help printed")
 
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h asked for the usage, which is printed: not a failure
+		if errors.Is(err, errHelp) {
+			return
 		}
 		fmt.Fprintln(os.Stderr, "berthctl:", err)
 		os.Exit(1)
 	}
 }
 
-type client struct {
-	base   string
-	token  string
-	http   *http.Client
-	errOut io.Writer // hints that are not the command's output
+// globals are the flags every command takes.
+type globals struct {
+	API   string `name:"api" env:"BERTH_API_URL" default:"http://127.0.0.1:8080" help:"API base URL."`
+	Token string `name:"token" env:"BERTH_TOKEN" help:"Bearer token (an admin's, an auditor's or a user's)."`
 }
 
-func run(ctx context.Context, args []string, out, errOut io.Writer) error {
-	fs := flag.NewFlagSet("berthctl", flag.ContinueOnError)
-	fs.SetOutput(errOut)
-	fs.Usage = func() { fmt.Fprint(errOut, usage); fs.PrintDefaults() }
-	api := fs.String("api", envOr("BERTH_API_URL", "http://127.0.0.1:8080"), "API base URL (env BERTH_API_URL)")
-	token := fs.String("token", os.Getenv("BERTH_TOKEN"), "bearer token (env BERTH_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		fs.Usage()
-		return errors.New("no command")
-	}
-	if *token == "" && !slices.ContainsFunc(rest, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
-		return errors.New("no token: set BERTH_TOKEN or --token")
-	}
-	c := &client{base: strings.TrimRight(*api, "/"), token: *token, http: &http.Client{Timeout: 20 * time.Second}, errOut: errOut}
-	cmd, rest := rest[0], rest[1:]
-	switch cmd {
-	case "deadletter":
-		return c.deadLetterCommand(ctx, out, rest)
-	case "deadletters": // the older spelling of deadletter list
-		return c.deadLetterList(ctx, out, cmd, rest)
-	case "list":
-		return c.print(ctx, out, "GET", "/api/v1/workspaces", nil)
-	case "audit":
-		return c.auditCommand(ctx, out, rest)
-	case "state":
-		return c.state(ctx, out, rest)
-	case "replay":
-		return c.replay(ctx, out, rest)
-	case "history":
-		return c.historyCommand(ctx, out, rest)
-	case "launch":
-		return c.launch(ctx, out, rest)
-	case "system":
-		return c.systemCommand(ctx, out, rest)
-	case "get", "start", "stop", "delete", "restore", "release", "hold", "idle-timeout":
-		return c.workspaceCommand(ctx, out, cmd, rest)
-	}
-	fs.Usage()
-	return fmt.Errorf("unknown command %q", cmd)
+// cli is berthctl's grammar; each command's Run does its work.
+type cli struct {
+	globals
+
+	List        listCmd        `cmd:"" help:"Workspaces you may see."`
+	Get         getCmd         `cmd:"" help:"One workspace."`
+	Launch      launchCmd      `cmd:"" help:"Create your workspace if needed and start it (the dashboard's Launch button)."`
+	Start       startCmd       `cmd:"" help:"Ask for a start."`
+	Stop        stopCmd        `cmd:"" help:"Ask for a stop."`
+	Delete      deleteCmd      `cmd:"" help:"Delete a workspace; its home volume is kept unless --data says otherwise."`
+	Logs        logsCmd        `cmd:"" help:"The workspace container's output (owner or admin)."`
+	History     historyCmd     `cmd:"" help:"A workspace's events from the audit log, one line each."`
+	Hold        holdCmd        `cmd:"" help:"Exempt a workspace from idle stops and retention (admins)."`
+	Release     releaseCmd     `cmd:"" help:"End a hold (admins)."`
+	IdleTimeout idleTimeoutCmd `cmd:"" name:"idle-timeout" help:"Set a workspace's idle timeout, e.g. 2h; 0 = the default."`
+	Restore     restoreCmd     `cmd:"" help:"Recreate a deleted workspace from its archive (admins)."`
+	State       stateCmd       `cmd:"" help:"A workspace as it was at a moment."`
+	Audit       auditCmd       `cmd:"" help:"Who did what, across the whole log (admins, auditors)."`
+	Deadletter  deadLetterCmd  `cmd:"" aliases:"deadletters" help:"Messages consumers could never handle (admins)."`
+	System      systemCmd      `cmd:"" help:"Other systems allowed to send intake commands (admins)."`
+	Replay      replayCmd      `cmd:"" help:"Rebuild every workspace from the log (read-only) and compare with the API's."`
+	Completion  completionCmd  `cmd:"" help:"Print a shell completion script: source <(berthctl completion bash)."`
 }
 
-// need checks a command's argument count.
-func need(cmd string, args []string, n int) error {
-	if len(args) != n {
-		return fmt.Errorf("%s takes %d argument(s); see berthctl -h", cmd, n)
-	}
-	return nil
+// env is what every command's Run gets.
+type env struct {
+	ctx         context.Context
+	out, errOut io.Writer
+	g           *globals
 }
 
-// workspaceArgs is how many arguments each workspace command takes (hold:
-// at least one, the rest is its reason).
-var workspaceArgs = map[string]int{"get": 1, "start": 1, "stop": 1, "restore": 1, "release": 1, "idle-timeout": 2}
+// client is the API client of a command that needs one (all but audit
+// verify and completion): the token is checked here, not at parse time, so
+// --help and offline commands need none.
+func (e *env) client() (*client, error) {
+	if e.g.Token == "" {
+		return nil, errors.New("no token: set BERTH_TOKEN or --token")
+	}
+	return &client{base: strings.TrimRight(e.g.API, "/"), token: e.g.Token, http: &http.Client{Timeout: 20 * time.Second}, errOut: e.errOut}, nil
+}
 
-// workspaceCommand runs a command on one workspace (id or name).
-func (c *client) workspaceCommand(ctx context.Context, out io.Writer, cmd string, rest []string) error {
-	n, exact := workspaceArgs[cmd]
-	if !exact {
-		n = 1 // hold: the workspace, then any words of reason; delete: then --data
-	}
-	if len(rest) < n || exact && len(rest) != n {
-		return need(cmd, rest, n)
-	}
-	var idle time.Duration
-	if cmd == "idle-timeout" {
-		var err error
-		if idle, err = time.ParseDuration(rest[1]); err != nil {
-			return fmt.Errorf("idle timeout %q: %w (e.g. 90m, 2h, 0)", rest[1], err)
-		}
-	}
-	id, err := c.resolve(ctx, rest[0])
+// exitCode is how kong's exit (after --help or a completion) unwinds to
+// run instead of ending the process, so run stays testable.
+type exitCode int
+
+func run(ctx context.Context, args []string, out, errOut io.Writer) (err error) {
+	var grammar cli
+	parser, err := kong.New(&grammar,
+		kong.Name("berthctl"),
+		kong.Description("The admin's command line for Berth. Workspaces are named by id or name."),
+		kong.Writers(out, errOut),
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
 	if err != nil {
 		return err
 	}
-	path := "/api/v1/workspaces/" + id
-	switch cmd {
-	case "get":
-		return c.print(ctx, out, "GET", path, nil)
-	case "start", "stop":
-		return c.print(ctx, out, "POST", path+"/"+cmd, nil)
-	case "delete":
-		return c.deleteWorkspace(ctx, out, path, rest[1:])
-	case "restore":
-		return c.print(ctx, out, "POST", path+"/restore", nil)
-	case "release":
-		return c.print(ctx, out, "PATCH", path+"/lifecycle", map[string]any{"hold": false})
-	case "hold":
-		return c.print(ctx, out, "PATCH", path+"/lifecycle", map[string]any{"hold": true, "hold_reason": strings.Join(rest[1:], " ")})
+	defer func() {
+		if r := recover(); r != nil {
+			code, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			if err = errHelp; code != 0 {
+				err = fmt.Errorf("exit status %d", code)
+			}
+		}
+	}()
+	kongplete.Complete(parser, kongplete.WithPredictor("workspace", workspacePredictor()), kongplete.WithPredictor("file", complete.PredictFiles("*")))
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		return fmt.Errorf("%w (see berthctl --help)", err)
 	}
-	return c.print(ctx, out, "PATCH", path+"/lifecycle", map[string]any{"idle_timeout_seconds": int64(idle.Seconds())})
+	return kctx.Run(&env{ctx: ctx, out: out, errOut: errOut, g: &grammar.globals})
 }
 
 func envOr(key, def string) string {
@@ -174,6 +125,13 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+type client struct {
+	base   string
+	token  string
+	http   *http.Client
+	errOut io.Writer // hints that are not the command's output
 }
 
 // resolve accepts a workspace id or name. Deleted workspaces are found by
@@ -186,12 +144,8 @@ func (c *client) resolve(ctx context.Context, ref string) (string, error) {
 			Status string `json:"status"`
 		} `json:"workspaces"`
 	}
-	body, err := c.do(ctx, "GET", "/api/v1/workspaces?include_deleted=true", nil)
-	if err != nil {
+	if err := c.getJSON(ctx, "/api/v1/workspaces?include_deleted=true", &list); err != nil {
 		return "", err
-	}
-	if err := json.Unmarshal(body, &list); err != nil {
-		return "", fmt.Errorf("list workspaces: %w", err)
 	}
 	var found []string
 	for _, w := range list.Workspaces {
@@ -211,80 +165,6 @@ func (c *client) resolve(ctx context.Context, ref string) (string, error) {
 	return "", fmt.Errorf("several workspaces were named %q (%s); use the id", ref, strings.Join(found, ", "))
 }
 
-// history prints every event of the workspace, following the API's pages.
-// historyCommand prints a workspace's events, one readable line each
-// (-o json: the events as the API has them).
-func (c *client) historyCommand(ctx context.Context, out io.Writer, args []string) error {
-	fs := flag.NewFlagSet("history", flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	format := fs.String("o", "text", "output: text (one line per event) or json")
-	if err := fs.Parse(reorder(args)); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || (*format != "text" && *format != "json") {
-		return errors.New("usage: berthctl history <workspace> [-o text|json]")
-	}
-	id, err := c.resolve(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	all, err := c.history(ctx, id)
-	if err != nil {
-		return err
-	}
-	if *format == "json" {
-		b, err := json.MarshalIndent(map[string]any{"events": all}, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = out.Write(append(b, '\n'))
-		return err
-	}
-	for _, raw := range all {
-		var e struct {
-			Time   time.Time `json:"time"`
-			Actor  string    `json:"actor"`
-			Type   string    `json:"type"`
-			Reason string    `json:"reason"`
-		}
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return fmt.Errorf("history of %s: %w", id, err)
-		}
-		action := e.Type[strings.LastIndexByte(e.Type, '.')+1:]
-		line := fmt.Sprintf("%s  %s  %s", e.Time.Local().Format("2006-01-02 15:04:05"), e.Actor, action)
-		if e.Reason != "" {
-			line += "  (" + e.Reason + ")"
-		}
-		if _, err := fmt.Fprintln(out, line); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// history reads every event of a workspace, across the API's pages.
-func (c *client) history(ctx context.Context, id string) ([]json.RawMessage, error) {
-	all := []json.RawMessage{}
-	for after := uint64(0); ; {
-		b, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/workspaces/%s/events?limit=1000&after=%d", id, after), nil)
-		if err != nil {
-			return nil, err
-		}
-		var page struct {
-			Events []json.RawMessage `json:"events"`
-			Next   uint64            `json:"next"`
-		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
-		all = append(all, page.Events...)
-		if page.Next == 0 || page.Next <= after {
-			return all, nil
-		}
-		after = page.Next
-	}
-}
-
 func (c *client) print(ctx context.Context, out io.Writer, method, path string, body any) error {
 	b, err := c.do(ctx, method, path, body)
 	if err != nil {
@@ -299,6 +179,18 @@ func (c *client) print(ctx context.Context, out io.Writer, method, path string, 
 	pretty.WriteByte('\n')
 	_, err = out.Write(pretty.Bytes())
 	return err
+}
+
+// getJSON GETs path and decodes the answer into v.
+func (c *client) getJSON(ctx context.Context, path string, v any) error {
+	b, err := c.do(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("GET %s: %w", path, err)
+	}
+	return nil
 }
 
 func (c *client) do(ctx context.Context, method, path string, body any) ([]byte, error) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,23 +19,29 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no command":        {[]string{"--token", "t"}, "no command"},
+		"no command":        {[]string{"--token", "t"}, `expected one of "list"`},
 		"no token":          {[]string{"--token", "", "list"}, "no token"},
-		"unknown command":   {[]string{"--token", "t", "explode"}, `unknown command "explode"`},
-		"missing argument":  {[]string{"--token", "t", "restore"}, "restore takes 1 argument"},
+		"unknown command":   {[]string{"--token", "t", "explode"}, "unexpected argument explode"},
+		"missing argument":  {[]string{"--token", "t", "restore"}, `expected "<workspace>"`},
 		"bad idle timeout":  {[]string{"--token", "t", "idle-timeout", "w", "soon"}, `idle timeout "soon"`},
 		"unreachable API":   {[]string{"--token", "t", "--api", "http://127.0.0.1:1", "list"}, "GET /api/v1/workspaces"},
-		"hold without name": {[]string{"--token", "t", "hold"}, "hold takes 1 argument"},
-		"get with two":      {[]string{"--token", "t", "get", "a", "b"}, "get takes 1 argument"},
+		"hold without name": {[]string{"--token", "t", "hold"}, `expected "<workspace>"`},
+		"get with two":      {[]string{"--token", "t", "get", "a", "b"}, "unexpected argument b"},
+		"bad output":        {[]string{"--token", "t", "history", "w", "-o", "xml"}, `must be one of "text","json"`},
+		"state without at":  {[]string{"--token", "t", "state", "w"}, "missing flags: --at"},
+		"state bad at":      {[]string{"--token", "t", "state", "w", "--at", "2pm"}, `--at "2pm": want an RFC 3339 time`},
+		"logs tail":         {[]string{"--token", "t", "logs", "w", "-n", "0"}, "--tail 0: want 1 to 5000"},
+		"replay no verify":  {[]string{"--token", "t", "replay"}, "missing flags: --verify"},
+		"bad shell":         {[]string{"completion", "tcsh"}, `must be one of "bash","zsh","fish"`},
+		"register no types": {[]string{"--token", "t", "system", "register", "lms", "--owners", "*"}, "missing flags: --types"},
 
-		"deadletter alone":       {[]string{"--token", "t", "deadletter"}, "deadletter needs a subcommand"},
-		"deadletter unknown":     {[]string{"--token", "t", "deadletter", "purge"}, `unknown deadletter subcommand "purge"`},
-		"deadletter show no seq": {[]string{"--token", "t", "deadletter", "show"}, "deadletter show takes 1 argument"},
+		"deadletter unknown":     {[]string{"--token", "t", "deadletter", "purge"}, "unexpected argument purge"},
+		"deadletter show no seq": {[]string{"--token", "t", "deadletter", "show"}, `expected "<seq>"`},
 		"deadletter bad seq":     {[]string{"--token", "t", "deadletter", "retry", "abc"}, `dead letter "abc": want its sequence`},
 		"deadletter seq 0":       {[]string{"--token", "t", "deadletter", "show", "0"}, `dead letter "0"`},
-		"deadletter bad limit":   {[]string{"--token", "t", "deadletter", "list", "--limit", "-1"}, "--limit -1"},
-		"deadletter bad after":   {[]string{"--token", "t", "deadletter", "list", "--after", "x"}, "invalid value"},
-		"deadletter list extra":  {[]string{"--token", "t", "deadletters", "7"}, "deadletters takes no arguments"},
+		"deadletter bad limit":   {[]string{"--token", "t", "deadletter", "list", "--limit=-1"}, "--limit -1"},
+		"deadletter bad after":   {[]string{"--token", "t", "deadletter", "list", "--after", "x"}, `--after: expected a valid 64 bit uint but got "x"`},
+		"deadletter list extra":  {[]string{"--token", "t", "deadletters", "7"}, "unexpected argument 7"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -51,8 +59,48 @@ func TestHelpNeedsNoToken(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"audit", "-h"}, {"audit", "export", "-h"}, {"state", "-h"}, {"history", "--help"}} {
 		var out, errOut bytes.Buffer
 		err := run(context.Background(), args, &out, &errOut)
-		if !errors.Is(err, flag.ErrHelp) || errOut.Len() == 0 {
-			t.Errorf("%v: %v, usage %q", args, err, errOut.String())
+		if !errors.Is(err, errHelp) || !strings.Contains(out.String(), "Usage: berthctl") {
+			t.Errorf("%v: %v, usage %q", args, err, out.String())
 		}
+	}
+}
+
+// TestCompletion: with COMP_LINE set (the shell's question), berthctl
+// answers with the commands, subcommands and flags that fit, and with the
+// names of the workspaces the API lists; `completion bash` prints the
+// script that wires it up.
+func TestCompletion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer t" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"workspaces":[{"id":"w1","name":"alice"},{"id":"w2","name":"albert"},{"id":"w3","name":"bob"}]}`))
+	}))
+	defer srv.Close()
+	t.Setenv("BERTH_API_URL", srv.URL)
+	t.Setenv("BERTH_TOKEN", "t")
+	for line, want := range map[string]string{
+		"berthctl aud":           "audit",
+		"berthctl audit ex":      "export",
+		"berthctl delete x --da": "--data",
+		"berthctl start al":      "albert alice",
+		"berthctl logs b":        "bob",
+	} {
+		t.Setenv("COMP_LINE", line)
+		var out bytes.Buffer
+		if err := run(context.Background(), nil, &out, io.Discard); !errors.Is(err, errHelp) {
+			t.Fatalf("%q: %v", line, err)
+		}
+		got := strings.Fields(out.String())
+		slices.Sort(got)
+		if strings.Join(got, " ") != want {
+			t.Errorf("%q completes to %q, want %q", line, got, want)
+		}
+	}
+	t.Setenv("COMP_LINE", "")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"completion", "bash"}, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "complete -C ") {
+		t.Fatalf("completion bash: %v %q", err, out.String())
 	}
 }

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -22,25 +19,25 @@ import (
 // replay rebuilds the workspaces from the log with a read-only bus
 // identity and compares them with what the API serves: a check that the
 // API's state is the log's, for ops after an incident or an upgrade.
-func (c *client) replay(ctx context.Context, out io.Writer, args []string) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(c.errOut)
-	verify := fs.Bool("verify", false, "compare the rebuilt workspaces with the API's (the only mode)")
-	url := fs.String("nats-url", envOr("BERTH_NATS_URL", "nats://127.0.0.1:4222"), "the bus (env BERTH_NATS_URL)")
-	user := fs.String("nats-user", "router-sync", "a read-only identity on the bus")
-	passwordFile := fs.String("nats-password-file", "", "file holding its password (default data/nats-users/<user>.password)")
-	if err := fs.Parse(args); err != nil {
+type replayCmd struct {
+	Verify           bool   `required:"" help:"Compare the rebuilt workspaces with the API's (the only mode)."`
+	NatsURL          string `name:"nats-url" env:"BERTH_NATS_URL" default:"nats://127.0.0.1:4222" help:"The bus."`
+	NatsUser         string `default:"router-sync" help:"A read-only identity on the bus."`
+	NatsPasswordFile string `help:"File holding its password (default data/nats-users/<user>.password; env BERTH_NATS_PASSWORD wins)."`
+}
+
+func (x *replayCmd) Run(e *env) error {
+	c, err := e.client()
+	if err != nil {
 		return err
 	}
-	if !*verify {
-		return errors.New("usage: berthctl replay --verify [--nats-url URL] [--nats-user USER] [--nats-password-file FILE]")
+	passwordFile := x.NatsPasswordFile
+	if passwordFile == "" {
+		passwordFile = natsbus.PasswordFile("data", x.NatsUser)
 	}
-	if *passwordFile == "" {
-		*passwordFile = natsbus.PasswordFile("data", *user)
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute) // a large log takes a while
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 5*time.Minute) // a large log takes a while
 	defer cancel()
-	replayed, err := replayLog(ctx, *url, natsbus.Identity{User: *user, Password: os.Getenv("BERTH_NATS_PASSWORD"), PasswordFile: *passwordFile})
+	replayed, err := replayLog(ctx, x.NatsURL, natsbus.Identity{User: x.NatsUser, Password: os.Getenv("BERTH_NATS_PASSWORD"), PasswordFile: passwordFile})
 	if err != nil {
 		return err
 	}
@@ -52,9 +49,9 @@ func (c *client) replay(ctx context.Context, out io.Writer, args []string) error
 	}
 	diffs, moved := compareWorkspaces(replayed, live.Workspaces)
 	for _, d := range diffs {
-		fmt.Fprintln(out, d)
+		fmt.Fprintln(e.out, d)
 	}
-	fmt.Fprintf(out, "%d workspaces rebuilt from the log, %d served by the API, %d changed during the check, %d differences\n",
+	fmt.Fprintf(e.out, "%d workspaces rebuilt from the log, %d served by the API, %d changed during the check, %d differences\n",
 		len(replayed), len(live.Workspaces), moved, len(diffs))
 	if len(diffs) > 0 {
 		return fmt.Errorf("the API's state differs from the log in %d places", len(diffs))

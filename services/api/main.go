@@ -337,6 +337,7 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		IdleTimeoutMin: c.Idle.IdleTimeoutMin,
 		IdleTimeoutMax: c.Idle.IdleTimeoutMax,
 		Quotas:         c.Quotas,
+		Logs:           adapters.Logs{NC: nc},
 		Bounds: app.Bounds{
 			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
 			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)},

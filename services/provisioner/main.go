@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/berthdev/berth/services/provisioner/internal/app"
 	"github.com/berthdev/berth/services/provisioner/internal/archive"
 	"github.com/berthdev/berth/services/provisioner/internal/docker"
+	"github.com/berthdev/berth/services/provisioner/internal/logserver"
 )
 
 func main() { service.Main("berth-provisioner", run) }
@@ -213,12 +215,24 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 			return (&app.ReconcileLoop{Reconciler: rec, Logger: log}).Run(ctx, ticks, kicks)
 		})},
 		{Name: "engine-status", Run: ticking(enginestatus.TTL/4, reporter.Run)},
+		{Name: "logs", Run: (&logserver.Server{NC: nc, Source: rt, Code: logsCode, Logger: log, Concurrency: 4, Timeout: 10 * time.Second}).Run},
 	}
 	if c.HeartbeatInterval > 0 {
 		hb := &app.Heartbeats{Projection: proj, Files: rt, Activity: tracker, Path: c.HeartbeatFile, Logger: log, Now: time.Now}
 		actors = append(actors, service.Actor{Name: "heartbeats", Run: ticking(c.HeartbeatInterval, hb.Run)})
 	}
 	return service.Run(ctx, log, c.ShutdownGrace, actors...)
+}
+
+// logsCode names an engine error for a logs reply.
+func logsCode(err error) string {
+	switch {
+	case errors.Is(err, docker.ErrNoContainer):
+		return "no_container"
+	case docker.IsUnavailable(err):
+		return "engine_unavailable"
+	}
+	return "engine_error"
 }
 
 // ticking gives run a ticker of period every, stopped when run returns.

@@ -142,7 +142,8 @@ func Permissions(user string) *server.Permissions {
 			"$JS.API.CONSUMER.INFO." + stream + ".>",
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
 			"$JS.API.DIRECT.GET." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
-		}, Deny: durableAdmin(stream, "provisioner")}} // its own ordered consumers only
+		}, Deny: durableAdmin(stream, "provisioner")}, // its own ordered consumers only
+			Subscribe: ownInbox(user)}
 	case "intake":
 		// The shared identity of systems that only report activity. It may
 		// not publish on a registered system's subject (that subject is how
@@ -169,6 +170,16 @@ func Permissions(user string) *server.Permissions {
 		// call, made through the API.
 		deny := append(appendsDenied(user), events.CatalogSubject, events.UsersSubject, events.IntakeSubjectPrefix+">",
 			events.RedriveSubjectPrefix+">")
+		// Subscriptions: their own inbox (replies, consumers' deliveries)
+		// and, for the provisioner, the logs requests it answers. Not
+		// another's inbox: the API's replies carry session records, and the
+		// provisioner's replies workspaces' output.
+		subscribe := ownInbox(user)
+		if user == "provisioner" {
+			subscribe.Allow = append(subscribe.Allow, events.LogsSubject)
+		} else {
+			deny = append(deny, events.LogsSubject) // only the API asks for logs
+		}
 		for _, b := range apiBuckets {
 			deny = append(deny, "$KV."+b+".>")
 		}
@@ -185,9 +196,15 @@ func Permissions(user string) *server.Permissions {
 			deny = append(deny, "$JS.API.STREAM."+op+".*")
 		}
 		deny = append(deny, "$JS.API.ACCOUNT.>", "$JS.API.META.>", "$JS.API.SERVER.>")
-		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}, Subscribe: subscribe}
 	}
 	return nil
+}
+
+// ownInbox lets user subscribe to its own inbox prefix only (Connect sets
+// the prefix from the identity's name).
+func ownInbox(user string) *server.SubjectPermission {
+	return &server.SubjectPermission{Allow: []string{events.InboxPrefix(user) + ".>"}}
 }
 
 // apiBuckets are the KV buckets only the API writes.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/berthdev/berth/pkg/events"
 )
 
 // EmbeddedOptions configure the in-process NATS server.
@@ -90,7 +92,13 @@ func StartEmbedded(o EmbeddedOptions) (*Embedded, error) {
 // Connect dials NATS and keeps reconnecting forever: a service whose bus is
 // down stays up, reports not-ready, and resumes when the bus is back.
 func Connect(url, clientName string, id Identity, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, append(id.connectOptions(),
+	opts := id.connectOptions()
+	if id.User != "" {
+		// Replies and deliveries come to the identity's own prefix, which
+		// no other service identity may read (see Permissions).
+		opts = append(opts, nats.CustomInboxPrefix(events.InboxPrefix(id.User)))
+	}
+	nc, err := nats.Connect(url, append(opts,
 		nats.Name(clientName),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),

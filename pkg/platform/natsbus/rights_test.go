@@ -293,3 +293,46 @@ func TestNoPullingAnotherServicesWork(t *testing.T) {
 		}
 	}
 }
+
+// TestRepliesAreTheirOwn: each service identity reads replies on its own
+// inbox prefix only. Before, any service identity could subscribe to
+// _INBOX.> and read the API's replies (session records from KV among
+// them); and only the API asks the provisioner for a container's logs,
+// only the provisioner answers.
+func TestRepliesAreTheirOwn(t *testing.T) {
+	connect := bus(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api, provisioner := connect("api"), connect("provisioner")
+	// The provisioner answers logs requests; the API's request is answered.
+	_, err := provisioner.Subscribe(events.LogsSubject, func(m *nats.Msg) { _ = m.Respond([]byte("some logs")) })
+	require.NoError(t, err)
+	require.NoError(t, provisioner.Flush())
+
+	for _, snoop := range []string{"reaper", "router-sync", "provisioner"} {
+		nc := connect(snoop)
+		for _, subject := range []string{"_INBOX.>", events.InboxPrefix("api") + ".>", ">"} {
+			sub, err := nc.SubscribeSync(subject)
+			require.NoError(t, err) // refused asynchronously by the server
+			require.NoError(t, nc.Flush())
+			reply, err := api.RequestWithContext(ctx, events.LogsSubject, []byte(`{}`))
+			require.NoError(t, err, "the API's logs request")
+			assert.Equal(t, "some logs", string(reply.Data))
+			_, err = sub.NextMsg(200 * time.Millisecond)
+			assert.Error(t, err, "%s read the API's reply on %s", snoop, subject)
+		}
+	}
+	// The reaper may not ask for logs, nor answer them.
+	reaper := connect("reaper")
+	short, stop := context.WithTimeout(ctx, time.Second)
+	defer stop()
+	_, err = reaper.RequestWithContext(short, events.LogsSubject, []byte(`{}`))
+	assert.Error(t, err, "the reaper asked for a workspace's logs")
+	// Its own requests still work: JetStream answers on its inbox.
+	js, err := jetstream.New(reaper)
+	require.NoError(t, err)
+	_, err = eventlog.Open(ctx, api, eventlog.Options{}) // declares the stream
+	require.NoError(t, err)
+	_, err = js.Stream(ctx, events.Stream)
+	require.NoError(t, err, "the reaper's own replies no longer reach it")
+}

@@ -116,7 +116,9 @@ type Options struct {
 	IdleTimeoutMax time.Duration
 	// Quotas are the default per-user limits (admins override them).
 	Quotas Quotas
-	Now    func() time.Time
+	// Logs, when set, reads containers' output from a provisioner.
+	Logs ContainerLogs
+	Now  func() time.Time
 }
 
 // Service runs the workspace and catalog commands.

@@ -389,6 +389,34 @@ func (h *handlers) workspaceEvents(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
+// workspaceLogs serves the container's output as plain text (?tail=
+// lines, default 200; ?timestamps=true prefixes the engine's time).
+func (h *handlers) workspaceLogs(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	tail := 200
+	if v := c.QueryParam("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil {
+			return problem(http.StatusBadRequest, codeInvalidQuery, "tail must be a whole number of lines, 1 to 5000")
+		}
+	}
+	ts := c.QueryParam("timestamps")
+	if ts != "" && ts != "true" && ts != "false" {
+		return problem(http.StatusBadRequest, codeInvalidQuery, "timestamps must be true or false")
+	}
+	logs, err := w.Logs(c.Request().Context(), caller(c), c.Param("id"), tail, ts == "true")
+	if err != nil {
+		return err
+	}
+	if logs.Truncated {
+		c.Response().Header().Set("Berth-Logs-Truncated", "true")
+	}
+	c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+	return c.String(http.StatusOK, logs.Text)
+}
+
 // pageQuery reads the history paging parameters: after (a log sequence,
 // exclusive; default 0) and limit (1 to app.MaxHistoryLimit; default
 // app.DefaultHistoryLimit).

@@ -55,6 +55,7 @@ type Workspaces interface {
 	Audit(ctx context.Context, c app.Caller, q app.AuditQuery) (app.AuditPage, error)
 	Export(ctx context.Context, c app.Caller, since, until time.Time, w io.Writer) error
 	WorkspaceAt(ctx context.Context, c app.Caller, id string, at time.Time) (app.StateAt, error)
+	Logs(ctx context.Context, c app.Caller, id string, tail int, timestamps bool) (app.Logs, error)
 	Systems(c app.Caller) ([]app.RegisteredSystem, error)
 	RegisterSystem(ctx context.Context, c app.Caller, in app.SystemInput) (app.RegisteredSystem, error)
 	RevokeSystem(ctx context.Context, c app.Caller, name string) error
@@ -224,6 +225,7 @@ func (h *handlers) routes(authed func(method, path string, h echo.HandlerFunc, m
 	authed(http.MethodPost, "/workspaces/:id/start", h.startWorkspace)
 	authed(http.MethodPost, "/workspaces/:id/stop", h.stopWorkspace)
 	authed(http.MethodGet, "/workspaces/:id/events", h.workspaceEvents)
+	authed(http.MethodGet, "/workspaces/:id/logs", h.workspaceLogs)
 	authed(http.MethodPatch, "/workspaces/:id/lifecycle", h.setLifecycle)
 	authed(http.MethodPost, "/workspaces/:id/restore", h.restoreWorkspace)
 	authed(http.MethodPost, "/workspaces/:id/activity", h.heartbeat)
