@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/google/uuid"
 )
 
@@ -126,7 +127,7 @@ func (e Envelope) Payload() (Payload, error) {
 	}
 	p := factory()
 	if len(e.Data) > 0 {
-		if err := json.Unmarshal(e.Data, p); err != nil {
+		if err := jsonv1.Unmarshal(e.Data, p); err != nil {
 			return nil, fmt.Errorf("decode %s data: %w", e.Type, err)
 		}
 	}
@@ -134,9 +135,13 @@ func (e Envelope) Payload() (Payload, error) {
 }
 
 // Decode parses a stored message body into an envelope and validates it.
+//
+// It decodes with the v2 engine in v1 mode (the semantics of
+// encoding/json, which wrote every stored event, at about twice the
+// speed): every service folds the whole log at its start.
 func Decode(body []byte) (Envelope, error) {
 	var e Envelope
-	if err := json.Unmarshal(body, &e); err != nil {
+	if err := jsonv1.Unmarshal(body, &e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrInvalidEnvelope, err)
 	}
 	if err := e.Validate(); err != nil {
