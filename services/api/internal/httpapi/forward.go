@@ -198,6 +198,15 @@ func (h *handlers) cookie(value string, maxAge int) *http.Cookie {
 // deleteSession ends the session the cookie names (logout needs nothing
 // else) and clears the cookie; afterwards the old cookie opens nothing.
 func (h *handlers) deleteSession(c echo.Context) error {
+	if err := h.endSession(c); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// endSession ends the session the cookie names, if any, and clears the
+// cookie.
+func (h *handlers) endSession(c echo.Context) error {
 	if cookie := sessionCookie(c.Request()); cookie != "" {
 		if err := sameOrigin(c.Request(), h.o.PublicHost); err != nil {
 			return err
@@ -211,7 +220,7 @@ func (h *handlers) deleteSession(c echo.Context) error {
 		}
 	}
 	c.SetCookie(h.cookie("", -1))
-	return c.NoContent(http.StatusNoContent)
+	return nil
 }
 
 // endUserSessions signs a user out everywhere (admins).

@@ -56,6 +56,8 @@ type Workspaces interface {
 	Export(ctx context.Context, c app.Caller, since, until time.Time, w io.Writer) error
 	WorkspaceAt(ctx context.Context, c app.Caller, id string, at time.Time) (app.StateAt, error)
 	Logs(ctx context.Context, c app.Caller, id string, tail int, timestamps bool) (app.Logs, error)
+	AwaitChange(ctx context.Context, c app.Caller, id string, after uint64) (events.Workspace, error)
+	Projects(c app.Caller) ([]string, error)
 	Systems(c app.Caller) ([]app.RegisteredSystem, error)
 	RegisterSystem(ctx context.Context, c app.Caller, in app.SystemInput) (app.RegisteredSystem, error)
 	RevokeSystem(ctx context.Context, c app.Caller, name string) error
@@ -196,6 +198,7 @@ func New(o Options) *echo.Echo {
 	v1.GET("/audit", h.audit, reader...)
 	v1.GET("/audit/export", h.auditExport, reader...)
 	v1.GET("/workspaces/:id/state", h.workspaceState, reader...)
+	h.webRoutes(e, limited)
 	return e
 }
 

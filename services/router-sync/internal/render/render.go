@@ -37,8 +37,9 @@ type Options struct {
 	// workspace, never one named by the client.
 	AuthURL string
 	Backend Backend
-	// APIURL, when set, also routes /api/ to the API, so browsers reach the
-	// API and the workspaces on one origin (the session cookie is shared).
+	// APIURL, when set, also routes /api/ and the dashboard (/ and /ui/)
+	// to the API, so browsers reach the API and the workspaces on one
+	// origin (the session cookie is shared).
 	APIURL string
 }
 
@@ -140,8 +141,10 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 	}
 	if o.APIURL != "" {
 		// Never the dev-token route: behind Traefik every caller would look
-		// like Traefik, and Traefik's port is the one users reach.
-		d.HTTP.Routers["berth-api"] = router{Rule: "PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
+		// like Traefik, and Traefik's port is the one users reach. The
+		// dashboard is / and /ui/ (its development sign-in also checks the
+		// X-Forwarded-For Traefik sets).
+		d.HTTP.Routers["berth-api"] = router{Rule: "(PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)) || Path(`/`) || PathPrefix(`/ui/`)", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
 		d.HTTP.Services["berth-api"] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: o.APIURL}}}}
 	}
 	// Traefik skips an empty configuration and keeps serving the previous

@@ -1,0 +1,139 @@
+// Berth's dashboard: actions through the JSON API with the session
+// cookie, and a launch's progress from server-sent events fed by the log.
+(function () {
+  "use strict";
+  var notice = document.getElementById("notice");
+  var progress = document.getElementById("progress");
+  var progressText = document.getElementById("progress-text");
+  var following = false;
+
+  function say(message) {
+    notice.textContent = message;
+    notice.hidden = false;
+    notice.focus();
+  }
+
+  // api calls the JSON API; a problem document becomes an Error whose
+  // message a person can act on ("Workspace feature not available: ...").
+  function api(method, path, body) {
+    var init = { method: method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (res) {
+      return res.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (!res.ok) {
+          var p = data || {};
+          throw new Error((p.title || "Error " + res.status) + (p.detail ? ": " + p.detail : ""));
+        }
+        return data;
+      });
+    });
+  }
+
+  var steps = ["requested", "starting", "ready"];
+  function showStep(ws) {
+    var current = ws.status === "running" ? "ready" : ws.status === "starting" ? "starting" : "requested";
+    var at = steps.indexOf(current);
+    progress.querySelectorAll("li").forEach(function (li) {
+      var i = steps.indexOf(li.dataset.step);
+      li.className = i < at ? "done" : i === at ? "current" : "";
+    });
+    var words = { requested: "Requested: waiting for the provisioner…", starting: "Starting the container…", ready: "Ready: opening your workspace…" };
+    progressText.textContent = ws.name + ": " + words[current];
+  }
+
+  // follow shows a workspace's progress until it runs (then opens it),
+  // fails (then says why) or stops.
+  function follow(ws) {
+    following = true;
+    progress.hidden = false;
+    showStep(ws);
+    var events = new EventSource("/ui/workspaces/" + encodeURIComponent(ws.id) + "/progress");
+    events.addEventListener("status", function (ev) {
+      var w = JSON.parse(ev.data);
+      showStep(w);
+      if (w.status === "running") {
+        events.close();
+        window.location.assign(w.url);
+      } else if (w.status === "error") {
+        events.close();
+        progressText.textContent = w.name + " failed: " + (w.failure ? w.failure.message : "see its history");
+        following = false;
+      }
+    });
+    events.addEventListener("error", function () {
+      events.close();
+      following = false;
+      setTimeout(function () { window.location.reload(); }, 1500);
+    });
+  }
+
+  function busy(button, on) { if (button) { button.disabled = on; } }
+
+  var launch = document.getElementById("launch");
+  if (launch) {
+    launch.addEventListener("click", function () {
+      busy(launch, true);
+      api("POST", "/api/v1/workspaces/launch", {}).then(follow, function (err) {
+        busy(launch, false);
+        say(err.message);
+      });
+    });
+  }
+
+  document.querySelectorAll("tr[data-id] button[data-action]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var row = button.closest("tr");
+      var path = "/api/v1/workspaces/" + encodeURIComponent(row.dataset.id);
+      var action = button.dataset.action;
+      if (action === "delete" && !window.confirm("Delete " + row.dataset.name + "? Its home folder is kept.")) {
+        return;
+      }
+      busy(button, true);
+      var call = action === "delete" ? api("DELETE", path) : api("POST", path + "/" + action);
+      call.then(function (ws) {
+        if (action === "start") { follow(ws); } else { window.location.reload(); }
+      }, function (err) {
+        busy(button, false);
+        say(err.message);
+      });
+    });
+  });
+
+  document.querySelectorAll("tr[data-ref] button[data-action=remove-image]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var ref = button.closest("tr").dataset.ref;
+      busy(button, true);
+      api("DELETE", "/api/v1/images/" + encodeURIComponent(ref)).then(function () { window.location.reload(); },
+        function (err) { busy(button, false); say(err.message); });
+    });
+  });
+
+  function onSubmit(id, build, path) {
+    var form = document.getElementById(id);
+    if (!form) { return; }
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var button = form.querySelector("button[type=submit]");
+      busy(button, true);
+      api("POST", path, build(form)).then(function () { window.location.reload(); },
+        function (err) { busy(button, false); say(err.message); });
+    });
+  }
+  onSubmit("add-image", function (f) { return { ref: f.ref.value.trim(), description: f.description.value.trim() }; }, "/api/v1/images");
+  onSubmit("create", function (f) {
+    return {
+      name: f.name.value.trim(), owner: f.owner.value.trim(), description: f.description.value.trim(), image: f.image.value,
+      projects: Array.prototype.map.call(f.projects.selectedOptions, function (o) { return o.value; })
+    };
+  }, "/api/v1/workspaces");
+
+  // Workspaces on their way up or down: look again shortly.
+  if (document.querySelector("tr[data-status=starting], tr[data-status=stopping]")) {
+    setTimeout(function () { if (!following) { window.location.reload(); } }, 2000);
+  }
+})();
