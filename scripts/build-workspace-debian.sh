@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 suite=${BERTH_DEBIAN_SUITE:-bookworm}
 mirror=${BERTH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-packages=bash,ca-certificates,git,python3,build-essential,curl,vim-tiny,nano,less,procps,libjs-xterm
+packages=bash,ca-certificates,git,python3,build-essential,curl,vim-tiny,nano,less,procps,libjs-term.js
 key=$(printf '%s %s %s v2' "$suite" "$mirror" "$packages" | sha256sum | cut -c1-12)
 base=berth/workspace-debian-base:$key
 ctx=.cache/images/workspace-debian

@@ -1,6 +1,8 @@
 // Command berth-term is Berth's browser terminal: the IDE of the
-// berth/workspace-debian image. It serves a page with xterm.js (Debian's
-// libjs-xterm, from the image) under the workspace's base path, and a
+// berth/workspace-debian image. It serves a page with term.js (the xterm
+// emulator of Debian's libjs-term.js, from the image; bookworm's
+// libjs-xterm is a stub that loads nothing) under the workspace's base
+// path, and a
 // websocket that runs a login shell on a pseudo-terminal in the user's
 // home. While a terminal is open it touches the heartbeat file, which the
 // provisioner reads as activity.
@@ -24,7 +26,7 @@ func main() {
 		base:      strings.TrimRight(env("BERTH_BASE_PATH", ""), "/"),
 		home:      env("HOME", "/home/coder"),
 		shell:     env("BERTH_TERM_SHELL", "/bin/bash"),
-		assets:    env("BERTH_TERM_XTERM_DIR", "/usr/share/javascript/xterm"),
+		termJS:    env("BERTH_TERM_JS", "/usr/share/javascript/term.js/term.js"),
 		heartbeat: env("BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat"),
 		maxTerms:  8,
 		beat:      30 * time.Second,

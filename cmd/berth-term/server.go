@@ -20,14 +20,14 @@ import (
 	"github.com/creack/pty"
 )
 
-//go:embed page.html term.js
+//go:embed page.html page.js
 var pageFS embed.FS
 
 var page = template.Must(template.ParseFS(pageFS, "page.html"))
 
 type server struct {
 	name, base, home, shell string
-	assets                  string // xterm.js and its fit addon
+	termJS                  string // the terminal emulator (Debian's libjs-term.js)
 	heartbeat               string // touched while a terminal is open
 	maxTerms                int
 	beat                    time.Duration
@@ -45,13 +45,11 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.HandleFunc("GET /tty", s.tty)
-	mux.Handle("GET /term.js", http.FileServerFS(pageFS))
-	for _, f := range []string{"xterm.js", "xterm.css", "addons/fit/fit.js"} {
-		mux.HandleFunc("GET /xterm/"+f, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Cache-Control", "max-age=86400")
-			http.ServeFile(w, r, filepath.Join(s.assets, f))
-		})
-	}
+	mux.Handle("GET /page.js", http.FileServerFS(pageFS))
+	mux.HandleFunc("GET /term.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		http.ServeFile(w, r, s.termJS)
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.base != "" && strings.HasPrefix(r.URL.Path, s.base+"/") {
 			r.URL.Path = strings.TrimPrefix(r.URL.Path, s.base)

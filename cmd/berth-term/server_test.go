@@ -20,11 +20,11 @@ import (
 func newServer(t *testing.T) (*server, *httptest.Server) {
 	t.Helper()
 	home := t.TempDir()
-	assets := t.TempDir()
-	if err := os.WriteFile(filepath.Join(assets, "xterm.js"), []byte("var Terminal;"), 0o644); err != nil {
+	termJS := filepath.Join(t.TempDir(), "term.js")
+	if err := os.WriteFile(termJS, []byte("var Terminal;"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{name: "alice", base: "/workspace-alice", home: home, shell: "/bin/sh", assets: assets,
+	s := &server{name: "alice", base: "/workspace-alice", home: home, shell: "/bin/sh", termJS: termJS,
 		heartbeat: filepath.Join(home, ".local/share/heartbeat"), maxTerms: 2, beat: 20 * time.Millisecond,
 		log: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -143,14 +143,14 @@ func TestPage(t *testing.T) {
 		}
 		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		if res.StatusCode != 200 || !strings.Contains(string(b), "alice") || !strings.Contains(string(b), `src="/workspace-alice/term.js"`) {
+		if res.StatusCode != 200 || !strings.Contains(string(b), "alice") || !strings.Contains(string(b), `src="/workspace-alice/page.js"`) {
 			t.Fatalf("%s: %d %s", path, res.StatusCode, b)
 		}
 		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self';") {
 			t.Fatalf("CSP %q", csp)
 		}
 	}
-	for _, path := range []string{"/workspace-alice/term.js", "/workspace-alice/xterm/xterm.js", "/healthz"} {
+	for _, path := range []string{"/workspace-alice/page.js", "/workspace-alice/term.js", "/healthz"} {
 		res, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

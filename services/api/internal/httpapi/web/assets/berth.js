@@ -46,6 +46,26 @@
     progressText.textContent = ws.name + ": " + words[current];
   }
 
+  // routed resolves once the workspace's URL is served: router-sync and
+  // Traefik take a few milliseconds after the container runs. Another
+  // origin (subdomain mode) cannot be asked; it gets a short grace.
+  function routed(url) {
+    var sameOrigin = new URL(url, location.href).origin === location.origin;
+    if (!sameOrigin) {
+      return new Promise(function (resolve) { setTimeout(resolve, 500); });
+    }
+    var deadline = Date.now() + 15000;
+    function probe() {
+      return fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (res) {
+        return res.status !== 404;
+      }, function () { return false; }).then(function (ok) {
+        if (ok || Date.now() > deadline) { return; }
+        return new Promise(function (resolve) { setTimeout(resolve, 100); }).then(probe);
+      });
+    }
+    return probe();
+  }
+
   // follow shows a workspace's progress until it runs (then opens it),
   // fails (then says why) or stops.
   function follow(ws) {
@@ -58,7 +78,7 @@
       showStep(w);
       if (w.status === "running") {
         events.close();
-        window.location.assign(w.url);
+        routed(w.url).then(function () { window.location.assign(w.url); });
       } else if (w.status === "error") {
         events.close();
         progressText.textContent = w.name + " failed: " + (w.failure ? w.failure.message : "see its history");

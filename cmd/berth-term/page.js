@@ -1,15 +1,25 @@
-// The page's side of berth-term: xterm.js (3.x, Debian's libjs-xterm) on a
+// The page's side of berth-term: term.js (Debian's libjs-term.js) on a
 // websocket. Keys go up as {"type":"input"}, size changes as
 // {"type":"resize"}; the shell's output comes down as binary frames.
 (function () {
   "use strict";
   var base = document.body.dataset.base || "";
   var status = document.getElementById("status");
-  Terminal.applyAddon(fit);
-  var term = new Terminal({ cursorBlink: true, fontSize: 14 });
-  term.open(document.getElementById("term"));
-  term.fit();
+  var box = document.getElementById("term");
+  var measure = document.getElementById("measure");
+
+  // fit is how many columns and rows of the font fit in the box.
+  function fit() {
+    var cell = measure.getBoundingClientRect();
+    var cw = cell.width / measure.textContent.length, ch = cell.height;
+    return { cols: Math.max(20, Math.floor((box.clientWidth - 12) / cw)), rows: Math.max(5, Math.floor((box.clientHeight - 8) / ch)) };
+  }
+
+  var size = fit();
+  var term = new Terminal({ cols: size.cols, rows: size.rows, cursorBlink: true, useStyle: false, screenKeys: false });
+  term.open(box);
   term.focus();
+
   var proto = location.protocol === "https:" ? "wss://" : "ws://";
   var ws = new WebSocket(proto + location.host + base + "/tty");
   ws.binaryType = "arraybuffer";
@@ -18,7 +28,7 @@
   function show(text, state) { status.textContent = text; status.dataset.state = state; }
   ws.onopen = function () {
     show("connected", "open");
-    send({ type: "resize", cols: term.cols, rows: term.rows });
+    send({ type: "resize", cols: size.cols, rows: size.rows });
   };
   ws.onmessage = function (ev) {
     term.write(typeof ev.data === "string" ? ev.data : decoder.decode(ev.data, { stream: true }));
@@ -29,6 +39,10 @@
     term.write("\r\n\x1b[31m[disconnected: " + why + ". Reload the page to reconnect.]\x1b[0m\r\n");
   };
   term.on("data", function (d) { send({ type: "input", data: d }); });
-  term.on("resize", function (s) { send({ type: "resize", cols: s.cols, rows: s.rows }); });
-  window.addEventListener("resize", function () { term.fit(); });
+  box.addEventListener("click", function () { term.focus(); });
+  window.addEventListener("resize", function () {
+    size = fit();
+    term.resize(size.cols, size.rows);
+    send({ type: "resize", cols: size.cols, rows: size.rows });
+  });
 })();

@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/stretchr/testify/require"
+)
+
+// browser starts headless Chromium (Debian's package; .ci/run installs it)
+// and returns a tab's context. Screenshots go to BERTH_SCREENSHOTS, else
+// to a folder of the test's.
+func browser(t *testing.T) (context.Context, string) {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("BERTH_REQUIRE_DOCKER") == "1" {
+			t.Fatal("chromium is missing: scripts/ensure-chromium.sh installs it (apt)")
+		}
+		t.Skip("chromium is missing: scripts/ensure-chromium.sh installs it (apt)")
+	}
+	shots := os.Getenv("BERTH_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(t.TempDir(), "screenshots")
+	}
+	require.NoError(t, os.MkdirAll(shots, 0o755))
+	t.Logf("screenshots: %s", shots)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 800), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// The page's console and uncaught errors go to the test's log.
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			var args []string
+			for _, a := range ev.Args {
+				args = append(args, string(a.Value))
+			}
+			t.Logf("console.%s: %s", ev.Type, strings.Join(args, " "))
+		case *runtime.EventExceptionThrown:
+			t.Logf("page error: %s", ev.ExceptionDetails.Error())
+		}
+	})
+	// The first Run starts the browser and ties it to its context: this
+	// one, not a step's shorter one.
+	require.NoError(t, chromedp.Run(ctx))
+	return ctx, shots
+}
+
+// shot saves a screenshot of the whole page as <n>-<name>.png.
+func shot(shots, name string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var png []byte
+		if err := chromedp.FullScreenshot(&png, 100).Do(ctx); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644)
+	})
+}
+
+// TestBrowserLaunchToTerminal is the product's promise, in a real browser
+// on the real stack: sign in, press Launch workspace, watch the progress,
+// land in the terminal, type echo $((40+2)) and read 42; the admin's
+// project folder is there; stopping from the dashboard tells the terminal
+// tab the workspace stopped.
+func TestBrowserLaunchToTerminal(t *testing.T) {
+	s := newStack(t, "BERTH_DEFAULT_IMAGE="+debianImage)
+	requireImage(t, s, debianImage)
+	ctx, shots := browser(t)
+	admin := s.token("root", "admin")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": debianImage, "description": "Debian with a browser terminal"})
+	require.Equal(t, 201, status, "%s", b)
+	require.NoError(t, os.MkdirAll(filepath.Join(s.dir, "projects", "cs101"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "projects", "cs101", "README"), []byte("welcome to cs101\n"), 0o644))
+	// The admin defines alice's course workspace (berthctl or the API in
+	// path mode; the dashboard's form in subdomain mode).
+	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
+		"name": "alice--cs101", "owner": "alice", "image": debianImage, "projects": []string{"cs101"}, "description": "CS 101 lab"})
+	require.Equal(t, 201, status, "%s", b)
+
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Run(tctx, actions...); err != nil {
+			var at string
+			_ = chromedp.Run(ctx, chromedp.Location(&at), shot(shots, "failed-"+strings.ReplaceAll(what, " ", "-")))
+			t.Fatalf("%s (at %s): %v", what, at, err)
+		}
+	}
+	web := "http://" + s.web
+	run("sign in",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`#sub`, chromedp.ByID),
+		shot(shots, "1-sign-in"),
+		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#launch`, chromedp.ByID),
+		shot(shots, "2-dashboard"),
+	)
+	var progress string
+	run("launch",
+		chromedp.Click(`#launch`, chromedp.ByID),
+		chromedp.WaitVisible(`#progress`, chromedp.ByID),
+		chromedp.Text(`#progress-text`, &progress, chromedp.ByID),
+		shot(shots, "3-progress"),
+	)
+	t.Logf("progress shown: %q", progress)
+	var url string
+	run("the terminal opens",
+		chromedp.WaitVisible(`.terminal`, chromedp.ByQuery),
+		waitText(`#status`, "connected"),
+		chromedp.Location(&url),
+	)
+	require.Equal(t, s.url("alice"), url, "the launch landed in alice's workspace")
+	run("type",
+		chromedp.Click(`.terminal`, chromedp.ByQuery),
+		chromedp.KeyEvent("echo $((40+2))"+kb.Enter),
+		waitLine(`.terminal`, "42"),
+		shot(shots, "4-terminal-42"),
+	)
+
+	// The admin's workspace for alice, with its project folder.
+	run("the course workspace",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`tr[data-name="alice--cs101"] button[data-action=start]`, chromedp.ByQuery),
+		chromedp.Click(`tr[data-name="alice--cs101"] button[data-action=start]`, chromedp.ByQuery),
+		waitLocation(s.url("alice--cs101")),
+		waitText(`#status`, "connected"),
+		chromedp.Click(`.terminal`, chromedp.ByQuery),
+		chromedp.KeyEvent("cat ~/project/cs101/README"+kb.Enter),
+		waitLine(`.terminal`, "welcome to cs101"),
+		shot(shots, "5-project-folder"),
+	)
+
+	// Stop alice's own workspace from the dashboard in another tab; its
+	// terminal tab says so.
+	termTab, cancelTerm := chromedp.NewContext(ctx)
+	defer cancelTerm()
+	require.NoError(t, chromedp.Run(termTab)) // the tab lives as long as termTab
+	tctx, cancel := context.WithTimeout(termTab, 60*time.Second)
+	defer cancel()
+	require.NoError(t, chromedp.Run(tctx, chromedp.Navigate(s.url("alice")), waitText(`#status`, "connected")))
+	run("stop from the dashboard",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`tr[data-name="alice"] button[data-action=stop]`, chromedp.ByQuery),
+		chromedp.Click(`tr[data-name="alice"] button[data-action=stop]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`tr[data-name="alice"] button[data-action=start]`, chromedp.ByQuery),
+		shot(shots, "6-dashboard-stopped"),
+	)
+	require.NoError(t, chromedp.Run(tctx, waitText(`#status`, "disconnected"), shot(shots, "7-terminal-stopped")))
+}
+
+// waitText waits until the element's text contains want.
+func waitText(sel, want string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var text string
+			if err := chromedp.Run(ctx, chromedp.Text(sel, &text, chromedp.ByQuery)); err != nil {
+				return err
+			}
+			if strings.Contains(text, want) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never showed %q (last: %q): %w", sel, want, text, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// waitLine waits until a line of the element's text is want (the
+// terminal pads lines with spaces).
+func waitLine(sel, want string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var text string
+		for {
+			if err := chromedp.Run(ctx, chromedp.Text(sel, &text, chromedp.ByQuery)); err != nil {
+				return err
+			}
+			text = strings.ReplaceAll(text, "\u00a0", " ") // the emulator's spaces
+			for _, line := range strings.Split(text, "\n") {
+				if strings.TrimRight(line, " ") == want {
+					return nil
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s never showed the line %q (last: %q): %w", sel, want, strings.Join(strings.Fields(text), " "), ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// waitLocation waits until the page is at url.
+func waitLocation(url string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for {
+			var at string
+			if err := chromedp.Run(ctx, chromedp.Location(&at)); err == nil && at == url {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("never reached %s: %w", url, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+}
+
