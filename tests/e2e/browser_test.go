@@ -223,4 +223,3 @@ func waitLocation(url string) chromedp.Action {
 		}
 	})
 }
-
