@@ -39,12 +39,14 @@ func (a *api) page(method, path string, form url.Values, headers ...string) *htt
 	}
 	res, err := noRedirect.Do(req)
 	require.NoError(a.e.t, err)
+	a.e.t.Cleanup(noRedirect.CloseIdleConnections)
 	a.e.t.Cleanup(func() { res.Body.Close() })
 	return res
 }
 
 func readAll(t *testing.T, res *http.Response) string {
 	t.Helper()
+	defer res.Body.Close()
 	var b strings.Builder
 	_, err := bufio.NewReader(res.Body).WriteTo(&b)
 	require.NoError(t, err)

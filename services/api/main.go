@@ -39,6 +39,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/httpapi"
 	"github.com/berthdev/berth/services/api/internal/intake"
 	"github.com/berthdev/berth/services/api/internal/names"
+	"github.com/berthdev/berth/services/api/internal/oidclogin"
 	"github.com/berthdev/berth/services/api/internal/sessions"
 )
 
@@ -74,6 +75,7 @@ type cfg struct {
 	config.Routing
 
 	LoginURL      string
+	OIDC          oidcSettings
 	CookieDomain  string
 	SessionTTL    time.Duration
 	Quotas        app.Quotas
@@ -113,6 +115,13 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Int(&c.DefaultPids, "default-pids", "BERTH_DEFAULT_PIDS", 512, "default process limit")
 	s.Routing(&c.Routing)
 	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
+	s.String(&c.OIDC.Issuer, "oidc-issuer", "BERTH_OIDC_ISSUER", "", "issuer URL of your identity provider for the browser sign-in (OpenID Connect, authorization code with PKCE); empty: no such sign-in")
+	s.String(&c.OIDC.ClientID, "oidc-client-id", "BERTH_OIDC_CLIENT_ID", "", "Berth's client id at the identity provider")
+	s.String(&c.OIDC.ClientSecret, "oidc-client-secret", "BERTH_OIDC_CLIENT_SECRET", "", "its client secret (empty for a public client)")
+	s.String(&c.OIDC.RedirectURL, "oidc-redirect-url", "BERTH_OIDC_REDIRECT_URL", "", "the callback registered at the provider (default: <public URL>/ui/oidc/callback)")
+	s.String(&c.OIDC.Scopes, "oidc-scopes", "BERTH_OIDC_SCOPES", "openid profile email", "scopes asked for (space-separated)")
+	s.String(&c.OIDC.Name, "oidc-name", "BERTH_OIDC_NAME", "your organisation's account", "how the sign-in button names the provider")
+	s.String(&c.OIDC.StateKey, "oidc-state-key", "BERTH_OIDC_STATE_KEY", "", "32+ byte key signing the sign-in's state cookie, the same on every API replica (default: generated once into the data dir)")
 	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
 	s.Duration(&c.SessionTTL, "session-ttl", "BERTH_SESSION_TTL", 8*time.Hour, "how long a browser session lasts (ended earlier by logout or an admin)")
 	s.Int(&c.Quotas.Workspaces, "quota-workspaces", "BERTH_QUOTA_WORKSPACES", 10, "workspaces each user may have (deleted ones do not count; 0: no limit; admins set per-user limits)")
@@ -285,8 +294,12 @@ func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options
 	if err != nil {
 		return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_DEV_TOKEN_CLIENTS: %w", err)
 	}
+	login, err := c.OIDC.login(c, scheme)
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_OIDC_*: %w", err)
+	}
 	return httpapi.Options{Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL, BodyLimit: c.BodyLimit,
-		LoginURL: loginURL, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
+		LoginURL: loginURL, OIDC: login, OIDCName: c.OIDC.Name, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
 		PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
 		RatePerSecond: c.Rate, RateBurst: c.Burst}, nil
 }
@@ -448,6 +461,39 @@ func buildAuth(c cfg, keys *auth.KeySet) (*auth.Verifier, *auth.Issuer, error) {
 		issuer = auth.NewIssuer(secret, o)
 	}
 	return v, issuer, nil
+}
+
+// oidcSettings configure the browser sign-in with the identity provider.
+type oidcSettings struct {
+	Issuer, ClientID, ClientSecret, RedirectURL, Scopes, Name, StateKey string
+}
+
+// login is the sign-in these settings describe (nil: none configured).
+// Roles come from the ID token's claims, mapped as bearer tokens' are
+// (BERTH_JWT_ROLES_CLAIM, BERTH_ADMIN_ROLE, ...).
+func (o oidcSettings) login(c cfg, scheme wsurl.Scheme) (*oidclogin.Login, error) {
+	if o.Issuer == "" {
+		return nil, nil
+	}
+	redirect := o.RedirectURL
+	if redirect == "" {
+		redirect = scheme.Public.String() + "/ui/oidc/callback"
+	}
+	key := []byte(o.StateKey)
+	if len(key) == 0 {
+		if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+		var err error
+		if key, err = devSecret(filepath.Join(c.DataDir, "oidc-state-key")); err != nil {
+			return nil, err
+		}
+	}
+	roles := auth.Options{RolesClaim: c.RolesClaim, AdminRole: c.AdminRole, UserRole: c.UserRole, AuditorRole: c.AuditorRole}
+	return oidclogin.New(oidclogin.Config{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURL: redirect,
+		Scopes: strings.Fields(o.Scopes), StateKey: key, Claims: roles.Principal,
+		// Sign-ins are rare: no idle connections kept to the provider.
+		HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: http.ProxyFromEnvironment}}})
 }
 
 func devSecret(path string) ([]byte, error) {

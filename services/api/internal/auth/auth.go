@@ -116,15 +116,23 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	sub, _ := claims.GetSubject()
+	return v.o.Principal(claims)
+}
+
+// Principal maps verified claims to who they name and what they may do:
+// sub, and roles at RolesClaim (the same for bearer tokens and for ID
+// tokens of the sign-in).
+func (o Options) Principal(claims map[string]any) (Principal, error) {
+	o.defaults()
+	sub, _ := claims["sub"].(string)
 	if sub == "" {
 		return Principal{}, fmt.Errorf("%w: no sub claim", ErrInvalid)
 	}
-	roles := rolesAt(claims, v.o.RolesClaim)
+	roles := rolesAt(claims, o.RolesClaim)
 	p := Principal{Subject: sub, Roles: roles}
-	p.Admin = slices.Contains(roles, v.o.AdminRole)
-	p.User = p.Admin || slices.Contains(roles, v.o.UserRole)
-	p.Auditor = slices.Contains(roles, v.o.AuditorRole)
+	p.Admin = slices.Contains(roles, o.AdminRole)
+	p.User = p.Admin || slices.Contains(roles, o.UserRole)
+	p.Auditor = slices.Contains(roles, o.AuditorRole)
 	return p, nil
 }
 

@@ -44,6 +44,8 @@ func (h *handlers) webRoutes(e *echo.Echo, limited []echo.MiddlewareFunc) {
 	e.GET("/ui/assets/*", echo.WrapHandler(http.StripPrefix("/ui/assets/", http.FileServerFS(assets))))
 	e.GET("/ui/signin", h.signInPage, limited...)
 	e.POST("/ui/signin/dev", h.devSignIn, limited...)
+	e.GET("/ui/signin/oidc", h.oidcStart, limited...)
+	e.GET("/ui/oidc/callback", h.oidcCallback, limited...)
 	e.POST("/ui/signout", h.signOut, limited...)
 	e.GET("/ui/workspaces/:id/progress", h.progress, append(page, requireUser)...)
 	e.GET("/ui/workspaces/:id/history", h.historyPage, page...)
@@ -122,13 +124,16 @@ func hasRole(p auth.Principal, role string) bool {
 
 // signInData is the sign-in page's.
 type signInData struct {
-	Next   string
-	Dev    bool // the development sign-in is offered (dev tokens on, this machine)
-	Reason string
+	Next     string
+	Dev      bool // the development sign-in is offered (dev tokens on, this machine)
+	OIDC     bool // sign-in with the identity provider is set up
+	OIDCName string
+	Reason   string
 }
 
 func (h *handlers) signInPage(c echo.Context) error {
-	d := signInData{Next: localPath(c.QueryParam("next")), Dev: h.devSignInAllowed(c), Reason: c.QueryParam("reason")}
+	d := signInData{Next: localPath(c.QueryParam("next")), Dev: h.devSignInAllowed(c), OIDC: h.o.OIDC != nil, OIDCName: h.o.OIDCName,
+		Reason: c.QueryParam("reason")}
 	return render(c, http.StatusOK, "signin.html", d)
 }
 
@@ -167,7 +172,7 @@ func (h *handlers) devSignIn(c echo.Context) error {
 	role := c.FormValue("role")
 	if sub == "" || len(sub) > 128 || (role != "user" && role != "admin" && role != "auditor") {
 		return render(c, http.StatusUnprocessableEntity, "signin.html", signInData{Next: localPath(c.FormValue("next")), Dev: true,
-			Reason: "Give a name (1 to 128 characters) and a role: user, admin or auditor."})
+			OIDC: h.o.OIDC != nil, OIDCName: h.o.OIDCName, Reason: "Give a name (1 to 128 characters) and a role: user, admin or auditor."})
 	}
 	roles := []string{role}
 	if role == "admin" {

@@ -23,6 +23,7 @@ import (
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/devclients"
+	"github.com/berthdev/berth/services/api/internal/oidclogin"
 	"github.com/berthdev/berth/services/api/internal/ratelimit"
 	"github.com/berthdev/berth/services/api/internal/sessions"
 )
@@ -124,6 +125,10 @@ type Options struct {
 	Activity Activity
 	// LoginURL is where unauthenticated browsers are sent to sign in.
 	LoginURL string
+	// OIDC, when set, signs browsers in with the identity provider
+	// OIDCName names (on the sign-in button).
+	OIDC     *oidclogin.Login
+	OIDCName string
 	// CookieDomain scopes the session cookie (the parent domain in
 	// subdomain mode); CookieSecure marks it Secure (HTTPS deployments).
 	CookieDomain string
