@@ -78,7 +78,8 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	if err != nil {
 		return fmt.Errorf("bad configuration: %w", err)
 	}
-	opts := render.Options{Mode: scheme.Mode, Domain: scheme.Domain, EntryPoint: c.EntryPoint, AuthURL: c.AuthURL, Backend: render.Backend(c.Backend), APIURL: c.APIURL}
+	opts := render.Options{Mode: scheme.Mode, Domain: scheme.Domain, EntryPoint: c.EntryPoint, AuthURL: c.AuthURL, Backend: render.Backend(c.Backend), APIURL: c.APIURL,
+		PublicHost: scheme.Public.Hostname()}
 	p, err := service.Start("router-sync", out, c.Common, c.HTTPAddr, c.NATSURL)
 	if err != nil {
 		return err

@@ -41,6 +41,10 @@ type Options struct {
 	// to the API, so browsers reach the API and the workspaces on one
 	// origin (the session cookie is shared).
 	APIURL string
+	// PublicHost is the dashboard's host (no port): in subdomain mode the
+	// dashboard's paths are routed on that host only, so / on a
+	// workspace's host stays the workspace's.
+	PublicHost string
 }
 
 // Routable reports whether a workspace should have a route: only running
@@ -144,7 +148,11 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 		// like Traefik, and Traefik's port is the one users reach. The
 		// dashboard is / and /ui/ (its development sign-in also checks the
 		// X-Forwarded-For Traefik sets).
-		d.HTTP.Routers["berth-api"] = router{Rule: "(PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)) || Path(`/`) || PathPrefix(`/ui/`)", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
+		dashboard := "Path(`/`) || PathPrefix(`/ui/`)"
+		if o.Mode == wsurl.ModeSubdomain && o.PublicHost != "" {
+			dashboard = "Host(`" + o.PublicHost + "`) && (" + dashboard + ")"
+		}
+		d.HTTP.Routers["berth-api"] = router{Rule: "(PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)) || (" + dashboard + ")", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}
 		d.HTTP.Services["berth-api"] = svc{LoadBalancer: loadBalancer{Servers: []server{{URL: o.APIURL}}}}
 	}
 	// Traefik skips an empty configuration and keeps serving the previous

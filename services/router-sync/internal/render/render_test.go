@@ -41,6 +41,10 @@ func TestRenderGolden(t *testing.T) {
 		"zero":      {nil, pathOpts},
 		"many":      {many, pathOpts},
 		"with-api":  {two[:1], Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://api:8080/api/v1/auth/forward", Backend: BackendHost, APIURL: "http://api:8080"}},
+		// The dashboard on the public host only: / of a workspace's host is
+		// the workspace's.
+		"subdomain-with-api": {two[:1], Options{Mode: wsurl.ModeSubdomain, Domain: subOpts.Domain, EntryPoint: "web", AuthURL: "http://api:8080/api/v1/auth/forward",
+			Backend: BackendHost, APIURL: "http://api:8080", PublicHost: "berth.example"}},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
