@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -13,11 +14,12 @@ import (
 
 // CatalogImage is one entry of the image allow-list.
 type CatalogImage struct {
-	Ref         string    `json:"ref"`
-	Description string    `json:"description"`
-	CapAdd      []string  `json:"cap_add"`
-	AddedBy     string    `json:"added_by"`
-	AddedAt     time.Time `json:"added_at"`
+	Ref         string       `json:"ref"`
+	Description string       `json:"description"`
+	CapAdd      []string     `json:"cap_add"`
+	Profile     ImageProfile `json:"profile"`
+	AddedBy     string       `json:"added_by"`
+	AddedAt     time.Time    `json:"added_at"`
 }
 
 // Anomaly records an event in the log that the fold rejected. Writers
@@ -117,7 +119,13 @@ func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 	}
 	switch pl := pl.(type) {
 	case *ImageAdded:
-		p.catalog[pl.Ref] = CatalogImage{Ref: pl.Ref, Description: pl.Description, CapAdd: slices.Clone(pl.CapAdd), AddedBy: e.Actor, AddedAt: e.Time}
+		img := CatalogImage{Ref: pl.Ref, Description: pl.Description, CapAdd: slices.Clone(pl.CapAdd), AddedBy: e.Actor, AddedAt: e.Time}
+		if pl.Profile != nil {
+			img.Profile = *pl.Profile
+			// Readers get the catalog by value: nothing of it is shared.
+			img.Profile.Command, img.Profile.Env = slices.Clone(pl.Profile.Command), maps.Clone(pl.Profile.Env)
+		}
+		p.catalog[pl.Ref] = img
 	case *ImageRemoved:
 		delete(p.catalog, pl.Ref)
 	default:

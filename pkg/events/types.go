@@ -197,6 +197,8 @@ type ImageAdded struct {
 	// CapAdd lists the Linux capabilities the image needs back after
 	// cap-drop ALL (empty for most images).
 	CapAdd []string `json:"cap_add"`
+	// Profile says how the image's IDE runs (nil: the defaults).
+	Profile *ImageProfile `json:"profile,omitempty"`
 }
 
 // ImageRemoved takes an image off the allow-list. Existing workspaces keep

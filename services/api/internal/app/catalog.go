@@ -12,9 +12,10 @@ import (
 
 // ImageInput adds an image to the catalog.
 type ImageInput struct {
-	Ref         string   `json:"ref"`
-	Description string   `json:"description"`
-	CapAdd      []string `json:"cap_add"`
+	Ref         string               `json:"ref"`
+	Description string               `json:"description"`
+	CapAdd      []string             `json:"cap_add"`
+	Profile     *events.ImageProfile `json:"profile"`
 }
 
 // AddImage puts an image on the allow-list (admins only).
@@ -29,6 +30,7 @@ func (s *Service) AddImage(ctx context.Context, c Caller, in ImageInput) (events
 			fields = append(fields, FieldError{Field: fmt.Sprintf("cap_add[%d]", i), Code: "invalid_capability", Message: err.Error()})
 		}
 	}
+	fields = append(fields, s.checkProfile(in.Profile)...)
 	if len(fields) > 0 {
 		return events.CatalogImage{}, invalid(fields...)
 	}
@@ -40,13 +42,33 @@ func (s *Service) AddImage(ctx context.Context, c Caller, in ImageInput) (events
 		if _, ok := s.proj.Image(in.Ref); ok {
 			return nil, &Error{Kind: KindConflict, Code: CodeImageExists, Message: fmt.Sprintf("image %q is already in the catalog", in.Ref)}
 		}
-		return &events.ImageAdded{Ref: in.Ref, Description: in.Description, CapAdd: caps}, nil
+		return &events.ImageAdded{Ref: in.Ref, Description: in.Description, CapAdd: caps, Profile: in.Profile}, nil
 	})
 	if err != nil {
 		return events.CatalogImage{}, err
 	}
 	img, _ := s.proj.Image(in.Ref)
 	return img, nil
+}
+
+// checkProfile lists the problems of an image profile: its own rules, and
+// its default resources within the installation's bounds.
+func (s *Service) checkProfile(p *events.ImageProfile) []FieldError {
+	if p == nil {
+		return nil
+	}
+	var out []FieldError
+	for _, problem := range p.Check() {
+		out = append(out, FieldError{Field: problem.Field, Code: problem.Code, Message: problem.Message})
+	}
+	if p.Resources != nil {
+		_, res := s.o.Bounds.resolveResources(p.Resources)
+		for _, f := range res {
+			f.Field = "profile." + f.Field
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // RemoveImage takes an image off the allow-list (admins only).

@@ -307,12 +307,15 @@ func (s *Service) define(c Caller, in CreateInput) (events.Created, error) {
 		fields = append(fields, FieldError{Field: "name", Code: "name_outside_namespace",
 			Message: fmt.Sprintf("your workspaces are named %q or %q followed by anything, so nobody can take another user's name", home, home+"--")})
 	}
-	if _, ok := s.proj.Image(in.Image); !ok {
+	bounds := s.o.Bounds
+	if img, ok := s.proj.Image(in.Image); !ok {
 		fields = append(fields, FieldError{Field: "image", Code: "image_not_in_catalog",
 			Message: fmt.Sprintf("image %q is not in the catalog; an admin must add it first", in.Image)})
+	} else if img.Profile.Resources != nil {
+		bounds.Default = overlay(bounds.Default, *img.Profile.Resources) // the image's own defaults
 	}
 	fields = append(fields, validateProjects(s.o.ProjectsRoot, in.Projects)...)
-	res, resFields := s.o.Bounds.resolveResources(in.Resources)
+	res, resFields := bounds.resolveResources(in.Resources)
 	fields = append(fields, resFields...)
 	if len(fields) > 0 {
 		return events.Created{}, invalid(fields...)

@@ -78,15 +78,7 @@ type Bounds struct {
 func (b Bounds) resolveResources(in *events.Resources) (events.Resources, []FieldError) {
 	r := b.Default
 	if in != nil {
-		if in.MemoryBytes != 0 {
-			r.MemoryBytes = in.MemoryBytes
-		}
-		if in.MilliCPUs != 0 {
-			r.MilliCPUs = in.MilliCPUs
-		}
-		if in.Pids != 0 {
-			r.Pids = in.Pids
-		}
+		r = overlay(r, *in)
 	}
 	var out []FieldError
 	check := func(field string, v, lo, hi int64) {
@@ -99,6 +91,20 @@ func (b Bounds) resolveResources(in *events.Resources) (events.Resources, []Fiel
 	check("milli_cpus", r.MilliCPUs, 10, b.Max.MilliCPUs)
 	check("pids", r.Pids, 16, b.Max.Pids)
 	return r, out
+}
+
+// overlay is r with the limits in set (non-zero) replacing its own.
+func overlay(r, in events.Resources) events.Resources {
+	if in.MemoryBytes != 0 {
+		r.MemoryBytes = in.MemoryBytes
+	}
+	if in.MilliCPUs != 0 {
+		r.MilliCPUs = in.MilliCPUs
+	}
+	if in.Pids != 0 {
+		r.Pids = in.Pids
+	}
+	return r
 }
 
 func trimmed(s string) string { return strings.TrimSpace(s) }

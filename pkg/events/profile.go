@@ -1,0 +1,170 @@
+package events
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// ImageProfile is how a catalog image's IDE runs: what differs between
+// code-server, JupyterLab, a terminal. Zero fields take the provisioner's
+// defaults (port 8080, health /healthz, home /home/coder, the heartbeat
+// file), so an image added without a profile runs as before.
+type ImageProfile struct {
+	// Port the IDE listens on inside the container.
+	Port int `json:"port,omitempty"`
+	// Health is an HTTP path answering 200 when the IDE is ready, or
+	// "tcp" (the port accepts connections).
+	Health string `json:"health,omitempty"`
+	// Command replaces the image's CMD (the arguments of its entrypoint).
+	Command []string `json:"command,omitempty"`
+	// Env is added to the container's environment (BERTH_* is Berth's).
+	Env map[string]string `json:"env,omitempty"`
+	// User runs the IDE as this numeric uid[:gid] (never 0).
+	User string `json:"user,omitempty"`
+	// Home is where the home volume is mounted (project folders go under
+	// <home>/project/).
+	Home string `json:"home,omitempty"`
+	// Activity is how use is measured besides requests through Traefik:
+	// "file:<absolute path>" (a heartbeat file's modification time),
+	// "http:<path>#<field>" (a JSON endpoint's time field, e.g.
+	// code-server's /healthz#lastHeartbeat or Jupyter's
+	// /api/status#last_activity), or "traffic" (requests only).
+	Activity string `json:"activity,omitempty"`
+	// Prefix in path mode: "strip" (the app is served at /, the default)
+	// or "keep" (the app serves under BERTH_BASE_PATH itself, like
+	// Jupyter's --ServerApp.base_url).
+	Prefix string `json:"prefix,omitempty"`
+	// Resources are the defaults of workspaces of this image.
+	Resources *Resources `json:"resources,omitempty"`
+}
+
+// ProfileProblem is one field of a profile that cannot be used.
+type ProfileProblem struct {
+	Field, Code, Message string
+}
+
+var (
+	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	numericUser = regexp.MustCompile(`^[0-9]{1,10}(:[0-9]{1,10})?$`)
+	jsonField   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]{0,63}$`)
+)
+
+// systemDirs may not hold the home volume: mounting over them would hide
+// the image's own files.
+var systemDirs = []string{"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var"}
+
+// Check lists every problem of the profile (none: it can be used). The API
+// checks it before a catalog entry is added, and the provisioner again
+// before it creates a container.
+func (p ImageProfile) Check() []ProfileProblem {
+	var out []ProfileProblem
+	bad := func(field, code, format string, args ...any) {
+		out = append(out, ProfileProblem{Field: "profile." + field, Code: code, Message: fmt.Sprintf(format, args...)})
+	}
+	if p.Port < 0 || p.Port > 65535 {
+		bad("port", "invalid_port", "port %d: want 1 to 65535", p.Port)
+	}
+	if p.Health != "" && p.Health != "tcp" && (!strings.HasPrefix(p.Health, "/") || len(p.Health) > 256 || strings.ContainsAny(p.Health, " \t\r\n")) {
+		bad("health", "invalid_health", "health %q: want an HTTP path such as /healthz, or tcp", p.Health)
+	}
+	if len(p.Command) > 64 {
+		bad("command", "invalid_command", "at most 64 arguments")
+	}
+	for i, a := range p.Command {
+		if len(a) > 4096 || strings.ContainsRune(a, 0) {
+			bad(fmt.Sprintf("command[%d]", i), "invalid_command", "an argument is at most 4096 bytes, without NUL")
+		}
+	}
+	if len(p.Env) > 64 {
+		bad("env", "invalid_env", "at most 64 variables")
+	}
+	for _, k := range sortedKeys(p.Env) {
+		switch {
+		case !envName.MatchString(k):
+			bad("env."+k, "invalid_env", "%q is not a variable name", k)
+		case strings.HasPrefix(k, "BERTH_") || k == "HOME":
+			bad("env."+k, "reserved_env", "%s is set by Berth", k)
+		case len(p.Env[k]) > 4096 || strings.ContainsRune(p.Env[k], 0):
+			bad("env."+k, "invalid_env", "a value is at most 4096 bytes, without NUL")
+		}
+	}
+	if p.User != "" {
+		uid, _, _ := strings.Cut(p.User, ":")
+		if n, err := strconv.ParseUint(uid, 10, 32); !numericUser.MatchString(p.User) || err != nil || n == 0 {
+			bad("user", "invalid_user", "user %q: want a numeric uid[:gid] other than 0 (no root in a workspace)", p.User)
+		}
+	}
+	if p.Home != "" && (!path.IsAbs(p.Home) || path.Clean(p.Home) != p.Home || slices.Contains(systemDirs, p.Home) || len(p.Home) > 256) {
+		bad("home", "invalid_home", "home %q: want a clean absolute path outside the system's folders, e.g. /home/coder", p.Home)
+	}
+	if p.Activity != "" {
+		if problem := checkActivity(p.Activity); problem != "" {
+			bad("activity", "invalid_activity", "activity %q: %s", p.Activity, problem)
+		}
+	}
+	if p.Prefix != "" && p.Prefix != "strip" && p.Prefix != "keep" {
+		bad("prefix", "invalid_prefix", "prefix %q: want strip or keep", p.Prefix)
+	}
+	return out
+}
+
+func checkActivity(a string) string {
+	kind, rest, _ := strings.Cut(a, ":")
+	switch kind {
+	case "traffic":
+		if rest != "" {
+			return "traffic takes nothing after it"
+		}
+	case "file":
+		if !path.IsAbs(rest) || path.Clean(rest) != rest {
+			return "want file:<clean absolute path>"
+		}
+	case "http":
+		p, field, ok := strings.Cut(rest, "#")
+		if !ok || !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\r\n#") || !jsonField.MatchString(field) {
+			return "want http:<path>#<json field>, e.g. http:/api/status#last_activity"
+		}
+	default:
+		return "want file:<path>, http:<path>#<field> or traffic"
+	}
+	return ""
+}
+
+// HTTPActivity splits an "http:<path>#<field>" activity.
+func (p ImageProfile) HTTPActivity() (urlPath, field string, ok bool) {
+	rest, ok := strings.CutPrefix(p.Activity, "http:")
+	if !ok {
+		return "", "", false
+	}
+	urlPath, field, ok = strings.Cut(rest, "#")
+	return urlPath, field, ok
+}
+
+// ActivityFile is the heartbeat file of a "file:" activity, def when the
+// profile names no activity, "" when use is measured otherwise.
+func (p ImageProfile) ActivityFile(def string) string {
+	if p.Activity == "" {
+		return def
+	}
+	f, _ := strings.CutPrefix(p.Activity, "file:")
+	if f == p.Activity {
+		return ""
+	}
+	return f
+}
+
+// KeepsPrefix: in path mode, the app serves under its base path itself.
+func (p ImageProfile) KeepsPrefix() bool { return p.Prefix == "keep" }
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
