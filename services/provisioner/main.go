@@ -218,7 +218,7 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 		{Name: "logs", Run: (&logserver.Server{NC: nc, Source: rt, Code: logsCode, Logger: log, Concurrency: 4, Timeout: 10 * time.Second}).Run},
 	}
 	if c.HeartbeatInterval > 0 {
-		hb := &app.Heartbeats{Projection: proj, Files: rt, Activity: tracker, Path: c.HeartbeatFile, Logger: log, Now: time.Now}
+		hb := &app.Heartbeats{Projection: proj, Files: rt, Probe: rt, Activity: tracker, Path: c.HeartbeatFile, Images: proj.Image, Logger: log, Now: time.Now}
 		actors = append(actors, service.Actor{Name: "heartbeats", Run: ticking(c.HeartbeatInterval, hb.Run)})
 	}
 	return service.Run(ctx, log, c.ShutdownGrace, actors...)

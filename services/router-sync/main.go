@@ -103,7 +103,9 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		} else if n > 0 {
 			log.Info("removed temp files of an interrupted write", "count", n)
 		}
-		s := &app.Syncer{Log: l, Projection: events.NewProjection(), Writer: w, Render: opts, Logger: log, Meter: p.Tel.Meter,
+		proj := events.NewProjection()
+		opts.KeepPrefix = func(image string) bool { img, _ := proj.Image(image); return img.Profile.KeepsPrefix() }
+		s := &app.Syncer{Log: l, Projection: proj, Writer: w, Render: opts, Logger: log, Meter: p.Tel.Meter,
 			File: filepath.Join(c.DynamicDir, c.FileName)}
 		return s.Run(ctx, func() {
 			synced.Open()

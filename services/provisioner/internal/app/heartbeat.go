@@ -14,6 +14,13 @@ type HeartbeatFiles interface {
 	FileModTime(ctx context.Context, containerID, path string) (time.Time, bool, error)
 }
 
+// ActivityProbe reads a time from an IDE's JSON status endpoint (e.g.
+// code-server's /healthz lastHeartbeat, Jupyter's /api/status
+// last_activity).
+type ActivityProbe interface {
+	JSONTime(ctx context.Context, ip string, port int, path, field string) (time.Time, bool, error)
+}
+
 // ActivityRecorder records workspace activity (the activity bucket).
 type ActivityRecorder interface {
 	Record(ctx context.Context, id string, at time.Time) error
@@ -25,8 +32,12 @@ type ActivityRecorder interface {
 type Heartbeats struct {
 	Projection Workspaces
 	Files      HeartbeatFiles
+	Probe      ActivityProbe
 	Activity   ActivityRecorder
-	Path       string
+	// Path is the heartbeat file of images whose profile names no
+	// activity; Images looks profiles up (nil: every image uses Path).
+	Path   string
+	Images func(ref string) (events.CatalogImage, bool)
 	Logger     *slog.Logger
 	Now        func() time.Time
 	seen       map[string]time.Time
@@ -46,7 +57,7 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 	live := make(map[string]bool, len(running))
 	for _, ws := range running {
 		live[ws.ID] = true
-		at, ok, err := h.Files.FileModTime(ctx, ws.Endpoint.ContainerID, h.Path)
+		at, ok, err := h.read(ctx, ws)
 		if err != nil {
 			h.Logger.Debug("heartbeat file not readable", "workspace", ws.Name, "err", err)
 			continue
@@ -68,6 +79,27 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 			delete(h.seen, id)
 		}
 	}
+}
+
+// read asks ws's IDE when it was last used, the way its image's profile
+// says: a heartbeat file, a JSON endpoint, or not at all (traffic only:
+// ok is false).
+func (h *Heartbeats) read(ctx context.Context, ws events.Workspace) (time.Time, bool, error) {
+	var prof events.ImageProfile
+	if h.Images != nil {
+		img, _ := h.Images(ws.Image)
+		prof = img.Profile
+	}
+	if urlPath, field, ok := prof.HTTPActivity(); ok {
+		if h.Probe == nil {
+			return time.Time{}, false, nil
+		}
+		return h.Probe.JSONTime(ctx, ws.Endpoint.IP, ws.Endpoint.Port, urlPath, field)
+	}
+	if f := prof.ActivityFile(h.Path); f != "" {
+		return h.Files.FileModTime(ctx, ws.Endpoint.ContainerID, f)
+	}
+	return time.Time{}, false, nil
 }
 
 // Run polls at once, then on every tick, until ctx ends.

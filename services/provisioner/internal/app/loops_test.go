@@ -270,3 +270,46 @@ func TestHeartbeatsPollAtOnceAndOnTicks(t *testing.T) {
 		t.Fatalf("recorded %s, want the new time", at)
 	}
 }
+
+// pathFiles answers a file's time only at the expected path.
+type pathFiles struct {
+	path string
+	at   time.Time
+}
+
+func (f pathFiles) FileModTime(_ context.Context, _, path string) (time.Time, bool, error) {
+	return f.at, path == f.path, nil
+}
+
+// fakeProbe answers one endpoint's time.
+type fakeProbe struct {
+	path, field string
+	at          time.Time
+}
+
+func (p fakeProbe) JSONTime(_ context.Context, _ string, port int, path, field string) (time.Time, bool, error) {
+	return p.at, port == 8888 && path == p.path && field == p.field, nil
+}
+
+// TestHeartbeatsFollowTheProfile: each workspace's activity is read the
+// way its image's profile says: its own heartbeat file, a JSON endpoint
+// of the IDE, or nothing (traffic through Traefik only).
+func TestHeartbeatsFollowTheProfile(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	images := map[string]events.CatalogImage{
+		"file":    {Profile: events.ImageProfile{Activity: "file:/home/x/.beat"}},
+		"jupyter": {Profile: events.ImageProfile{Port: 8888, Activity: "http:/api/status#last_activity"}},
+		"traffic": {Profile: events.ImageProfile{Activity: "traffic"}},
+	}
+	for image, want := range map[string]bool{"file": true, "jupyter": true, "traffic": false, "plain": false} {
+		rec := make(fakeRecorder, 4)
+		ws := events.Workspace{ID: image, Name: image, Image: image, Status: events.StatusRunning, Endpoint: &events.Endpoint{ContainerID: "c", Port: images[image].Profile.Port}}
+		h := &app.Heartbeats{Projection: fakeWorkspaces{ws}, Files: pathFiles{path: "/home/x/.beat", at: t0}, Probe: fakeProbe{path: "/api/status", field: "last_activity", at: t0},
+			Activity: rec, Path: "/default/beat", Logger: quiet, Now: func() time.Time { return t0.Add(time.Hour) },
+			Images: func(ref string) (events.CatalogImage, bool) { img, ok := images[ref]; return img, ok }}
+		h.Poll(context.Background())
+		if got := len(rec) == 1; got != want {
+			t.Errorf("%s: recorded %v, want %v", image, got, want)
+		}
+	}
+}

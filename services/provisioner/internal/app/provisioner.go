@@ -1,6 +1,8 @@
 package app
 
 import (
+	"slices"
+	"maps"
 	"cmp"
 	"context"
 	"errors"
@@ -63,6 +65,12 @@ type Spec struct {
 	Resources events.Resources
 	CapAdd    []string
 	Env       []string
+	// From the image's profile; zero values take the runtime's defaults.
+	Port   int
+	Health string   // HTTP path, or "tcp"
+	Cmd    []string // replaces the image's CMD
+	User   string   // numeric uid[:gid], never 0
+	Home   string   // mount point of the home volume
 }
 
 // Runtime carries out actions on the container engine. Every method is
@@ -442,6 +450,11 @@ func (p *Provisioner) policy(ws events.Workspace) (events.CatalogImage, error) {
 			return img, violation("catalog image %s: %v", ws.Image, err)
 		}
 	}
+	// The profile too: an entry written with a leaked credential could ask
+	// for root, a home over /etc, or Berth's own variables.
+	if problems := img.Profile.Check(); len(problems) > 0 {
+		return img, violation("catalog image %s: %s: %s", ws.Image, problems[0].Field, problems[0].Message)
+	}
 	return img, nil
 }
 
@@ -453,13 +466,19 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 	if err != nil {
 		return Spec{}, err
 	}
-	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: ws.Resources}
+	prof := img.Profile
+	home := p.o.HomeDir
+	if prof.Home != "" {
+		home = prof.Home
+	}
+	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: ws.Resources,
+		Port: prof.Port, Health: prof.Health, Cmd: slices.Clone(prof.Command), User: prof.User, Home: home}
 	for _, rel := range ws.Projects {
 		src, err := projectpath.Resolve(p.o.ProjectsRoot, rel)
 		if err != nil {
 			return Spec{}, &Failure{Code: "project_invalid", Message: fmt.Sprintf("project folder cannot be mounted: %v; an admin must fix the workspace's projects", err)}
 		}
-		s.Mounts = append(s.Mounts, Mount{Source: src, Target: path.Join(p.o.HomeDir, "project", rel)})
+		s.Mounts = append(s.Mounts, Mount{Source: src, Target: path.Join(home, "project", rel)})
 	}
 	for _, c := range img.CapAdd {
 		s.CapAdd = append(s.CapAdd, capability.Normalize(c))
@@ -469,5 +488,12 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 		base = wsurl.PathPrefix(ws.Name)
 	}
 	s.Env = []string{"BERTH_WORKSPACE_ID=" + ws.ID, "BERTH_WORKSPACE_NAME=" + ws.Name, "BERTH_BASE_PATH=" + base}
+	if prof.Home != "" {
+		s.Env = append(s.Env, "HOME="+home)
+	}
+	keys := slices.Sorted(maps.Keys(prof.Env)) // sorted: the spec hash must not change with map order
+	for _, k := range keys {
+		s.Env = append(s.Env, k+"="+prof.Env[k])
+	}
 	return s, nil
 }

@@ -224,7 +224,7 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 		}
 		err = r.cli.ContainerStart(ctx, cid, container.StartOptions{})
 		if err == nil {
-			return r.awaitHealthy(ctx, cid, s.Name)
+			return r.awaitHealthy(ctx, cid, s.Name, r.check(s))
 		}
 		if !cerrdefs.IsNotFound(err) || attempt == 20 {
 			return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
@@ -303,10 +303,17 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 		return shape{}, fmt.Errorf("inspect image %s: %w", s.Image, err)
 	}
 	user := ""
-	if img.Config == nil || !NonRootUser(img.Config.User) {
+	switch {
+	case s.User != "" && NonRootUser(s.User):
+		user = s.User // the profile's
+	case img.Config == nil || !NonRootUser(img.Config.User):
 		user = r.o.DefaultUser // never run a workspace as root
 	}
-	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: VolumeName(s.ID), Target: r.o.HomeDir}}
+	home := r.o.HomeDir
+	if s.Home != "" {
+		home = s.Home
+	}
+	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: VolumeName(s.ID), Target: home}}
 	for _, m := range s.Mounts {
 		// A bind Mount (unlike -v) fails on a missing source instead of
 		// creating it as root on the host.
@@ -332,6 +339,9 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 	}
 	labels := r.labels(s)
 	cfg := &container.Config{Image: s.Image, User: user, Env: s.Env, Labels: labels, Hostname: s.Name}
+	if len(s.Cmd) > 0 {
+		cfg.Cmd = s.Cmd
+	}
 	// The image id, not its tag: a rebuilt image is a new spec.
 	h, err := json.Marshal(struct {
 		ImageID string
@@ -420,7 +430,26 @@ func checkIsolated(nw network.Inspect, noOutbound bool) error {
 
 // awaitHealthy polls the container's health endpoint over the workspace
 // network until it answers 200, the container exits, or time runs out.
-func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string) (events.Running, error) {
+// healthCheck is how a workspace's readiness is asked: its port, and an
+// HTTP path or "tcp".
+type healthCheck struct {
+	port int
+	path string
+}
+
+// check is s's health check: its profile's, else the runtime's defaults.
+func (r *Runtime) check(s app.Spec) healthCheck {
+	hc := healthCheck{port: r.o.Port, path: r.o.HealthPath}
+	if s.Port != 0 {
+		hc.port = s.Port
+	}
+	if s.Health != "" {
+		hc.path = s.Health
+	}
+	return hc
+}
+
+func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string, hc healthCheck) (events.Running, error) {
 	deadline := time.Now().Add(r.o.HealthTimeout)
 	started := time.Now()
 	for {
@@ -436,12 +465,12 @@ func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string) (events.Ru
 		if ep := info.NetworkSettings; ep != nil && ep.Networks[r.o.Network] != nil {
 			ip = ep.Networks[r.o.Network].IPAddress
 		}
-		if ip != "" && r.healthy(ctx, ip) {
-			return events.Running{ContainerID: cid, Host: strings.TrimPrefix(info.Name, "/"), IP: ip, Port: r.o.Port}, nil
+		if ip != "" && r.healthy(ctx, ip, hc) {
+			return events.Running{ContainerID: cid, Host: strings.TrimPrefix(info.Name, "/"), IP: ip, Port: hc.port}, nil
 		}
 		if time.Now().After(deadline) {
 			return events.Running{}, &app.Failure{Code: "health_timeout",
-				Message: fmt.Sprintf("the workspace did not answer %s on port %d within %s; check the image or raise BERTH_HEALTH_TIMEOUT", r.o.HealthPath, r.o.Port, r.o.HealthTimeout)}
+				Message: fmt.Sprintf("the workspace did not answer %s on port %d within %s; check the image (or its catalog profile) or raise BERTH_HEALTH_TIMEOUT", hc.path, hc.port, r.o.HealthTimeout)}
 		}
 		select {
 		case <-ctx.Done():
@@ -461,8 +490,17 @@ func pollInterval(elapsed time.Duration) time.Duration {
 	return 10 * time.Millisecond
 }
 
-func (r *Runtime) healthy(ctx context.Context, ip string) bool {
-	url := "http://" + net.JoinHostPort(ip, strconv.Itoa(r.o.Port)) + r.o.HealthPath
+func (r *Runtime) healthy(ctx context.Context, ip string, hc healthCheck) bool {
+	addr := net.JoinHostPort(ip, strconv.Itoa(hc.port))
+	if hc.path == "tcp" {
+		conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		return true
+	}
+	url := "http://" + addr + hc.path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false

@@ -41,6 +41,10 @@ type Options struct {
 	// to the API, so browsers reach the API and the workspaces on one
 	// origin (the session cookie is shared).
 	APIURL string
+	// KeepPrefix says whether an image's app serves under its path prefix
+	// itself (its catalog profile's prefix "keep"): path mode then routes
+	// without stripping it. nil: every prefix is stripped.
+	KeepPrefix func(image string) bool
 	// PublicHost is the dashboard's host (no port): in subdomain mode the
 	// dashboard's paths are routed on that host only, so / on a
 	// workspace's host stays the workspace's.
@@ -196,7 +200,12 @@ func add(h *httpConf, ws events.Workspace, o Options) error {
 	h.Middlewares[key+"-strip"] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{prefix}}}
 	h.Middlewares[key+"-slash"] = middleware{RedirectRegex: &redirectRegex{Regex: "^(https?://[^/]+" + prefix + ")(\\?.*)?$", Replacement: "${1}/${2}", Permanent: true}}
 	// The trailing slash keeps /workspace-ab/ from capturing /workspace-abc/.
-	h.Routers[key] = router{Rule: "PathPrefix(`" + prefix + "/`)", EntryPoints: entry, Middlewares: []string{key + "-auth", key + "-strip"}, Service: key}
+	mws := []string{key + "-auth", key + "-strip"}
+	if o.KeepPrefix != nil && o.KeepPrefix(ws.Image) {
+		mws = mws[:1] // the app serves under BERTH_BASE_PATH itself
+		delete(h.Middlewares, key+"-strip")
+	}
+	h.Routers[key] = router{Rule: "PathPrefix(`" + prefix + "/`)", EntryPoints: entry, Middlewares: mws, Service: key}
 	h.Routers[key+"-bare"] = router{Rule: "Path(`" + prefix + "`)", EntryPoints: entry, Middlewares: []string{key + "-slash"}, Service: key}
 	return nil
 }

@@ -2,10 +2,13 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berthdev/berth/pkg/events"
@@ -77,5 +80,39 @@ func TestRenderRejectsBadAuthURL(t *testing.T) {
 	_, err := Render([]events.Workspace{running("a", "id", "10.0.0.2")}, Options{Mode: wsurl.ModePath, AuthURL: "http://[::1"})
 	if err == nil {
 		t.Fatal("bad auth url accepted")
+	}
+}
+
+// TestKeepPrefix: in path mode, a workspace whose image keeps its prefix
+// (profile prefix "keep", e.g. Jupyter with base_url) is routed without
+// the strip middleware; others keep it.
+func TestKeepPrefix(t *testing.T) {
+	lab := running("lab", "55555555-0000-0000-0000-000000000000", "172.18.0.5")
+	lab.Image = "example/jupyterlab:4"
+	term := running("term", "66666666-0000-0000-0000-000000000000", "172.18.0.6")
+	o := Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://127.0.0.1:8080/api/v1/auth/forward", Backend: BackendIP,
+		KeepPrefix: func(image string) bool { return image == "example/jupyterlab:4" }}
+	out, err := Render([]events.Workspace{lab, term}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		HTTP struct {
+			Routers     map[string]struct{ Middlewares []string }
+			Middlewares map[string]json.RawMessage
+		}
+	}
+	body := out[bytes.IndexByte(out, '{'):] // after the header comment
+	if err := json.Unmarshal(body, &d); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for key, r := range d.HTTP.Routers {
+		strips := slices.ContainsFunc(r.Middlewares, func(m string) bool { return strings.HasSuffix(m, "-strip") })
+		switch {
+		case strings.Contains(key, "55555555") && !strings.HasSuffix(key, "-bare") && strips:
+			t.Errorf("the lab's router strips its prefix: %v", r.Middlewares)
+		case strings.Contains(key, "66666666") && !strings.HasSuffix(key, "-bare") && !strips:
+			t.Errorf("the terminal's router keeps its prefix: %v", r.Middlewares)
+		}
 	}
 }
