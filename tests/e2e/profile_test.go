@@ -23,7 +23,9 @@ func TestImageProfileOnRealStack(t *testing.T) {
 	admin := s.token("root", "admin")
 	// The demo image again, under a second tag, with a profile.
 	require.NoError(t, s.cli.ImageTag(context.Background(), "berth/workspace-demo:latest", "berth/workspace-demo:profiled"))
-	t.Cleanup(func() { _, _ = s.cli.ImageRemove(context.Background(), "berth/workspace-demo:profiled", image.RemoveOptions{}) })
+	t.Cleanup(func() {
+		_, _ = s.cli.ImageRemove(context.Background(), "berth/workspace-demo:profiled", image.RemoveOptions{})
+	})
 	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:profiled", "profile": map[string]any{
 		"port": 9090, "env": map[string]string{"PORT": "9090"}, "health": "tcp", "prefix": "keep", "home": "/home/dev", "user": "2000:2000",
 		"activity": "traffic"}})

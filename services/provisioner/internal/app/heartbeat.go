@@ -38,9 +38,9 @@ type Heartbeats struct {
 	// activity; Images looks profiles up (nil: every image uses Path).
 	Path   string
 	Images func(ref string) (events.CatalogImage, bool)
-	Logger     *slog.Logger
-	Now        func() time.Time
-	seen       map[string]time.Time
+	Logger *slog.Logger
+	Now    func() time.Time
+	seen   map[string]time.Time
 }
 
 // Poll checks every running workspace once. A missing file is not an

@@ -1,15 +1,15 @@
 package app
 
 import (
-	"slices"
-	"maps"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"time"
 
