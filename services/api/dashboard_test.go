@@ -158,3 +158,31 @@ func TestDashboardSignInAndLaunch(t *testing.T) {
 	res = a.page("GET", "/", nil, "Cookie", "berth_session="+cookie)
 	assert.Equal(t, http.StatusSeeOther, res.StatusCode, "signed out: the old cookie opens nothing")
 }
+
+// TestDashboardForAdmins: in subdomain mode an admin's session keeps its
+// rights, and the dashboard offers the catalog, every user's workspaces
+// and a form to create one for a user with project folders from the
+// projects root; in path mode it says why it does not.
+func TestDashboardForAdmins(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI("--dev-tokens", "--routing-mode", "subdomain", "--public-url", "http://berth.test:8000")
+	a.addImage(e.token("root", "admin"), "berth/workspace-demo:latest")
+	res := a.page("POST", "/ui/signin/dev", url.Values{"sub": {"root"}, "role": {"admin"}}, "Sec-Fetch-Site", "same-origin")
+	require.Equal(t, http.StatusSeeOther, res.StatusCode)
+	cookie := res.Cookies()[0].Value
+	withCookie := []string{"Cookie", "berth_session=" + cookie, "Sec-Fetch-Site", "same-origin"}
+
+	r := a.do("POST", "/api/v1/workspaces", "", map[string]any{"name": "alice--cs101", "owner": "alice", "image": "berth/workspace-demo:latest",
+		"projects": []string{"course-101"}, "description": "CS 101"}, withCookie...)
+	require.Equal(t, http.StatusCreated, r.Status, "the dashboard's create form, as its script sends it: %s", r.Body)
+	id := r.str(t, "id")
+	r = a.do("PATCH", "/api/v1/workspaces/"+id+"/lifecycle", "", map[string]any{"hold": true, "hold_reason": "grading"}, withCookie...)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+
+	body := readAll(t, a.page("GET", "/", nil, withCookie...))
+	for _, want := range []string{"Create a workspace for a user", `<option value="course-101">`, `<option value="course-102/lab1">`,
+		"Image catalog", "berth/workspace-demo:latest", "alice--cs101", "on hold: grading", `data-action="release"`, `data-action="idle"`} {
+		assert.Contains(t, body, want)
+	}
+	assert.NotContains(t, body, `<option value="notes.txt">`, "files are not project folders")
+}

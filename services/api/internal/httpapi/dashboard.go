@@ -100,7 +100,8 @@ func (h *handlers) dashboard(c echo.Context) error {
 		return render(c, http.StatusServiceUnavailable, "dashboard.html", d)
 	}
 	if p.User {
-		for _, ws := range w.List(c.Request().Context(), caller(c), app.ListFilter{}) {
+		// Admins also see deleted workspaces, to restore them.
+		for _, ws := range w.List(c.Request().Context(), caller(c), app.ListFilter{IncludeDeleted: p.Admin}) {
 			d.Workspaces = append(d.Workspaces, h.view(ws))
 		}
 	}

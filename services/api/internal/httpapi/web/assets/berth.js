@@ -113,8 +113,9 @@
       if (action === "delete" && !window.confirm("Delete " + row.dataset.name + "? Its home folder is kept.")) {
         return;
       }
+      var call = adminCall(action, path, button);
+      if (call === null) { return; } // the admin cancelled the prompt
       busy(button, true);
-      var call = action === "delete" ? api("DELETE", path) : api("POST", path + "/" + action);
       call.then(function (ws) {
         if (action === "start") { follow(ws); } else { window.location.reload(); }
       }, function (err) {
@@ -123,6 +124,28 @@
       });
     });
   });
+
+  // adminCall is the request for an action (null: cancelled).
+  function adminCall(action, path, button) {
+    switch (action) {
+      case "delete": return api("DELETE", path);
+      case "hold": {
+        var reason = window.prompt("Why hold it? (shown to its owner and in the audit log)", "");
+        return reason === null ? null : api("PATCH", path + "/lifecycle", { hold: true, hold_reason: reason });
+      }
+      case "release": return api("PATCH", path + "/lifecycle", { hold: false });
+      case "idle": {
+        var current = Number(button.dataset.idle || 0);
+        var answer = window.prompt("Idle timeout, e.g. 90m or 4h (0 = the default)", current ? Math.round(current / 60) + "m" : "0");
+        if (answer === null) { return null; }
+        var m = /^\s*(\d+)\s*([hm]?)\s*$/.exec(answer);
+        if (!m) { say("Idle timeout: write minutes or hours, e.g. 90m or 4h."); return null; }
+        var seconds = Number(m[1]) * (m[2] === "h" ? 3600 : m[2] === "m" ? 60 : 1);
+        return api("PATCH", path + "/lifecycle", { idle_timeout_seconds: seconds });
+      }
+    }
+    return api("POST", path + "/" + action); // start, stop, restore
+  }
 
   document.querySelectorAll("tr[data-ref] button[data-action=remove-image]").forEach(function (button) {
     button.addEventListener("click", function () {
@@ -139,12 +162,18 @@
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
       var button = form.querySelector("button[type=submit]");
+      var body;
+      try { body = build(form); } catch (e) { say("The profile is not valid JSON: " + e.message); return; }
       busy(button, true);
-      api("POST", path, build(form)).then(function () { window.location.reload(); },
+      api("POST", path, body).then(function () { window.location.reload(); },
         function (err) { busy(button, false); say(err.message); });
     });
   }
-  onSubmit("add-image", function (f) { return { ref: f.ref.value.trim(), description: f.description.value.trim() }; }, "/api/v1/images");
+  onSubmit("add-image", function (f) {
+    var body = { ref: f.ref.value.trim(), description: f.description.value.trim() };
+    if (f.profile.value.trim()) { body.profile = JSON.parse(f.profile.value); }
+    return body;
+  }, "/api/v1/images");
   onSubmit("create", function (f) {
     return {
       name: f.name.value.trim(), owner: f.owner.value.trim(), description: f.description.value.trim(), image: f.image.value,
