@@ -3,8 +3,8 @@ package httpapi
 import (
 	"cmp"
 	"errors"
-	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -132,12 +132,22 @@ func withoutCookie(headers []string, name string) string {
 	return strings.Join(parts, "; ")
 }
 
-var signInPage = template.Must(template.New("signin").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>Sign in · Berth</title></head>
-<body><h1>Sign in to open this workspace</h1>
-<p>{{.Reason}}</p>
-<p><a href="{{.Login}}">Sign in</a></p></body></html>
-`))
+// signInURL is where a browser stopped at a workspace signs in: the
+// dashboard's sign-in, sent back to the workspace after it (in path mode
+// the workspace is on this site; in subdomain mode the dashboard is home),
+// or BERTH_LOGIN_URL when it names another place.
+func (h *handlers) signInURL(c echo.Context) string {
+	login := strings.TrimSuffix(h.o.LoginURL, "/")
+	u, err := url.Parse(login)
+	if err != nil || u.Path != "" {
+		return h.o.LoginURL // an operator's own sign-in page
+	}
+	next := "/" // subdomain mode: the workspace is on another host
+	if h := c.Request().Header.Get("X-Forwarded-Host"); h == "" || h == u.Host {
+		next = localPath(c.Request().Header.Get("X-Forwarded-Uri")) // the workspace path Traefik asked about
+	}
+	return login + "/ui/signin?next=" + url.QueryEscape(next)
+}
 
 // signIn answers 401: browsers get a page with a sign-in link, API
 // clients a problem document.
@@ -155,7 +165,7 @@ func (h *handlers) signIn(c echo.Context, err error) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 		c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 		c.Response().WriteHeader(http.StatusUnauthorized)
-		return signInPage.Execute(c.Response(), map[string]string{"Reason": reason, "Login": h.o.LoginURL})
+		return pages.ExecuteTemplate(c.Response(), "workspace-signin.html", map[string]string{"Reason": reason, "Login": h.signInURL(c)})
 	}
 	return problem(http.StatusUnauthorized, code, reason+" Sign in at "+h.o.LoginURL)
 }
