@@ -101,6 +101,10 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		}
 	}
 	web := "http://" + s.web
+	until(t, 15*time.Second, "the dashboard's route through Traefik", func() bool {
+		code, _ := get(t, web+"/ui/signin", "")
+		return code == 200
+	})
 	run("sign in",
 		chromedp.Navigate(web+"/"),
 		chromedp.WaitVisible(`#sub`, chromedp.ByID),
