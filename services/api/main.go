@@ -431,6 +431,13 @@ func (a *activitySink) Touch(id string, now time.Time) {
 	}
 }
 
+func (a *activitySink) LastSeen(ctx context.Context, id string) (time.Time, bool, error) {
+	if t := a.p.Load(); t != nil {
+		return t.LastSeen(ctx, id)
+	}
+	return time.Time{}, false, nil
+}
+
 // buildAuth picks JWKS or HS256 verification. With dev tokens on and no
 // secret configured it creates one in the data dir, so `make run` works
 // with no setup and tokens survive restarts.

@@ -31,6 +31,7 @@ var webFS embed.FS
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"ago":   ago,
 	"clock": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
+	"idle":  func(secs int64) string { return (time.Duration(secs) * time.Second).String() },
 	"transitional": func(status string) bool {
 		return status == string(events.StatusStarting) || status == string(events.StatusStopping)
 	},
@@ -77,7 +78,9 @@ func toSignIn(c echo.Context) error {
 
 // dashboardData is what the dashboard shows.
 type dashboardData struct {
-	Subject     string
+	Subject string
+	// LastUsed says when running workspaces were last used, by id.
+	LastUsed    map[string]string
 	Admin       bool // admin rights in this session
 	AdminInName bool // the identity is an admin, but the cookie carries no admin rights (path mode)
 	Auditor     bool
@@ -105,6 +108,7 @@ func (h *handlers) dashboard(c echo.Context) error {
 			d.Workspaces = append(d.Workspaces, h.view(ws))
 		}
 	}
+	d.LastUsed = h.lastUsed(c.Request().Context(), d.Workspaces)
 	if p.Admin {
 		d.Images = w.Images()
 		if d.Projects, err = w.Projects(caller(c)); err != nil {
@@ -112,6 +116,26 @@ func (h *handlers) dashboard(c echo.Context) error {
 		}
 	}
 	return render(c, http.StatusOK, "dashboard.html", d)
+}
+
+// lastUsed reads the last activity of the running workspaces listed (at
+// most 200, within a second: the page must not wait on the bus).
+func (h *handlers) lastUsed(ctx context.Context, wss []workspaceBody) map[string]string {
+	out := map[string]string{}
+	if h.o.Activity == nil {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	for _, ws := range wss {
+		if ws.Status != string(events.StatusRunning) || len(out) >= 200 || ctx.Err() != nil {
+			continue
+		}
+		if at, ok, err := h.o.Activity.LastSeen(ctx, ws.ID); err == nil && ok {
+			out[ws.ID] = ago(at)
+		}
+	}
+	return out
 }
 
 func hasRole(p auth.Principal, role string) bool {

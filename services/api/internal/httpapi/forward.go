@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"cmp"
 	"errors"
 	"net/http"
@@ -22,6 +23,8 @@ const SessionCookie = "berth_session"
 // Activity receives the "someone used this workspace" signal.
 type Activity interface {
 	Touch(workspaceID string, now time.Time)
+	// LastSeen is the last activity recorded for the workspace.
+	LastSeen(ctx context.Context, workspaceID string) (time.Time, bool, error)
 }
 
 // errSessionEnded: the cookie names no live session (logged out, signed
