@@ -27,24 +27,31 @@ func (x *completionCmd) Run(e *env) error {
 	if bin, err = filepath.Abs(bin); err != nil {
 		return fmt.Errorf("find berthctl's own path: %w", err)
 	}
+	bin = shellQuote(bin)
 	var script string
 	switch x.Shell {
 	case "bash":
-		script = fmt.Sprintf("complete -C %q berthctl\n", bin)
+		script = fmt.Sprintf("complete -C %s berthctl\n", bin)
 	case "zsh":
-		script = fmt.Sprintf("autoload -U +X bashcompinit && bashcompinit\ncomplete -C %q berthctl\n", bin)
+		script = fmt.Sprintf("autoload -U +X bashcompinit && bashcompinit\ncomplete -C %s berthctl\n", bin)
 	case "fish":
 		script = fmt.Sprintf(`function __complete_berthctl
     set -lx COMP_LINE (commandline -cp)
     test -z (commandline -ct)
     and set COMP_LINE "$COMP_LINE "
-    %q
+    %s
 end
 complete -f -c berthctl -a "(__complete_berthctl)"
 `, bin)
 	}
 	_, err = fmt.Fprint(e.out, script)
 	return err
+}
+
+// shellQuote quotes s for sh, bash, zsh and fish: single quotes, with
+// each ' written as '\''.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // workspacePredictor completes workspace names from the API, with the

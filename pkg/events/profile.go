@@ -92,13 +92,10 @@ func (p ImageProfile) Check() []ProfileProblem {
 			bad("env."+k, "invalid_env", "a value is at most 4096 bytes, without NUL")
 		}
 	}
-	if p.User != "" {
-		uid, _, _ := strings.Cut(p.User, ":")
-		if n, err := strconv.ParseUint(uid, 10, 32); !numericUser.MatchString(p.User) || err != nil || n == 0 {
-			bad("user", "invalid_user", "user %q: want a numeric uid[:gid] other than 0 (no root in a workspace)", p.User)
-		}
+	if p.User != "" && !nonRootUser(p.User) {
+		bad("user", "invalid_user", "user %q: want a numeric uid[:gid], neither 0 (no root user or group in a workspace)", p.User)
 	}
-	if p.Home != "" && (!path.IsAbs(p.Home) || path.Clean(p.Home) != p.Home || slices.Contains(systemDirs, p.Home) || len(p.Home) > 256) {
+	if p.Home != "" && (!path.IsAbs(p.Home) || path.Clean(p.Home) != p.Home || underSystemDir(p.Home) || len(p.Home) > 256) {
 		bad("home", "invalid_home", "home %q: want a clean absolute path outside the system's folders, e.g. /home/coder", p.Home)
 	}
 	if p.Activity != "" {
@@ -110,6 +107,33 @@ func (p ImageProfile) Check() []ProfileProblem {
 		bad("prefix", "invalid_prefix", "prefix %q: want strip or keep", p.Prefix)
 	}
 	return out
+}
+
+func nonRootUser(u string) bool {
+	if !numericUser.MatchString(u) {
+		return false
+	}
+	uid, gid, hasGroup := strings.Cut(u, ":")
+	n, err := strconv.ParseUint(uid, 10, 32)
+	if err != nil || n == 0 {
+		return false
+	}
+	if hasGroup {
+		g, err := strconv.ParseUint(gid, 10, 32)
+		return err == nil && g != 0
+	}
+	return true
+}
+
+// underSystemDir: the folder is a system folder or inside one (/etc/ssl,
+// /usr/local); / itself only as itself.
+func underSystemDir(dir string) bool {
+	for _, d := range systemDirs {
+		if dir == d || (d != "/" && strings.HasPrefix(dir, d+"/")) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkActivity(a string) string {

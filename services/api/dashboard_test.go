@@ -84,6 +84,11 @@ func TestDashboardSignInAndLaunch(t *testing.T) {
 		res = a.page("POST", "/ui/signin/dev", url.Values{"sub": {""}, "role": {"root"}}, "Sec-Fetch-Site", "same-origin")
 		assert.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
 	})
+	t.Run("an auditor in path mode is told why, not looped", func(t *testing.T) {
+		res := a.page("POST", "/ui/signin/dev", url.Values{"sub": {"audrey"}, "role": {"auditor"}}, "Sec-Fetch-Site", "same-origin")
+		assert.Equal(t, http.StatusForbidden, res.StatusCode)
+		assert.Contains(t, readAll(t, res), "berthctl audit")
+	})
 
 	res = a.page("POST", "/ui/signin/dev", form, "Sec-Fetch-Site", "same-origin")
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)

@@ -96,7 +96,7 @@ func (h *handlers) dashboard(c echo.Context) error {
 		return toSignIn(c)
 	}
 	d := dashboardData{Subject: p.Subject, Admin: p.Admin, Auditor: p.Auditor}
-	d.AdminInName = !p.Admin && hasRole(p, "admin")
+	d.AdminInName, _ = c.Get(adminDroppedKey).(bool)
 	w, err := h.o.Backend.get()
 	if err != nil {
 		d.Error = "Workspace feature not available: the event log cannot be reached. Please contact your administrator."
@@ -138,15 +138,6 @@ func (h *handlers) lastUsed(ctx context.Context, wss []workspaceBody) map[string
 	return out
 }
 
-func hasRole(p auth.Principal, role string) bool {
-	for _, r := range p.Roles {
-		if r == role {
-			return true
-		}
-	}
-	return false
-}
-
 // signInData is the sign-in page's.
 type signInData struct {
 	Next     string
@@ -158,7 +149,7 @@ type signInData struct {
 
 func (h *handlers) signInPage(c echo.Context) error {
 	d := signInData{Next: localPath(c.QueryParam("next")), Dev: h.devSignInAllowed(c), OIDC: h.o.OIDC != nil, OIDCName: h.o.OIDCName,
-		Reason: c.QueryParam("reason")}
+		Reason: signInReasons[c.QueryParam("reason")]} // a code: the page shows only Berth's own words
 	return render(c, http.StatusOK, "signin.html", d)
 }
 
@@ -217,6 +208,12 @@ func (h *handlers) devSignIn(c echo.Context) error {
 // startSession stores a session for p, sets its cookie and sends the
 // browser on to next.
 func (h *handlers) startSession(c echo.Context, p auth.Principal, next string) error {
+	if !p.User && !h.o.SessionAdmin {
+		// An auditor-only session would be refused at once: in path mode a
+		// browser session carries no auditor rights.
+		return render(c, http.StatusForbidden, "signin.html", signInData{Next: "/", Dev: h.devSignInAllowed(c), OIDC: h.o.OIDC != nil, OIDCName: h.o.OIDCName,
+			Reason: "Auditors read the audit log with a token (berthctl audit, GET /api/v1/audit): in path mode a browser session carries no auditor rights."})
+	}
 	store, err := h.o.Backend.sessionStore()
 	if err != nil {
 		return err
@@ -233,12 +230,22 @@ func (h *handlers) signOut(c echo.Context) error {
 	if err := h.endSession(c); err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/ui/signin?reason="+url.QueryEscape("You are signed out."))
+	return c.Redirect(http.StatusSeeOther, "/ui/signin?reason=signed_out")
 }
 
-// localPath keeps a redirect on this site: a path, never //host or a URL.
+// signInReasons are the sign-in page's messages, by the code in ?reason=.
+var signInReasons = map[string]string{"signed_out": "You are signed out."}
+
+// localPath keeps a redirect on this site: a path, never //host or a
+// URL. Browsers drop tabs and newlines from URLs and read \ as /, so
+// "/\t/evil" or "/\\evil" would leave the site: any such byte refuses.
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if len(next) > 1024 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

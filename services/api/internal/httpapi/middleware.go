@@ -25,8 +25,9 @@ import (
 
 // Context keys: the verified principal, or why the token was refused.
 const (
-	principalKey   = "berth.principal"
-	authProblemKey = "berth.auth_problem"
+	principalKey    = "berth.principal"
+	adminDroppedKey = "berth.admin-dropped"
+	authProblemKey  = "berth.auth_problem"
 )
 
 // clientRequestIDKey holds the X-Request-Id a client sent, if well formed.
@@ -105,6 +106,9 @@ func authenticate(o Options, c echo.Context) (auth.Principal, error) {
 		// Path mode: workspace pages share this origin; a page of a
 		// workspace the visitor opens must not act with their admin or
 		// audit rights.
+		if p.Admin {
+			c.Set(adminDroppedKey, true) // the dashboard says why admin tools are missing
+		}
 		p.Admin, p.Auditor = false, false
 	}
 	if !p.User && !p.Auditor {

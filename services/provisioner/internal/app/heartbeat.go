@@ -65,10 +65,13 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 		if !ok || !at.After(h.seen[ws.ID]) {
 			continue
 		}
+		// The raw time is what was seen (a time ahead of now, recorded as
+		// now, is then not seen again on every poll); now is what counts.
+		recorded := at
 		if at.After(now) {
-			at = now
+			recorded = now
 		}
-		if err := h.Activity.Record(ctx, ws.ID, at); err != nil {
+		if err := h.Activity.Record(ctx, ws.ID, recorded); err != nil {
 			h.Logger.Warn("heartbeat not recorded", "workspace", ws.Name, "err", err)
 			continue
 		}

@@ -313,3 +313,23 @@ func TestHeartbeatsFollowTheProfile(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartbeatAheadOfNowCountsOnce: a heartbeat file touched into the
+// future is recorded as now, once; it does not keep the workspace alive
+// by being "new" at every poll.
+func TestHeartbeatAheadOfNowCountsOnce(t *testing.T) {
+	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	rec := make(fakeRecorder, 4)
+	ws := events.Workspace{ID: "w", Name: "w", Status: events.StatusRunning, Endpoint: &events.Endpoint{ContainerID: "c"}}
+	h := &app.Heartbeats{Projection: fakeWorkspaces{ws}, Files: &fakeFiles{at: now.Add(24 * time.Hour)}, Activity: rec, Path: "/hb",
+		Logger: quiet, Now: func() time.Time { return now }}
+	h.Poll(context.Background())
+	h.Poll(context.Background())
+	h.Poll(context.Background())
+	if len(rec) != 1 {
+		t.Fatalf("recorded %d times, want once", len(rec))
+	}
+	if at := <-rec; !at.Equal(now) {
+		t.Fatalf("recorded %s, want now (%s)", at, now)
+	}
+}

@@ -117,7 +117,11 @@ func New(cli client.APIClient, o Options) *Runtime {
 	if o.DefaultUser == "" {
 		o.DefaultUser = "1000:1000"
 	}
-	return &Runtime{cli: cli, o: o, http: &http.Client{Timeout: 2 * time.Second}, engine: &engine{}}
+	// Probes never follow redirects: a workspace answering its health or
+	// activity check with a redirect to the host's loopback would make the
+	// provisioner (on the host's network) fetch it.
+	probe := &http.Client{Timeout: 2 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Runtime{cli: cli, o: o, http: probe, engine: &engine{}}
 }
 
 // errUnscoped guards against acting without an installation id: the

@@ -4,10 +4,12 @@
 package logserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -80,11 +82,33 @@ func (s *Server) answer(ctx context.Context, data []byte) events.LogsReply {
 }
 
 func (s *Server) reply(m *nats.Msg, r events.LogsReply) {
-	b, err := json.Marshal(r)
+	b, err := fit(r, int(s.NC.MaxPayload())-1024) // room for headers
 	if err == nil {
 		err = m.Respond(b)
 	}
 	if err != nil {
 		s.Logger.Warn("logs reply not sent", "err", err)
+	}
+}
+
+// fit encodes r in at most limit bytes: JSON can make output several
+// times longer (control bytes become \u001b, invalid UTF-8 \ufffd), so
+// older halves of the logs are dropped, at line starts, until it fits.
+func fit(r events.LogsReply, limit int) ([]byte, error) {
+	for {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // <, > and & stay one byte
+		if err := enc.Encode(r); err != nil {
+			return nil, err
+		}
+		if buf.Len() <= limit || r.Logs == "" {
+			return buf.Bytes(), nil
+		}
+		cut := len(r.Logs) / 2
+		if i := strings.IndexByte(r.Logs[cut:], '\n'); i >= 0 && i < len(r.Logs)/4 {
+			cut += i + 1
+		}
+		r.Logs, r.Truncated = r.Logs[cut:], true
 	}
 }
