@@ -49,7 +49,7 @@ complete -f -c berthctl -a "(__complete_berthctl)"
 }
 
 // shellQuote quotes s for sh, bash, zsh and fish: single quotes, with
-// each ' written as '\''.
+// each ' written as '\”.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -1,8 +1,8 @@
 package httpapi
 
 import (
-	"context"
 	"cmp"
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
