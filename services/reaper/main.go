@@ -74,7 +74,9 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		if err != nil {
 			return err
 		}
-		tracker, err := activity.Open(ctx, l.JetStream(), 30*time.Second, log)
+		// The bucket in memory (a watcher): a sweep reads no record but
+		// those it would act on.
+		tracker, err := activity.Watch(ctx, l.JetStream(), log)
 		if err != nil {
 			return err
 		}

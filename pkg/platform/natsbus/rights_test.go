@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/activity"
 	platformbus "github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
 	"github.com/berthdev/berth/pkg/platform/natsbus"
@@ -335,4 +336,16 @@ func TestRepliesAreTheirOwn(t *testing.T) {
 	require.NoError(t, err)
 	_, err = js.Stream(ctx, events.Stream)
 	require.NoError(t, err, "the reaper's own replies no longer reach it")
+	// It watches the activity bucket (deliveries to its own inbox).
+	require.NoError(t, platformbus.Declare(ctx, mustJS(t, api), platformbus.Options{}))
+	w, err := activity.Watch(ctx, js, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	_, _, err = w.LastSeen(ctx, "some-workspace")
+	require.NoError(t, err, "the reaper's watch of the activity bucket loads")
+}
+
+func mustJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	return js
 }

@@ -40,6 +40,12 @@ type Activity interface {
 	LastSeen(ctx context.Context, id string) (time.Time, bool, error)
 }
 
+// Confirmer is an Activity whose LastSeen may lag (a cache): before the
+// reaper warns or stops on idleness it reads the record itself.
+type Confirmer interface {
+	Confirm(ctx context.Context, id string) (time.Time, bool, error)
+}
+
 // Sweeper applies the policy. Several replicas may sweep at once: every
 // append names the workspace version the decision was made on, so only the
 // first replica's request is stored; the others get a conflict and move on.
@@ -119,6 +125,17 @@ func (s *Sweeper) one(ctx context.Context, ws events.Workspace, now time.Time) (
 		}
 	}
 	d := policy.Decide(s.Policy, ws, last, now)
+	if c, ok := s.Activity.(Confirmer); ok && (d.Action == policy.Warn || d.Action == policy.Stop) {
+		// Idle by the cache: idle by the record too? (A lagging cache
+		// must never stop a workspace someone is using.)
+		seen, found, err := c.Confirm(ctx, ws.ID)
+		if err != nil {
+			return policy.None, fmt.Errorf("confirm activity: %w", err)
+		}
+		if found && seen.After(last) {
+			d = policy.Decide(s.Policy, ws, seen, now)
+		}
+	}
 	var p events.Payload
 	var why string
 	switch d.Action {

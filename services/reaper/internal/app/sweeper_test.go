@@ -113,3 +113,31 @@ func TestRunSweepsOnEveryTick(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// laggingCache says a workspace is long idle; the record itself says it
+// was just used (the watcher has not caught up).
+type laggingCache struct{ cached, record time.Time }
+
+func (c laggingCache) LastSeen(context.Context, string) (time.Time, bool, error) {
+	return c.cached, true, nil
+}
+func (c laggingCache) Confirm(context.Context, string) (time.Time, bool, error) {
+	return c.record, true, nil
+}
+
+// TestCacheIsConfirmedBeforeStopping: a cached activity time that lags
+// never stops a workspace in use: the record is read before acting; a
+// workspace idle by the record too is stopped.
+func TestCacheIsConfirmedBeforeStopping(t *testing.T) {
+	l := &fakeLog{}
+	long := now.Add(-48 * time.Hour)
+	s := &app.Sweeper{Log: l, Activity: laggingCache{cached: long, record: now.Add(-time.Minute)}, Now: func() time.Time { return now },
+		Logger: quiet, Workspaces: fakeWorkspaces{runningSince("busy", long)}, Policy: policy.Settings{IdleTimeout: 24 * time.Hour}}
+	if r := s.Sweep(context.Background()); len(r.Acted) != 0 || l.count() != 0 {
+		t.Fatalf("stopped a workspace used a minute ago: %+v", r)
+	}
+	s.Activity = laggingCache{cached: long, record: long}
+	if r := s.Sweep(context.Background()); r.Acted[policy.Stop] != 1 {
+		t.Fatalf("an idle workspace was not stopped: %+v", r)
+	}
+}
