@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -114,5 +115,36 @@ func TestKeepPrefix(t *testing.T) {
 		case strings.Contains(key, "66666666") && !strings.HasSuffix(key, "-bare") && !strips:
 			t.Errorf("the terminal's router keeps its prefix: %v", r.Middlewares)
 		}
+	}
+}
+
+// TestCompactIsTheSameConfiguration: past compactAbove workspaces the file
+// is compact JSON, which Traefik reads as the same configuration.
+func TestCompactIsTheSameConfiguration(t *testing.T) {
+	var wss []events.Workspace
+	for i := range 300 {
+		wss = append(wss, running(fmt.Sprintf("w%03d", i), fmt.Sprintf("%08d-0000-4000-8000-000000000000", i), "172.18.0.2"))
+	}
+	o := Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://a/f", Backend: BackendIP, APIURL: "http://a"}
+	compact, err := Render(wss, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := compactAbove
+	compactAbove = 1000
+	indented, err := Render(wss, o)
+	compactAbove = saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	if err := json.Unmarshal(compact[bytes.IndexByte(compact, '{'):], &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(indented[bytes.IndexByte(indented, '{'):], &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) || len(compact) >= len(indented) {
+		t.Fatalf("compact (%d bytes) differs from indented (%d bytes)", len(compact), len(indented))
 	}
 }
