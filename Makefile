@@ -1,7 +1,7 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/berth-term/... ./cmd/probe/... ./cmd/berthctl/... ./tests/e2e/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/berth-term/... ./cmd/benchtable/... ./cmd/probe/... ./cmd/berthctl/... ./tests/e2e/...
 LINT_PKGS := $(PKGS) ./tests/compose/...
 BIN := bin
 IMAGE_CTX := .cache/images
@@ -75,10 +75,12 @@ test: ## unit and integration tests (in-process NATS; Docker-backed tests need a
 test-compose: images ## the compose stack end to end (its own project and ports 18000/18080)
 	$(GO) test -count=1 -timeout 15m ./tests/compose/...
 
-bench: ## benchmarks: log append rate, reaper sweep; launch latency vs raw docker run, archive/restore, backlog drain, launch under history reads, requests during stops (needs Docker)
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/reaper/...
-	$(GO) test -run '^$$' -bench . -skip BacklogDrain -benchtime 20x ./services/provisioner/... ./tests/e2e/...
-	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 1x ./services/provisioner/
+bench: ## benchmarks, then one table of figures vs goals (docs/benchmarks.md); raw output in data/bench.out (needs Docker)
+	@mkdir -p data
+	{ $(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/reaper/... ./services/router-sync/...; \
+	  $(GO) test -run '^$$' -bench . -skip BacklogDrain -benchtime 20x ./services/provisioner/... ./tests/e2e/...; \
+	  $(GO) test -run '^$$' -bench BacklogDrain -benchtime 1x ./services/provisioner/; } 2>&1 | tee data/bench.out
+	@echo; $(GO) run ./cmd/benchtable < data/bench.out
 
 lint: ## go vet and gofmt
 	$(GO) vet $(LINT_PKGS)
