@@ -79,7 +79,9 @@ var rows = []row{
 	{"warm launch (stopped -> running) vs docker start", "", "", "ms", "ratio <= 1.05", nil},
 	{"10 / 50 concurrent launches vs docker run", "", "", "ms", "ratio <= 1.2", nil},
 	{"route written -> Traefik serving it, p95", "", "", "ms", "<= 50 ms", nil},
-	{"idle RSS of each service", "", "", "MB", "< 40 MB", nil},
+	{"idle RSS: API with embedded NATS", "BenchmarkIdleRSS api-rss-MB", "", "MB", "< 40 MB", func(b, _ float64) bool { return b < 40 }},
+	{"idle RSS: provisioner", "BenchmarkIdleRSS provisioner-rss-MB", "", "MB", "< 40 MB", func(b, _ float64) bool { return b < 40 }},
+	{"idle RSS: router-sync", "BenchmarkIdleRSS router-sync-rss-MB", "", "MB", "< 40 MB", func(b, _ float64) bool { return b < 40 }},
 }
 
 func format(v float64) string {

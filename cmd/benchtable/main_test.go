@@ -31,7 +31,7 @@ PASS`
 		"| stop -> 404 through Traefik, p95 | 95.0 ms | - | - | <= 500 ms | yes |",
 		"| reaper sweep, 10,000 running workspaces (watched activity) | 3.00 ms | - | - | < 100 ms | yes |",
 		"| replay: fold rate / raw ordered-consumer rate | 150000 ev/s | 270000 ev/s | 0.56 | ratio >= 0.5 | yes |",
-		"| idle RSS of each service | not measured | - | - | < 40 MB | - |",
+		"| idle RSS: router-sync | not measured | - | - | < 40 MB | - |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing row %q in\n%s", want, got)

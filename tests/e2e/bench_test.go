@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -207,4 +209,42 @@ func BenchmarkRequestsDuringStop(b *testing.B) {
 	b.ReportMetric(float64(bad), "not-200-or-404")
 	fmt.Printf("requests during %d stops: %d, p95 %.1f ms, max %.1f ms, answered other than 200/404: %d\n",
 		b.N, len(during), pctMs(during, 0.95), pctMs(during, 1), bad)
+}
+
+// BenchmarkIdleRSS: the resident memory of each Berth service of a `make
+// run`-shaped stack (the API with its embedded NATS, the provisioner,
+// router-sync) after it is up, with ten workspaces running, and idle for
+// five seconds. Goal: < 40 MB per service (issue 16). -benchtime 1x.
+func BenchmarkIdleRSS(b *testing.B) {
+	s := newStack(b)
+	s.addDemoImage()
+	for i := range 10 {
+		tok := s.token(fmt.Sprintf("rss%d", i), "user")
+		ws := s.launch(tok)
+		s.await(tok, ws.ID, "running", 30*time.Second)
+	}
+	for b.Loop() {
+		time.Sleep(5 * time.Second)
+	}
+	for _, name := range []string{"api", "provisioner", "router-sync"} {
+		kb, err := rssKB(s.procs[name].cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(kb)/1024, name+"-rss-MB")
+	}
+}
+
+// rssKB reads a process's resident set size from /proc.
+func rssKB(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %d", pid)
 }
