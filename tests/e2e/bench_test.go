@@ -2,12 +2,12 @@ package e2e
 
 import (
 	"fmt"
-	"os"
 	"net/http"
+	"os"
 	"slices"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
