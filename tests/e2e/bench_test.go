@@ -41,14 +41,29 @@ func BenchmarkLaunchThroughTraefik(b *testing.B) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	var launches, stops []time.Duration
+	var launches, stops, toRequest, toRunning, toRouted []time.Duration
 	for i := 0; b.Loop(); i++ {
 		tok := s.token(fmt.Sprintf("user%d", i), "user")
 		start := time.Now()
 		ws := s.launch(tok)
 		poll(ws.URL, tok, 200)
-		launches = append(launches, time.Since(start))
+		end := time.Now()
+		launches = append(launches, end.Sub(start))
 		b.StopTimer()
+		// Where the time went, by the events' own timestamps (one clock:
+		// every process runs on this machine).
+		var requested, running time.Time
+		for _, e := range s.history(tok, ws.ID) {
+			switch e.Type {
+			case "berth.workspace.start_requested":
+				requested = e.Time
+			case "berth.workspace.running":
+				running = e.Time
+			}
+		}
+		toRequest = append(toRequest, requested.Sub(start))
+		toRunning = append(toRunning, running.Sub(requested))
+		toRouted = append(toRouted, end.Sub(running))
 		s.lifecycle(tok, ws.ID, "stop")
 		stops = append(stops, poll(ws.URL, tok, 404))
 		b.StartTimer()
@@ -61,6 +76,13 @@ func BenchmarkLaunchThroughTraefik(b *testing.B) {
 	b.ReportMetric(pct(launches, 0.95), "launch-p95-ms")
 	b.ReportMetric(pct(stops, 0.5), "stop404-p50-ms")
 	b.ReportMetric(pct(stops, 0.95), "stop404-p95-ms")
+	// The stages: the API's request to start_requested; the provisioner's
+	// start_requested to running; running to Traefik's first 200
+	// (router-sync's write, Traefik's reload, the client's 5 ms polling).
+	b.ReportMetric(pct(toRequest, 0.5), "api-p50-ms")
+	b.ReportMetric(pct(toRunning, 0.5), "provision-p50-ms")
+	b.ReportMetric(pct(toRouted, 0.5), "route-p50-ms")
+	b.ReportMetric(pct(toRouted, 0.95), "route-p95-ms")
 }
 
 // pctMs is the p-th percentile of ds in milliseconds.

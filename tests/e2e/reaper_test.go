@@ -214,6 +214,7 @@ func normaliseReaper(in []string) []string {
 
 type historyEvent struct {
 	ID            string          `json:"id"`
+	Time          time.Time       `json:"time"`
 	Type          string          `json:"type"`
 	Actor         string          `json:"actor"`
 	Reason        string          `json:"reason"`
