@@ -9,7 +9,7 @@ IMAGE_CTX := .cache/images
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 
-.PHONY: help build images traefik traefik-path up down logs run test test-compose bench lint fmt clean
+.PHONY: help build images traefik traefik-path up up-cluster down logs run test test-compose bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -59,8 +59,11 @@ up: images $(NATS_ENV) ## start Berth with compose on the local images (Traefik 
 	@echo "Berth is starting: API http://localhost:8080, workspaces http://localhost:8000/workspace-<name>/"
 	@if [ "$${BERTH_DEV_TOKENS:-true}" = true ]; then echo "WARNING: development tokens are on: anyone who reaches the API port can mint an admin token (BERTH_DEV_TOKENS=false turns them off)"; fi
 
+up-cluster: ## the compose stack with a three-node NATS cluster, every stream and bucket at three replicas (docs/scale.md)
+	$(MAKE) up COMPOSE_LOCAL='$(COMPOSE_LOCAL) -f deploy/compose/compose.cluster.yaml'
+
 down: $(NATS_ENV) ## stop the compose stack (volumes kept)
-	$(COMPOSE_LOCAL) down
+	$(COMPOSE_LOCAL) down --remove-orphans
 
 logs: $(NATS_ENV) ## follow the compose stack's logs
 	$(COMPOSE_LOCAL) logs -f

@@ -40,9 +40,11 @@ const (
 )
 
 type stack struct {
-	t    *testing.T
-	root string
-	env  []string
+	t       *testing.T
+	root    string
+	env     []string
+	project string   // default: project
+	files   []string // compose files under deploy/compose (default: compose.yaml)
 }
 
 func (s *stack) compose(args ...string) string {
@@ -51,7 +53,18 @@ func (s *stack) compose(args ...string) string {
 	if exec.Command("docker", "compose", "version").Run() == nil {
 		bin, pre = "docker", []string{"compose"}
 	}
-	cmd := exec.Command(bin, append(append(pre, "-p", project, "-f", filepath.Join(s.root, "deploy/compose/compose.yaml")), args...)...)
+	name, files := s.project, s.files
+	if name == "" {
+		name = project
+	}
+	if files == nil {
+		files = []string{"compose.yaml"}
+	}
+	pre = append(pre, "-p", name)
+	for _, f := range files {
+		pre = append(pre, "-f", filepath.Join(s.root, "deploy/compose", f))
+	}
+	cmd := exec.Command(bin, append(pre, args...)...)
 	cmd.Env = append(os.Environ(), s.env...)
 	out, err := cmd.CombinedOutput()
 	require.NoError(s.t, err, "compose %v: %s", args, out)
