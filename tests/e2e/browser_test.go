@@ -130,7 +130,7 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 	)
 	require.Equal(t, s.url("alice"), url, "the launch landed in alice's workspace")
 	run("type",
-		chromedp.Click(`.terminal`, chromedp.ByQuery),
+		focusTerminal(),
 		chromedp.KeyEvent("echo $((40+2))"+kb.Enter),
 		waitLine(`.terminal`, "42"),
 		shot(shots, "4-terminal-42"),
@@ -143,7 +143,7 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		chromedp.Click(`tr[data-name="alice--cs101"] button[data-action=start]`, chromedp.ByQuery),
 		waitLocation(s.url("alice--cs101")),
 		waitText(`#status`, "connected"),
-		chromedp.Click(`.terminal`, chromedp.ByQuery),
+		focusTerminal(),
 		chromedp.KeyEvent("cat ~/project/cs101/README"+kb.Enter),
 		waitLine(`.terminal`, "welcome to cs101"),
 		shot(shots, "5-project-folder"),
@@ -184,6 +184,25 @@ func waitText(sel, want string) chromedp.Action {
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
+	})
+}
+
+// focusTerminal clicks into the terminal, again while the page is still
+// settling (a node found a moment before a re-render is gone by the click).
+func focusTerminal() chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var err error
+		for range 50 {
+			if err = chromedp.Run(ctx, chromedp.Click(`.terminal`, chromedp.ByQuery)); err == nil {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		return fmt.Errorf("click into the terminal: %w", err)
 	})
 }
 
