@@ -31,32 +31,35 @@ type deadLetterCmd struct {
 	Retry deadLetterRetryCmd `cmd:"" help:"Hand a dead letter back to its consumer (provisioner only)."`
 }
 
-type deadLetterShowCmd struct {
+// seqArg is the dead letter a command acts on.
+type seqArg struct {
 	Seq string `arg:"" help:"Its sequence (the SEQ column of deadletter list)."`
 }
 
-func (x *deadLetterShowCmd) Run(e *env) error {
-	seq, err := parseSeq(x.Seq)
+// client checks the sequence, then the token.
+func (a seqArg) client(e *env) (*client, uint64, error) {
+	seq, err := parseSeq(a.Seq)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	c, err := e.client()
+	return c, seq, err
+}
+
+type deadLetterShowCmd struct{ seqArg }
+
+func (x *deadLetterShowCmd) Run(e *env) error {
+	c, seq, err := x.client(e)
 	if err != nil {
 		return err
 	}
 	return c.print(e.ctx, e.out, "GET", fmt.Sprintf("/api/v1/deadletters/%d", seq), nil)
 }
 
-type deadLetterRetryCmd struct {
-	Seq string `arg:"" help:"Its sequence (the SEQ column of deadletter list)."`
-}
+type deadLetterRetryCmd struct{ seqArg }
 
 func (x *deadLetterRetryCmd) Run(e *env) error {
-	seq, err := parseSeq(x.Seq)
-	if err != nil {
-		return err
-	}
-	c, err := e.client()
+	c, seq, err := x.client(e)
 	if err != nil {
 		return err
 	}

@@ -4,22 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/filters"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/berthdev/berth/pkg/events"
-	"github.com/berthdev/berth/pkg/platform/dockertest"
-	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
 
 // TestComposeCluster: the compose stack on a three-node NATS cluster
@@ -27,45 +20,9 @@ import (
 // workspace launches through Traefik; with one node stopped Berth goes on:
 // the running workspace stays routed and a new one launches.
 func TestComposeCluster(t *testing.T) {
-	cli := dockertest.Client(t)
-	if _, err := exec.LookPath("docker-compose"); err != nil && exec.Command("docker", "compose", "version").Run() != nil {
-		if os.Getenv("BERTH_REQUIRE_DOCKER") == "1" {
-			t.Fatal("neither docker compose nor docker-compose is installed")
-		}
-		t.Skip("skipping: neither docker compose nor docker-compose is installed")
-	}
-	root, err := filepath.Abs("../..")
-	require.NoError(t, err)
-	mk := exec.Command("make", "-s", "images")
-	mk.Dir = root
-	out, err := mk.CombinedOutput()
-	require.NoError(t, err, "make images: %s", out)
-
 	const web, apiPort, natsPort = "28000", "28080", "24222"
-	passwords, err := natsbus.EnsurePasswords(t.TempDir())
-	require.NoError(t, err)
-	s := &stack{t: t, root: root, project: "berth-composecluster", files: []string{"compose.yaml", "compose.cluster.yaml"}, env: []string{
-		"BERTH_NATS_IMAGE=berth/nats:local", "BERTH_TRAEFIK_IMAGE=berth/traefik:local",
-		"BERTH_PROJECTS_ROOT=" + t.TempDir(), "BERTH_DEV_TOKENS=true",
-		"BERTH_HTTP_PORT=" + web, "BERTH_API_PORT=" + apiPort, "BERTH_NATS_PORT=" + natsPort, "BERTH_NATS2_PORT=24223", "BERTH_NATS3_PORT=24224",
-		"BERTH_PROVISIONER_PORT=28081", "BERTH_TRAEFIK_PING_PORT=28090",
-		"BERTH_NATS_API_PASSWORD=" + passwords["api"], "BERTH_NATS_PROVISIONER_PASSWORD=" + passwords["provisioner"],
-		"BERTH_NATS_ROUTER_SYNC_PASSWORD=" + passwords["router-sync"], "BERTH_NATS_REAPER_PASSWORD=" + passwords["reaper"],
-		"BERTH_NATS_OPS_PASSWORD=" + passwords["ops"], "BERTH_NATS_INTAKE_PASSWORD=" + passwords["intake"],
-		"BERTH_PUBLIC_URL=http://localhost:" + web,
-	}}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(s.compose("logs", "--tail=40"))
-		}
-		s.compose("down", "-v")
-		list, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.owner=clustertest"))})
-		for _, c := range list {
-			_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
-			_ = cli.VolumeRemove(context.Background(), "berth-home-"+c.Labels["berth.workspace.id"], true)
-		}
-	})
+	s, passwords := newStack(t, "berth-composecluster", []string{"compose.yaml", "compose.cluster.yaml"},
+		ports{web: web, api: apiPort, nats: natsPort, nats2: "24223", nats3: "24224", provisioner: "28081", ping: "28090"}, "clustertest")
 	start := time.Now()
 	s.compose("up", "-d")
 	base := "http://localhost:" + apiPort

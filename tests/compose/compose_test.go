@@ -104,7 +104,14 @@ func eventually(t *testing.T, within time.Duration, what string, f func() bool) 
 	}
 }
 
-func TestComposeStack(t *testing.T) {
+// ports are where a test stack listens on the host.
+type ports struct{ web, api, nats, nats2, nats3, provisioner, ping string }
+
+// newStack checks compose is there (skipping, or failing under
+// BERTH_REQUIRE_DOCKER=1), builds the images, and returns a stack of the
+// given compose files with fresh bus passwords. Its cleanup takes the
+// stack down with its volumes and removes the workspaces of owner.
+func newStack(t *testing.T, name string, files []string, p ports, owner string, extra ...string) (*stack, map[string]string) {
 	cli := dockertest.Client(t)
 	if _, err := exec.LookPath("docker-compose"); err != nil && exec.Command("docker", "compose", "version").Run() != nil {
 		if os.Getenv("BERTH_REQUIRE_DOCKER") == "1" {
@@ -121,32 +128,39 @@ func TestComposeStack(t *testing.T) {
 
 	passwords, err := natsbus.EnsurePasswords(t.TempDir())
 	require.NoError(t, err)
-	s := &stack{t: t, root: root, env: []string{
+	s := &stack{t: t, root: root, project: name, files: files, env: append([]string{
 		"BERTH_NATS_IMAGE=berth/nats:local", "BERTH_TRAEFIK_IMAGE=berth/traefik:local",
 		"BERTH_PROJECTS_ROOT=" + t.TempDir(), "BERTH_DEV_TOKENS=true",
-		"BERTH_HTTP_PORT=" + httpPort, "BERTH_API_PORT=" + apiPort,
-		"BERTH_NATS_PORT=" + natsPort, "BERTH_PROVISIONER_PORT=" + provisionerPort, "BERTH_TRAEFIK_PING_PORT=" + pingPort,
+		"BERTH_HTTP_PORT=" + p.web, "BERTH_API_PORT=" + p.api, "BERTH_NATS_PORT=" + p.nats, "BERTH_NATS2_PORT=" + p.nats2, "BERTH_NATS3_PORT=" + p.nats3,
+		"BERTH_PROVISIONER_PORT=" + p.provisioner, "BERTH_TRAEFIK_PING_PORT=" + p.ping,
 		"BERTH_NATS_API_PASSWORD=" + passwords["api"], "BERTH_NATS_PROVISIONER_PASSWORD=" + passwords["provisioner"],
 		"BERTH_NATS_ROUTER_SYNC_PASSWORD=" + passwords["router-sync"], "BERTH_NATS_REAPER_PASSWORD=" + passwords["reaper"],
 		"BERTH_NATS_OPS_PASSWORD=" + passwords["ops"], "BERTH_NATS_INTAKE_PASSWORD=" + passwords["intake"],
-		"BERTH_PUBLIC_URL=http://localhost:" + httpPort,
-		// Lets one workspace below ask for a 2 s idle timeout.
-		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",
-		// One user runs three workspaces at once below.
-		"BERTH_QUOTA_RUNNING=3",
-	}}
+		"BERTH_PUBLIC_URL=http://localhost:" + p.web,
+	}, extra...)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(s.compose("logs", "--tail=40"))
 		}
 		s.compose("down", "-v")
 		list, _ := cli.ContainerList(context.Background(), container.ListOptions{All: true,
-			Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.owner=composetest"))})
+			Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.owner="+owner))})
 		for _, c := range list {
 			_ = cli.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true})
 			_ = cli.VolumeRemove(context.Background(), "berth-home-"+c.Labels["berth.workspace.id"], true)
 		}
 	})
+	return s, passwords
+}
+
+func TestComposeStack(t *testing.T) {
+	cli := dockertest.Client(t)
+	s, passwords := newStack(t, project, nil, ports{web: httpPort, api: apiPort, nats: natsPort, nats2: "4223", nats3: "4224", provisioner: provisionerPort, ping: pingPort},
+		"composetest",
+		// Lets one workspace below ask for a 2 s idle timeout.
+		"BERTH_IDLE_TIMEOUT_MIN=1s", "BERTH_SWEEP_INTERVAL=1s",
+		// One user runs three workspaces at once below.
+		"BERTH_QUOTA_RUNNING=3")
 	start := time.Now()
 	s.compose("up", "-d")
 	api := "http://localhost:" + apiPort
