@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"testing"
 	"time"
@@ -59,38 +58,18 @@ func BenchmarkRawDockerRun(b *testing.B) {
 	if _, err := w.cli.NetworkCreate(ctx, w.network, network.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	client := &http.Client{Timeout: time.Second}
 	var ds []time.Duration
-	pids := int64(128)
-	for i := 0; b.Loop(); i++ {
+	for b.Loop() {
 		start := time.Now()
-		c, err := w.cli.ContainerCreate(ctx, &container.Config{Image: dockertest.DemoImage},
-			&container.HostConfig{NetworkMode: container.NetworkMode(w.network),
-				Resources: container.Resources{Memory: 256 << 20, NanoCPUs: 500_000_000, PidsLimit: &pids}}, nil, nil, "")
+		id, err := createRaw(b, w)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = w.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
-		if err := w.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		if err := w.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		info, err := w.cli.ContainerInspect(ctx, c.ID)
-		if err != nil {
+		if err := awaitRaw(w, id, start); err != nil {
 			b.Fatal(err)
-		}
-		url := "http://" + info.NetworkSettings.Networks[w.network].IPAddress + ":8080/healthz"
-		for {
-			res, err := client.Get(url)
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Since(start) > 30*time.Second {
-				b.Fatal("raw container never answered")
-			}
-			time.Sleep(5 * time.Millisecond)
 		}
 		ds = append(ds, time.Since(start))
 	}

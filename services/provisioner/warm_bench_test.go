@@ -63,31 +63,42 @@ func BenchmarkRawDockerStart(b *testing.B) {
 	if _, err := w.cli.NetworkCreate(ctx, w.network, network.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	pids := int64(128)
-	c, err := w.cli.ContainerCreate(ctx, &container.Config{Image: dockertest.DemoImage},
-		&container.HostConfig{NetworkMode: container.NetworkMode(w.network), Resources: container.Resources{Memory: 256 << 20, NanoCPUs: 500_000_000, PidsLimit: &pids}}, nil, nil, "")
+	id, err := createRaw(b, w)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = w.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
 	var ds []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		if err := w.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		if err := w.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		if err := awaitRaw(w, c.ID, start); err != nil {
+		if err := awaitRaw(w, id, start); err != nil {
 			b.Fatal(err)
 		}
 		ds = append(ds, time.Since(start))
 		b.StopTimer()
 		timeout := 0
-		if err := w.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &timeout}); err != nil {
+		if err := w.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout}); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 	}
 	report(b, ds)
+}
+
+// createRaw creates a container of the demo image on the world's network
+// with the limits Berth gives it, removed when the benchmark ends.
+func createRaw(b *testing.B, w *world) (string, error) {
+	ctx := context.Background()
+	pids := int64(128)
+	c, err := w.cli.ContainerCreate(ctx, &container.Config{Image: dockertest.DemoImage},
+		&container.HostConfig{NetworkMode: container.NetworkMode(w.network), Resources: container.Resources{Memory: 256 << 20, NanoCPUs: 500_000_000, PidsLimit: &pids}}, nil, nil, "")
+	if err != nil {
+		return "", err
+	}
+	b.Cleanup(func() { _ = w.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
+	return c.ID, nil
 }
 
 // awaitRaw polls a raw container's health endpoint until it answers 200.
@@ -150,7 +161,6 @@ func BenchmarkRawConcurrentRuns(b *testing.B) {
 	if _, err := w.cli.NetworkCreate(ctx, w.network, network.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	pids := int64(128)
 	var ds []time.Duration
 	for b.Loop() {
 		start := time.Now()
@@ -159,18 +169,16 @@ func BenchmarkRawConcurrentRuns(b *testing.B) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, err := w.cli.ContainerCreate(ctx, &container.Config{Image: dockertest.DemoImage},
-					&container.HostConfig{NetworkMode: container.NetworkMode(w.network), Resources: container.Resources{Memory: 256 << 20, NanoCPUs: 500_000_000, PidsLimit: &pids}}, nil, nil, "")
+				id, err := createRaw(b, w)
 				if err != nil {
 					b.Error(err)
 					return
 				}
-				b.Cleanup(func() { _ = w.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
-				if err := w.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+				if err := w.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 					b.Error(err)
 					return
 				}
-				if err := awaitRaw(w, c.ID, start); err != nil {
+				if err := awaitRaw(w, id, start); err != nil {
 					b.Error(err)
 				}
 			}()
