@@ -123,15 +123,21 @@ func awaitRaw(w *world, cid string, start time.Time) error {
 	}
 }
 
-// BenchmarkConcurrentLaunches: 10 workspaces asked to start at once; wall
-// time from the first request to the last running. Compare
+// BenchmarkConcurrentLaunches: 10 and 50 workspaces asked to start at
+// once; wall time from the first request to the last running. Compare
 // BenchmarkRawConcurrentRuns. -benchtime 3x.
 func BenchmarkConcurrentLaunches(b *testing.B) {
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchConcurrentLaunches(b, n) })
+	}
+}
+
+func benchConcurrentLaunches(b *testing.B, n int) {
 	w := newWorld(b)
 	w.startProvisioner()
 	var ds []time.Duration
 	for round := 0; b.Loop(); round++ {
-		ids := make([]string, 10)
+		ids := make([]string, n)
 		for i := range ids {
 			ids[i] = w.create(fmt.Sprintf("c%d-%d", round, i), dockertest.DemoImage, false)
 		}
@@ -153,9 +159,15 @@ func BenchmarkConcurrentLaunches(b *testing.B) {
 	report(b, ds)
 }
 
-// BenchmarkRawConcurrentRuns: 10 docker run (create + start + first 200)
-// started together; wall time until the last answers.
+// BenchmarkRawConcurrentRuns: 10 and 50 docker run (create + start +
+// first 200) started together; wall time until the last answers.
 func BenchmarkRawConcurrentRuns(b *testing.B) {
+	for _, n := range []int{10, 50} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchRawConcurrentRuns(b, n) })
+	}
+}
+
+func benchRawConcurrentRuns(b *testing.B, n int) {
 	w := newWorld(b)
 	ctx := context.Background()
 	if _, err := w.cli.NetworkCreate(ctx, w.network, network.CreateOptions{}); err != nil {
@@ -165,7 +177,7 @@ func BenchmarkRawConcurrentRuns(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		var wg sync.WaitGroup
-		for range 10 {
+		for range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
