@@ -167,20 +167,19 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 	require.NoError(t, chromedp.Run(tctx, waitText(`#status`, "disconnected"), shot(shots, "7-terminal-stopped")))
 }
 
-// waitText waits until the element's text contains want.
+// waitText waits until the element's text contains want. An error (the
+// page is being replaced: "No node with given id") counts as not yet.
 func waitText(sel, want string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var text string
+		var err error
 		for {
-			var text string
-			if err := chromedp.Run(ctx, chromedp.Text(sel, &text, chromedp.ByQuery)); err != nil {
-				return err
-			}
-			if strings.Contains(text, want) {
+			if err = chromedp.Run(ctx, chromedp.Text(sel, &text, chromedp.ByQuery)); err == nil && strings.Contains(text, want) {
 				return nil
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("%s never showed %q (last: %q): %w", sel, want, text, ctx.Err())
+				return fmt.Errorf("%s never showed %q (last: %q, %v): %w", sel, want, text, err, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
@@ -213,7 +212,7 @@ func waitLine(sel, want string) chromedp.Action {
 		var text string
 		for {
 			if err := chromedp.Run(ctx, chromedp.Text(sel, &text, chromedp.ByQuery)); err != nil {
-				return err
+				text = "" // the page is being replaced: not yet
 			}
 			text = strings.ReplaceAll(text, "\u00a0", " ") // the emulator's spaces
 			for _, line := range strings.Split(text, "\n") {
