@@ -63,6 +63,7 @@ type cli struct {
 	State       stateCmd       `cmd:"" help:"A workspace as it was at a moment."`
 	Audit       auditCmd       `cmd:"" help:"Who did what, across the whole log (admins, auditors)."`
 	Deadletter  deadLetterCmd  `cmd:"" aliases:"deadletters" help:"Messages consumers could never handle (admins)."`
+	Image       imageCmd       `cmd:"" help:"The image catalog: list, add (with a profile), remove."`
 	System      systemCmd      `cmd:"" help:"Other systems allowed to send intake commands (admins)."`
 	Replay      replayCmd      `cmd:"" help:"Rebuild every workspace from the log (read-only) and compare with the API's."`
 	Completion  completionCmd  `cmd:"" help:"Print a shell completion script: source <(berthctl completion bash)."`

@@ -104,3 +104,35 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("completion bash: %v %q", err, out.String())
 	}
 }
+
+// TestImageCommands: the catalog is managed without curl; a profile is
+// sent as the API takes it, and a bad one is refused before any request.
+func TestImageCommands(t *testing.T) {
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		asked = append(asked, r.Method+" "+r.URL.EscapedPath()+" "+string(b))
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	for _, args := range [][]string{
+		{"image", "add", "berth/workspace-debian:latest", "--description", "Debian", "--profile", `{"port":8080,"activity":"traffic"}`},
+		{"image", "remove", "berth/workspace-debian:latest"},
+		{"image"},
+	} {
+		if err := run(context.Background(), append([]string{"--token", "t", "--api", srv.URL}, args...), io.Discard, io.Discard); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	want := []string{
+		`POST /api/v1/images {"cap_add":null,"description":"Debian","profile":{"activity":"traffic","port":8080},"ref":"berth/workspace-debian:latest"}`,
+		"DELETE /api/v1/images/berth%2Fworkspace-debian:latest ",
+		"GET /api/v1/images ",
+	}
+	if strings.Join(asked, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("asked\n%s\nwant\n%s", strings.Join(asked, "\n"), strings.Join(want, "\n"))
+	}
+	if err := run(context.Background(), []string{"--token", "t", "--api", srv.URL, "image", "add", "x:1", "--profile", "port=1"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Fatalf("a bad profile: %v", err)
+	}
+}
