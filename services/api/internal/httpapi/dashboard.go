@@ -32,9 +32,6 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"ago":   ago,
 	"clock": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
 	"idle":  func(secs int64) string { return (time.Duration(secs) * time.Second).String() },
-	"transitional": func(status string) bool {
-		return status == string(events.StatusStarting) || status == string(events.StatusStopping)
-	},
 }).ParseFS(webFS, "web/*.html"))
 
 // webRoutes registers the dashboard's pages.
@@ -279,7 +276,7 @@ func (h *handlers) progress(c echo.Context) error {
 		if settled(ws) || time.Now().After(deadline) {
 			return nil
 		}
-		wctx, cancel := contextUntil(ctx, deadline)
+		wctx, cancel := context.WithDeadline(ctx, deadline)
 		next, err := w.AwaitChange(wctx, caller(c), ws.ID, ws.Version)
 		cancel()
 		if err != nil {
@@ -346,11 +343,6 @@ func (h *handlers) historyPage(c echo.Context) error {
 func action(t events.Type) string {
 	s := string(t)
 	return s[strings.LastIndexByte(s, '.')+1:]
-}
-
-// contextUntil is ctx ending at deadline at the latest.
-func contextUntil(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
-	return context.WithDeadline(ctx, deadline)
 }
 
 // ago says how long ago t was, for people.
