@@ -55,6 +55,7 @@ type cfg struct {
 	AttemptTimeout    time.Duration
 	ArchiveDir        string
 	ArchiveProjects   bool
+	Prepare           bool
 	HeartbeatFile     string
 	HeartbeatInterval time.Duration
 	config.Common
@@ -86,6 +87,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Duration(&c.AttemptTimeout, "attempt-timeout", "BERTH_PROVISIONER_ATTEMPT_TIMEOUT", time.Hour, "longest one attempt may take (an archive of a large home is the longest); it then fails and is retried")
 	s.String(&c.ArchiveDir, "archive-dir", "BERTH_ARCHIVE_DIR", "data/archives", "folder where workspace archives (<id>/<version>.tar.gz) are written and restored from")
 	s.Bool(&c.ArchiveProjects, "archive-projects", "BERTH_ARCHIVE_PROJECTS", false, "also put the workspace's project folders in its archive (never restored)")
+	s.Bool(&c.Prepare, "prepare-containers", "BERTH_PREPARE_CONTAINERS", true, "create the container of a workspace defined without a start (by an admin, another system) right away, so its first start is as fast as a restart")
 	s.String(&c.HeartbeatFile, "heartbeat-file", "BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat", "file in a workspace whose modification time counts as activity (code-server keeps this one)")
 	s.Duration(&c.HeartbeatInterval, "heartbeat-interval", "BERTH_HEARTBEAT_INTERVAL", 30*time.Second, "how often heartbeat files are read (0 = never)")
 	s.Common(&c.Common)
@@ -192,7 +194,7 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 	}
 	appLog := l.ConflictAs(app.ErrConflict)
 	prov := app.New(appLog, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
-		Archives: archive.Folder(c.ArchiveDir), ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain,
+		Archives: archive.Folder(c.ArchiveDir), ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain, Prepare: c.Prepare,
 		Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}, Meter: tel.Meter})
 	rec := &app.Reconciler{Log: appLog, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
 		Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now, Meter: tel.Meter}

@@ -284,3 +284,28 @@ func TestOrphansRemovedOnlyAfterGrace(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, info.State.Running, "unlabelled containers are never touched")
 }
+
+// TestDefinedWorkspaceIsPrepared: a workspace defined without a start (an
+// admin's, an LMS's) gets its container right away, created but not
+// running; its first start starts that very container.
+func TestDefinedWorkspaceIsPrepared(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner()
+	id := w.create("prepared", dockertest.DemoImage, false)
+	var prepared container.Summary
+	require.Eventually(t, func() bool {
+		cs := w.containers(id)
+		if len(cs) == 1 {
+			prepared = cs[0]
+		}
+		return len(cs) == 1
+	}, 30*time.Second, 50*time.Millisecond, "the defined workspace's container")
+	assert.Equal(t, "created", prepared.State, "prepared, not started")
+	assert.Equal(t, events.StatusCreated, w.state(id).Status, "nothing recorded: the workspace is as it was")
+
+	w.request(id, &events.StartRequested{})
+	w.waitStatus(id, events.StatusRunning, 60*time.Second)
+	cs := w.containers(id)
+	require.Len(t, cs, 1)
+	assert.Equal(t, prepared.ID, cs[0].ID, "the start used the prepared container")
+}

@@ -200,3 +200,24 @@ func benchRawConcurrentRuns(b *testing.B, n int) {
 	}
 	report(b, ds)
 }
+
+// BenchmarkPreparedLaunch: the first start of a workspace defined ahead of
+// use, whose container the provisioner prepared: start requested ->
+// running. Compare BenchmarkRawDockerStart. -benchtime 20x.
+func BenchmarkPreparedLaunch(b *testing.B) {
+	w := newWorld(b)
+	w.startProvisioner()
+	var ds []time.Duration
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		id := w.create(fmt.Sprintf("prep%d", i), dockertest.DemoImage, false)
+		for len(w.containers(id)) == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		b.StartTimer()
+		w.request(id, &events.StartRequested{})
+		w.waitStatus(id, events.StatusRunning, 60*time.Second)
+		ds = append(ds, w.requestedToRunning(b, id))
+	}
+	report(b, ds)
+}

@@ -14,10 +14,13 @@ const (
 	ActionEnsureRemoved
 	ActionArchive
 	ActionRestore
+	// ActionPrepare creates a defined workspace's container ahead of its
+	// first start; nothing is recorded (the state does not change).
+	ActionPrepare
 )
 
 func (a Action) String() string {
-	return [...]string{"none", "ensure-running", "ensure-stopped", "ensure-removed", "archive", "restore"}[a]
+	return [...]string{"none", "ensure-running", "ensure-stopped", "ensure-removed", "archive", "restore", "prepare"}[a]
 }
 
 // Plan decides from the workspace's current state, never from the event
@@ -35,6 +38,10 @@ func Plan(ws events.Workspace) Action {
 		return ActionArchive
 	case events.StatusRestoring:
 		return ActionRestore
+	case events.StatusCreated:
+		if ws.Desired != events.DesiredRunning {
+			return ActionPrepare
+		}
 	}
 	return ActionNone
 }

@@ -20,11 +20,16 @@ func TestPlan(t *testing.T) {
 		events.StatusDeleting:  ActionEnsureRemoved,
 		events.StatusArchiving: ActionArchive,
 		events.StatusRestoring: ActionRestore,
+		// Defined, never started: its container is made ahead of the start.
+		events.StatusCreated: ActionPrepare,
 	}
 	for _, s := range events.Statuses() {
 		if got := Plan(events.Workspace{Status: s}); got != want[s] {
 			t.Errorf("%q: got %s want %s", s, got, want[s])
 		}
+	}
+	if got := Plan(events.Workspace{Status: events.StatusCreated, Desired: events.DesiredRunning}); got != ActionNone {
+		t.Errorf("created with a start asked for: %s, want none (the start's own event plans it)", got)
 	}
 }
 

@@ -87,6 +87,11 @@ type Runtime interface {
 	ImportHome(ctx context.Context, s Spec, write func(io.Writer) error) error
 }
 
+// Preparer is a Runtime that can create a container without starting it.
+type Preparer interface {
+	EnsureCreated(ctx context.Context, s Spec) error
+}
+
 // Failure is an outcome to record as a "failed" event rather than retry:
 // retrying cannot help until someone acts on Message.
 type Failure struct {
@@ -99,6 +104,9 @@ func (f *Failure) Error() string { return f.Code + ": " + f.Message }
 // Options configure the provisioner.
 type Options struct {
 	ProjectsRoot string
+	// Prepare creates a defined workspace's container before its first
+	// start (BERTH_PREPARE_CONTAINERS).
+	Prepare bool
 	// HomeDir is where the home volume is mounted; projects go under
 	// HomeDir/project/<folder>.
 	HomeDir string
@@ -176,6 +184,10 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 		}
 		act := Plan(ws)
 		if act == ActionNone {
+			return nil
+		}
+		if act == ActionPrepare {
+			p.prepare(ctx, ws)
 			return nil
 		}
 		payload, reason, err := p.outcome(ctx, ws, act, lastAttempt)
@@ -260,6 +272,25 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		return p.restoreHome(ctx, ws)
 	}
 	return nil, "", fmt.Errorf("unknown action %d", act)
+}
+
+// prepare creates a defined workspace's container ahead of its first
+// start, if the runtime can (Preparer). A failure is only logged: the
+// start creates the container anyway, and records what fails then.
+func (p *Provisioner) prepare(ctx context.Context, ws events.Workspace) {
+	pr, ok := p.rt.(Preparer)
+	if !ok || !p.o.Prepare {
+		return
+	}
+	spec, err := p.spec(ws)
+	if err == nil {
+		err = pr.EnsureCreated(ctx, spec)
+	}
+	if err != nil {
+		p.logger.Info("container not prepared ahead of the first start", "workspace", ws.Name, "err", err)
+		return
+	}
+	p.logger.Debug("container prepared", "workspace", ws.Name)
 }
 
 // remove deletes the workspace's container. The home volume goes only with

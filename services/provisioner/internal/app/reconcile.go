@@ -250,7 +250,8 @@ type Open struct {
 func Overdue(wss []events.Workspace, now time.Time, redrive, deadline time.Duration) []Open {
 	var out []Open
 	for _, ws := range wss {
-		if Plan(ws) == ActionNone || ws.StatusSince.IsZero() {
+		// A preparation is no open request: nothing waits for it.
+		if a := Plan(ws); a == ActionNone || a == ActionPrepare || ws.StatusSince.IsZero() {
 			continue
 		}
 		age := now.Sub(ws.StatusSince)

@@ -208,6 +208,7 @@ func TestOverdue(t *testing.T) {
 		{at(events.StatusDeleting, time.Hour), &app.Open{}},
 		{at(events.StatusRunning, time.Hour), nil},
 		{at(events.StatusStopped, time.Hour), nil},
+		{at(events.StatusCreated, time.Hour), nil}, // prepared ahead, but no request waits
 		{events.Workspace{ID: "no-since", Status: events.StatusStarting}, nil},
 	}
 	for _, c := range cases {

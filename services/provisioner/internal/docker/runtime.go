@@ -241,6 +241,20 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 	}
 }
 
+// EnsureCreated makes the workspace's container (and home volume) without
+// starting it, so a later start only starts it: a workspace defined ahead
+// of use (an admin's, an LMS's) then launches as fast as a restart.
+func (r *Runtime) EnsureCreated(ctx context.Context, s app.Spec) error {
+	if err := r.scoped(ctx); err != nil {
+		return err
+	}
+	if err := r.ensureNetwork(ctx); err != nil {
+		return err
+	}
+	_, err := r.ensureCreated(ctx, s)
+	return err
+}
+
 // ensureCreated returns the workspace's container, creating it if absent
 // and replacing it if it was made from another spec (a changed image,
 // project list, limit or setting): the container always matches the log.
