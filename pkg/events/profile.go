@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
@@ -82,7 +83,7 @@ func (p ImageProfile) Check() []ProfileProblem {
 	if len(p.Env) > 64 {
 		bad("env", "invalid_env", "at most 64 variables")
 	}
-	for _, k := range sortedKeys(p.Env) {
+	for _, k := range slices.Sorted(maps.Keys(p.Env)) {
 		switch {
 		case !envName.MatchString(k):
 			bad("env."+k, "invalid_env", "%q is not a variable name", k)
@@ -183,12 +184,3 @@ func (p ImageProfile) ActivityFile(def string) string {
 
 // KeepsPrefix: in path mode, the app serves under its base path itself.
 func (p ImageProfile) KeepsPrefix() bool { return p.Prefix == "keep" }
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

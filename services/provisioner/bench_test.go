@@ -34,18 +34,8 @@ func BenchmarkLaunch(b *testing.B) {
 	var ds []time.Duration
 	for i := 0; b.Loop(); i++ {
 		id := w.create(fmt.Sprintf("bench%d", i), dockertest.DemoImage, true)
-		ws := w.waitStatus(id, events.StatusRunning, 60*time.Second)
-		evs, err := w.log.Read(context.Background(), id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var requested time.Time
-		for _, e := range evs {
-			if e.Type == events.TypeStartRequested {
-				requested = e.Time
-			}
-		}
-		ds = append(ds, ws.UpdatedAt.Sub(requested))
+		w.waitStatus(id, events.StatusRunning, 60*time.Second)
+		ds = append(ds, w.requestedToRunning(b, id))
 	}
 	report(b, ds)
 }

@@ -2,7 +2,6 @@ package compose
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -44,13 +43,7 @@ func TestComposeCluster(t *testing.T) {
 	}
 	require.Positive(t, streams)
 
-	token := func(sub, role string) string {
-		_, b := call("POST", base+"/api/v1/dev/token", "", map[string]any{"sub": sub, "roles": []string{role}})
-		var out struct{ Token string }
-		require.NoError(t, json.Unmarshal(b, &out), "%s", b)
-		return out.Token
-	}
-	admin, user := token("root", "admin"), token("clustertest", "user")
+	admin, user := devToken(t, base, "root", "admin"), devToken(t, base, "clustertest", "user")
 	code, b := call("POST", base+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
 	require.Contains(t, []int{201, 409}, code, "%s", b)
 	launch := func(name string) string {

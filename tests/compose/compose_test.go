@@ -153,6 +153,15 @@ func newStack(t *testing.T, name string, files []string, p ports, owner string, 
 	return s, passwords
 }
 
+// devToken mints a development token through the API's own port.
+func devToken(t *testing.T, api, sub, role string) string {
+	t.Helper()
+	_, b := call("POST", api+"/api/v1/dev/token", "", map[string]any{"sub": sub, "roles": []string{role}})
+	var out struct{ Token string }
+	require.NoError(t, json.Unmarshal(b, &out), "%s", b)
+	return out.Token
+}
+
 func TestComposeStack(t *testing.T) {
 	cli := dockertest.Client(t)
 	s, passwords := newStack(t, project, nil, ports{web: httpPort, api: apiPort, nats: natsPort, nats2: "4223", nats3: "4224", provisioner: provisionerPort, ping: pingPort},
@@ -167,13 +176,7 @@ func TestComposeStack(t *testing.T) {
 	eventually(t, 90*time.Second, "api ready", func() bool { c, _ := call("GET", api+"/readyz", "", nil); return c == 200 })
 	t.Logf("cold up: %s", time.Since(start))
 
-	token := func(sub, role string) string {
-		_, b := call("POST", api+"/api/v1/dev/token", "", map[string]any{"sub": sub, "roles": []string{role}})
-		var out struct{ Token string }
-		require.NoError(t, json.Unmarshal(b, &out), "%s", b)
-		return out.Token
-	}
-	admin, user := token("root", "admin"), token("composetest", "user")
+	admin, user := devToken(t, api, "root", "admin"), devToken(t, api, "composetest", "user")
 	// Minted above through the API's loopback port; Traefik never routes
 	// the dev-token route.
 	code, b := call("POST", "http://localhost:"+httpPort+"/api/v1/dev/token", "", map[string]any{"sub": "root", "roles": []string{"admin"}})

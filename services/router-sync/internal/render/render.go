@@ -143,12 +143,13 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 	wss = slices.Clone(wss)
 	sort.Slice(wss, func(i, j int) bool { return wss[i].Name < wss[j].Name })
 	d := doc{HTTP: httpConf{Routers: map[string]router{}, Middlewares: map[string]middleware{}, Services: map[string]svc{}}}
+	auth, err := url.Parse(o.AuthURL) // once, not once per workspace
+	if err != nil {
+		return nil, fmt.Errorf("auth url %q: %w", o.AuthURL, err)
+	}
 	for _, ws := range wss {
-		if !Routable(ws) {
-			continue
-		}
-		if err := add(&d.HTTP, ws, o); err != nil {
-			return nil, err
+		if Routable(ws) {
+			add(&d.HTTP, ws, o, auth)
 		}
 	}
 	if o.APIURL != "" {
@@ -193,19 +194,16 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 // indented.
 var compactAbove = 200
 
-func add(h *httpConf, ws events.Workspace, o Options) error {
+func add(h *httpConf, ws events.Workspace, o Options, authURL *url.URL) {
 	key := "ws-" + ws.Name
 	host := ws.Endpoint.IP
 	if o.Backend == BackendHost {
 		host = ws.Endpoint.Host
 	}
 	if host == "" || ws.Endpoint.Port == 0 {
-		return nil // nothing to dial yet
+		return // nothing to dial yet
 	}
-	auth, err := url.Parse(o.AuthURL)
-	if err != nil {
-		return fmt.Errorf("auth url %q: %w", o.AuthURL, err)
-	}
+	auth := *authURL
 	q := auth.Query()
 	q.Set("workspace", ws.ID)
 	auth.RawQuery = q.Encode()
@@ -216,7 +214,7 @@ func add(h *httpConf, ws events.Workspace, o Options) error {
 	entry := []string{o.EntryPoint}
 	if o.Mode == wsurl.ModeSubdomain {
 		h.Routers[key] = router{Rule: "Host(`" + ws.Name + "." + o.Domain + "`)", EntryPoints: entry, Middlewares: []string{key + "-auth"}, Service: key}
-		return nil
+		return
 	}
 	prefix := wsurl.PathPrefix(ws.Name)
 	h.Middlewares[key+"-strip"] = middleware{StripPrefix: &stripPrefix{Prefixes: []string{prefix}}}
@@ -229,5 +227,4 @@ func add(h *httpConf, ws events.Workspace, o Options) error {
 	}
 	h.Routers[key] = router{Rule: "PathPrefix(`" + prefix + "/`)", EntryPoints: entry, Middlewares: mws, Service: key}
 	h.Routers[key+"-bare"] = router{Rule: "Path(`" + prefix + "`)", EntryPoints: entry, Middlewares: []string{key + "-slash"}, Service: key}
-	return nil
 }
