@@ -76,6 +76,12 @@ func TestTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the page would never send is ignored, and the terminal goes on.
+	if err := c.Write(context.Background(), websocket.MessageText, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, message{Type: "exec", Data: "rm -rf /"})
+	send(t, c, message{Type: "resize", Cols: 0, Rows: 0})
 	send(t, c, message{Type: "resize", Cols: 100, Rows: 30})
 	send(t, c, message{Type: "input", Data: "echo $((40+2)); stty size; pwd\r"})
 	// pwd answers last; the typed line reads 40+2, so only the answer is 42.

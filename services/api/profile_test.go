@@ -38,3 +38,18 @@ func TestImageProfiles(t *testing.T) {
 	r = a.do("POST", "/api/v1/images", admin, map[string]any{"ref": "example/bad:2", "profile": map[string]any{"ports": 1}})
 	assert.Equal(t, http.StatusBadRequest, r.Status, "an unknown profile field: %s", r.Body)
 }
+
+// TestLogsQueryRefused: a logs request with a bad query is refused before
+// any provisioner is asked.
+func TestLogsQueryRefused(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI()
+	alice := e.token("alice", "user")
+	for query, status := range map[string]int{"tail=abc": http.StatusBadRequest, "timestamps=yes": http.StatusBadRequest,
+		"tail=0": http.StatusUnprocessableEntity, "tail=5001": http.StatusUnprocessableEntity} {
+		r := a.do("GET", "/api/v1/workspaces/some-id/logs?"+query, alice, nil)
+		assert.Equal(t, status, r.Status, "%s: %s", query, r.Body)
+	}
+	r := a.do("GET", "/api/v1/workspaces/some-id/logs", alice, nil)
+	expectProblem(t, r, http.StatusNotFound, "workspace_not_found")
+}
