@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -56,6 +57,8 @@ type cfg struct {
 	ArchiveDir        string
 	ArchiveProjects   bool
 	Prepare           bool
+	Runtime           string
+	SwarmAttach       []string
 	HeartbeatFile     string
 	HeartbeatInterval time.Duration
 	config.Common
@@ -69,7 +72,10 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.Installation, "installation", "BERTH_INSTALLATION", "", "this installation's id on the engine (default: generated once and kept in NATS); containers of other installations are never touched")
 	s.ResourceMax(&c.Max)
 	s.String(&c.ProjectsRoot, "projects-root", "BERTH_PROJECTS_ROOT", "data/projects", "folder holding the project folders (absolute host path under compose)")
-	s.String(&c.Network, "network", "BERTH_NETWORK", "berth-workspaces", "Docker network for workspace containers")
+	s.String(&c.Network, "network", "BERTH_NETWORK", "berth-workspaces", "Docker network for workspace containers (runtime docker)")
+	s.String(&c.Runtime, "runtime", "BERTH_RUNTIME", "docker", "docker (a container per workspace on this engine) or swarm (a service per workspace on a Swarm whose manager this engine is; docs/scale.md)")
+	var attach string
+	s.String(&attach, "swarm-attach", "BERTH_SWARM_ATTACH", "", "runtime swarm: comma-separated containers joined to every workspace's overlay network, the provisioner's own and Traefik's (docs/scale.md)")
 	s.Bool(&c.Outbound, "workspace-outbound", "BERTH_WORKSPACE_OUTBOUND", true, "let workspaces reach the outside world (git clone, package installs); false makes the workspace network internal")
 	s.Int(&c.Port, "workspace-port", "BERTH_WORKSPACE_PORT", 8080, "port the IDE listens on inside the container")
 	s.String(&c.HealthPath, "health-path", "BERTH_HEALTH_PATH", "/healthz", "HTTP path answering 200 when the IDE is ready")
@@ -96,6 +102,13 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	}
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && !strings.HasPrefix(c.HeartbeatFile, "/")) {
 		return c, fmt.Errorf("bad configuration: BERTH_HEARTBEAT_FILE=%q, BERTH_HEARTBEAT_INTERVAL=%s: want an absolute path and a non-negative interval", c.HeartbeatFile, c.HeartbeatInterval)
+	}
+	c.SwarmAttach = splitList(attach)
+	switch {
+	case c.Runtime != "docker" && c.Runtime != "swarm":
+		return c, fmt.Errorf("bad configuration: BERTH_RUNTIME=%q: want docker or swarm", c.Runtime)
+	case c.Runtime == "swarm" && len(c.SwarmAttach) == 0:
+		return c, fmt.Errorf("bad configuration: BERTH_RUNTIME=swarm needs BERTH_SWARM_ATTACH (the provisioner's and Traefik's containers, which must reach every workspace's network)")
 	}
 	if c.Installation != "" {
 		if err := installation.Validate(c.Installation); err != nil {
@@ -142,7 +155,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	engine := docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout})
+	engine := newRuntime(c, docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout}))
 
 	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
 		// Not fatal: archives will fail and be recorded as archive_failed,
@@ -169,7 +182,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 
 // provision opens what the use cases need on the bus, replays the log, calls
 // ready, and runs the use cases until ctx ends.
-func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Runtime, ready func()) error {
+func provision(ctx context.Context, c cfg, p *service.Process, engine workspaceRuntime, ready func()) error {
 	log, tel, nc := p.Log, p.Tel, p.NATS
 	l, err := eventlog.OpenWhenReady(ctx, nc, eventlog.Options{ReadOnly: true, Meter: tel.Meter}, log) // the API owns the stream
 	if err != nil {
@@ -179,7 +192,7 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 	if err != nil {
 		return err
 	}
-	rt := engine.Scoped(id)
+	rt := engine.scoped(id)
 	proj := events.NewProjection()
 	if err := l.Replay(ctx, log, proj); err != nil {
 		return err
@@ -224,6 +237,46 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine *docker.Ru
 		actors = append(actors, service.Actor{Name: "heartbeats", Run: ticking(c.HeartbeatInterval, hb.Run)})
 	}
 	return service.Run(ctx, log, c.ShutdownGrace, actors...)
+}
+
+// workspaceRuntime is everything the use cases need of the engine.
+type workspaceRuntime interface {
+	app.Runtime
+	app.Inventory
+	app.Pinger
+	app.HeartbeatFiles
+	app.ActivityProbe
+	logserver.Source
+	WatchExits(ctx context.Context, log *slog.Logger, kick chan<- struct{})
+	// scoped returns the runtime for one installation.
+	scoped(installation string) workspaceRuntime
+}
+
+type containers struct{ *docker.Runtime }
+
+func (r containers) scoped(id string) workspaceRuntime { return containers{r.Scoped(id)} }
+
+type services struct{ *docker.Swarm }
+
+func (r services) scoped(id string) workspaceRuntime { return services{r.Scoped(id)} }
+
+// newRuntime picks the runtime BERTH_RUNTIME names.
+func newRuntime(c cfg, r *docker.Runtime) workspaceRuntime {
+	if c.Runtime == "swarm" {
+		return services{docker.NewSwarm(r, c.SwarmAttach)}
+	}
+	return containers{r}
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // logsCode names an engine error for a logs reply.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/docker/docker/api/types/container"
@@ -32,10 +33,19 @@ func (r *Runtime) Logs(ctx context.Context, id string, tail int, timestamps bool
 	if c == nil {
 		return nil, false, ErrNoContainer
 	}
-	rc, err := r.cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(tail), Timestamps: timestamps})
+	rc, err := r.cli.ContainerLogs(ctx, c.ID, logsOptions(tail, timestamps))
 	if err != nil {
 		return nil, false, fmt.Errorf("logs of %s: %w", id, err)
 	}
+	return readLogs(rc, id)
+}
+
+func logsOptions(tail int, timestamps bool) container.LogsOptions {
+	return container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(tail), Timestamps: timestamps}
+}
+
+// readLogs demultiplexes an engine log stream and closes it.
+func readLogs(rc io.ReadCloser, id string) ([]byte, bool, error) {
 	defer rc.Close()
 	// Only the newest bytes are held: a tail of huge lines never sits in
 	// memory whole.
