@@ -22,6 +22,9 @@ func TestParseRejectsBadSettings(t *testing.T) {
 		"deadline":       {[]string{"--transition-deadline", "30s"}, "BERTH_TRANSITION_DEADLINE"},
 		"redrive":        {[]string{"--redrive-after", "0s"}, "BERTH_REDRIVE_AFTER"},
 		"max memory":     {[]string{"--max-memory", "lots"}, "max-memory"},
+		"runtime":        {[]string{"--runtime", "kubernetes"}, "BERTH_RUNTIME"},
+		"swarm attach":   {[]string{"--runtime", "swarm"}, "BERTH_SWARM_ATTACH"},
+		"placement":      {[]string{"--swarm-placement-timeout", "0s"}, "BERTH_SWARM_PLACEMENT_TIMEOUT"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -33,5 +36,9 @@ func TestParseRejectsBadSettings(t *testing.T) {
 	}
 	if _, err := parse(nil, io.Discard); err != nil {
 		t.Fatalf("defaults must be valid: %v", err)
+	}
+	c, err := parse([]string{"--runtime", "swarm", "--swarm-attach", " berth-provisioner, ,berth-traefik "}, io.Discard)
+	if err != nil || strings.Join(c.SwarmAttach, "|") != "berth-provisioner|berth-traefik" {
+		t.Fatalf("swarm attach list: %q, %v", c.SwarmAttach, err)
 	}
 }

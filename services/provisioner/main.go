@@ -59,6 +59,7 @@ type cfg struct {
 	Prepare           bool
 	Runtime           string
 	SwarmAttach       []string
+	SwarmPlacement    time.Duration
 	HeartbeatFile     string
 	HeartbeatInterval time.Duration
 	config.Common
@@ -93,6 +94,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Duration(&c.AttemptTimeout, "attempt-timeout", "BERTH_PROVISIONER_ATTEMPT_TIMEOUT", time.Hour, "longest one attempt may take (an archive of a large home is the longest); it then fails and is retried")
 	s.String(&c.ArchiveDir, "archive-dir", "BERTH_ARCHIVE_DIR", "data/archives", "folder where workspace archives (<id>/<version>.tar.gz) are written and restored from")
 	s.Bool(&c.ArchiveProjects, "archive-projects", "BERTH_ARCHIVE_PROJECTS", false, "also put the workspace's project folders in its archive (never restored)")
+	s.Duration(&c.SwarmPlacement, "swarm-placement-timeout", "BERTH_SWARM_PLACEMENT_TIMEOUT", 15*time.Second, "runtime swarm: how long a start may wait for a node that can run the workspace (the one holding its home volume) before it fails with node_unavailable")
 	s.Bool(&c.Prepare, "prepare-containers", "BERTH_PREPARE_CONTAINERS", true, "create the container of a workspace defined without a start (by an admin, another system) right away, so its first start is as fast as a restart")
 	s.String(&c.HeartbeatFile, "heartbeat-file", "BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat", "file in a workspace whose modification time counts as activity (code-server keeps this one)")
 	s.Duration(&c.HeartbeatInterval, "heartbeat-interval", "BERTH_HEARTBEAT_INTERVAL", 30*time.Second, "how often heartbeat files are read (0 = never)")
@@ -107,6 +109,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	switch {
 	case c.Runtime != "docker" && c.Runtime != "swarm":
 		return c, fmt.Errorf("bad configuration: BERTH_RUNTIME=%q: want docker or swarm", c.Runtime)
+	case c.SwarmPlacement <= 0:
+		return c, fmt.Errorf("bad configuration: BERTH_SWARM_PLACEMENT_TIMEOUT=%s: must be positive", c.SwarmPlacement)
 	case c.Runtime == "swarm" && len(c.SwarmAttach) == 0:
 		return c, fmt.Errorf("bad configuration: BERTH_RUNTIME=swarm needs BERTH_SWARM_ATTACH (the provisioner's and Traefik's containers, which must reach every workspace's network)")
 	}
@@ -263,7 +267,9 @@ func (r services) scoped(id string) workspaceRuntime { return services{r.Scoped(
 // newRuntime picks the runtime BERTH_RUNTIME names.
 func newRuntime(c cfg, r *docker.Runtime) workspaceRuntime {
 	if c.Runtime == "swarm" {
-		return services{docker.NewSwarm(r, c.SwarmAttach)}
+		w := docker.NewSwarm(r, c.SwarmAttach)
+		w.Unschedulable = c.SwarmPlacement
+		return services{w}
 	}
 	return containers{r}
 }

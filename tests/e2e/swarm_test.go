@@ -133,7 +133,8 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	run(t, cli, prov, &container.Config{Image: provImage, User: "0:0", Env: append(slices.Clone(common),
 		"BERTH_RUNTIME=swarm", "BERTH_SWARM_ATTACH="+prov+","+traefik, "BERTH_NATS_URL=nats://"+natsGW,
 		"BERTH_NATS_PASSWORD_FILE=/run/nats.password", "BERTH_PROVISIONER_HTTP_ADDR=0.0.0.0:8081",
-		"BERTH_ARCHIVE_DIR=/data/archives", "BERTH_PROJECTS_ROOT=/data/projects", "BERTH_STOP_TIMEOUT=2s")},
+		"BERTH_ARCHIVE_DIR=/data/archives", "BERTH_PROJECTS_ROOT=/data/projects", "BERTH_STOP_TIMEOUT=2s",
+		"BERTH_RECONCILE_INTERVAL=1s", "BERTH_ORPHAN_GRACE=1s", "BERTH_SWARM_PLACEMENT_TIMEOUT=3s")},
 		&container.HostConfig{NetworkMode: container.NetworkMode(bridge), Tmpfs: map[string]string{"/data": ""},
 			Binds: []string{"/var/run/docker.sock:/var/run/docker.sock",
 				filepath.Join(s.dir, "data", "nats-users", "provisioner.password") + ":/run/nats.password:ro"}})
@@ -142,6 +143,9 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	s.provAddr = info.NetworkSettings.Networks[bridge].IPAddress + ":8081"
 	s.waitReady("http://" + s.provAddr + "/readyz")
 
+	// Services labelled as workspaces that the log does not know: this
+	// installation's is an orphan and goes; another installation's stays.
+	mine, theirs := ghostService(t, cli, inst, "ghost-"+tag), ghostService(t, cli, "other-"+tag, "ghost2-"+tag)
 	s.addDemoImage()
 	alice, bob := s.token("alice", "user"), s.token("bob", "user")
 	ws := s.launch(alice)
@@ -190,6 +194,20 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	ok, outp = dockertest.ProbeFrom(t, cli, bobNet, target)
 	require.False(t, ok, "bob's network reaches alice's workspace: %s", outp)
 
+	// A task that dies is not restarted by Swarm (restart condition none)
+	// but by the reconciler, which checks the spec again first.
+	require.NoError(t, cli.ContainerKill(ctx, task.Status.ContainerStatus.ContainerID, "KILL"))
+	until(t, 30*time.Second, "alice's workspace back after its task was killed", func() bool {
+		status, body := get(t, s.url(ws.Name)+"files/notes.txt", alice)
+		return status == http.StatusOK && strings.Contains(body, "kept across a stop")
+	})
+	until(t, 10*time.Second, "the orphan service removed", func() bool {
+		_, _, err := cli.ServiceInspectWithRaw(ctx, mine, swarm.ServiceInspectOptions{})
+		return cerrdefs.IsNotFound(err)
+	})
+	_, _, err = cli.ServiceInspectWithRaw(ctx, theirs, swarm.ServiceInspectOptions{})
+	require.NoError(t, err, "another installation's service is never touched")
+
 	s.lifecycle(alice, ws.ID, "stop")
 	s.await(alice, ws.ID, "stopped", 60*time.Second)
 	until(t, 10*time.Second, "404 after the stop", func() bool {
@@ -209,6 +227,19 @@ func TestSwarmThroughTraefik(t *testing.T) {
 		return status == http.StatusOK && strings.Contains(body, "kept across a stop")
 	})
 	require.Equal(t, svc.ID, swarmService(t, cli, inst, ws.ID).ID, "the same service, started again")
+
+	// The node holding the home volume is gone (a constraint no node
+	// meets stands in for it): the start fails with a reason, not forever.
+	s.lifecycle(alice, ws.ID, "stop")
+	s.await(alice, ws.ID, "stopped", 60*time.Second)
+	svc = swarmService(t, cli, inst, ws.ID)
+	svc.Spec.TaskTemplate.Placement.Constraints = []string{"node.id==gone0000000000000000000000"}
+	_, err = cli.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{})
+	require.NoError(t, err)
+	s.lifecycle(alice, ws.ID, "start")
+	s.await(alice, ws.ID, "error", 60*time.Second)
+	_, b, _ := call(t, "GET", "http://"+s.api+"/api/v1/workspaces/"+ws.ID, alice, nil)
+	require.Contains(t, string(b), "node_unavailable")
 
 	st, b, _ := call(t, "DELETE", "http://"+s.api+"/api/v1/workspaces/"+ws.ID+"?purge=true", alice, nil)
 	require.Equal(t, http.StatusAccepted, st, "%s", b)
@@ -285,6 +316,18 @@ func swarmService(t *testing.T, cli *client.Client, inst, id string) swarm.Servi
 	return svcs[0]
 }
 
+// ghostService makes a service labelled as workspace id of installation
+// inst, at 0 replicas, and returns its id.
+func ghostService(t *testing.T, cli *client.Client, inst, id string) string {
+	zero := uint64(0)
+	labels := map[string]string{"berth.workspace.id": id, "berth.installation": inst, "berth.managed": "true"}
+	res, err := cli.ServiceCreate(context.Background(), swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "berth-" + id, Labels: labels},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: dockertest.DemoImage}},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &zero}}}, swarm.ServiceCreateOptions{})
+	require.NoError(t, err)
+	return res.ID
+}
+
 func runningTask(t *testing.T, cli *client.Client, sid string) swarm.Task {
 	t.Helper()
 	tasks, err := cli.TaskList(context.Background(), swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", sid), filters.Arg("desired-state", "running"))})
@@ -316,9 +359,11 @@ func cleanSwarm(t *testing.T, cli *client.Client, inst, bridge, img string, cont
 		_ = cli.ContainerRemove(ctx, c, container.RemoveOptions{Force: true})
 	}
 	byInst := filters.NewArgs(filters.Arg("label", "berth.installation="+inst))
-	svcs, _ := cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: byInst})
+	svcs, _ := cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("name", "berth-"))})
 	for _, svc := range svcs {
-		_ = cli.ServiceRemove(ctx, svc.ID)
+		if l := svc.Spec.Labels["berth.installation"]; l == inst || strings.HasSuffix(svc.Spec.Name, inst[len("e2e-swarm-"):]) {
+			_ = cli.ServiceRemove(ctx, svc.ID)
+		}
 	}
 	// Task containers go a moment after their services; they hold volumes.
 	deadline := time.Now().Add(30 * time.Second)
