@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -148,8 +149,10 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	mine, theirs := ghostService(t, cli, inst, "ghost-"+tag), ghostService(t, cli, "other-"+tag, "ghost2-"+tag)
 	s.addDemoImage()
 	alice, bob := s.token("alice", "user"), s.token("bob", "user")
+	began := time.Now()
 	ws := s.launch(alice)
 	s.await(alice, ws.ID, "running", 60*time.Second)
+	t.Logf("launch → running (Swarm, first start): %s", time.Since(began))
 	d := until(t, 20*time.Second, "alice's workspace through Traefik", func() bool {
 		status, _ := get(t, s.url(ws.Name), alice)
 		return status == http.StatusOK
@@ -167,6 +170,12 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tc.State.Pid))
 	require.NoError(t, err)
 	require.Regexp(t, `(?m)^Uid:\s+[1-9]`, string(status), "the workspace's process never runs as root")
+	require.Equal(t, []string{"ALL"}, tc.HostConfig.CapDrop)
+	if versions.GreaterThanOrEqualTo(cli.ClientVersion(), "1.46") {
+		require.Contains(t, tc.HostConfig.SecurityOpt, "no-new-privileges:true")
+	} else {
+		t.Logf("engine API %s: no-new-privileges for services needs 1.46 (docs/scale.md)", cli.ClientVersion())
+	}
 	require.NotZero(t, svc.Spec.TaskTemplate.Resources.Limits.MemoryBytes)
 	require.NotZero(t, svc.Spec.TaskTemplate.Resources.Limits.Pids)
 	overlay, err := cli.NetworkInspect(ctx, svc.Spec.TaskTemplate.Networks[0].Target, network.InspectOptions{})
@@ -220,8 +229,10 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"node.id==" + node.Swarm.NodeID}, svc.Spec.TaskTemplate.Placement.Constraints, "pinned to the node holding its home volume")
 
+	began = time.Now()
 	s.lifecycle(alice, ws.ID, "start")
 	s.await(alice, ws.ID, "running", 60*time.Second)
+	t.Logf("start → running (Swarm, scaled from 0): %s", time.Since(began))
 	until(t, 20*time.Second, "200 after the start", func() bool {
 		status, body := get(t, s.url(ws.Name)+"files/notes.txt", alice)
 		return status == http.StatusOK && strings.Contains(body, "kept across a stop")

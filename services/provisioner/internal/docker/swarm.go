@@ -431,8 +431,6 @@ func ended(s swarm.TaskState) bool {
 	switch s {
 	case swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateOrphaned, swarm.TaskStateRemove:
 		return true
-	case swarm.TaskStateNew, swarm.TaskStatePending, swarm.TaskStateAllocated, swarm.TaskStateAssigned:
-		return false
 	}
 	return false
 }
