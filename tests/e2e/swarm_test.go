@@ -170,7 +170,7 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", tc.State.Pid))
 	require.NoError(t, err)
 	require.Regexp(t, `(?m)^Uid:\s+[1-9]`, string(status), "the workspace's process never runs as root")
-	require.Equal(t, []string{"ALL"}, tc.HostConfig.CapDrop)
+	require.Equal(t, []string{"ALL"}, []string(tc.HostConfig.CapDrop))
 	if versions.GreaterThanOrEqualTo(cli.ClientVersion(), "1.46") {
 		require.Contains(t, tc.HostConfig.SecurityOpt, "no-new-privileges:true")
 	} else {
