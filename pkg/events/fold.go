@@ -51,6 +51,7 @@ var transitions = map[Status]map[Type]Status{
 	},
 	StatusStarting: {
 		TypeLifecycleChanged: StatusStarting,
+		TypeAddressed:        StatusStarting,
 		TypeRunning:          StatusRunning,
 		TypeStopRequested:    StatusStopping,
 		TypeFailed:           StatusError,
@@ -312,6 +313,8 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 		// deleting the volume (the archive stays in the history).
 		out.Archive = nil
 	case *Running:
+		out.Endpoint = &Endpoint{ContainerID: p.ContainerID, Host: p.Host, IP: p.IP, Port: p.Port}
+	case *Addressed:
 		out.Endpoint = &Endpoint{ContainerID: p.ContainerID, Host: p.Host, IP: p.IP, Port: p.Port}
 	case *StopRequested:
 		out.Desired = DesiredStopped

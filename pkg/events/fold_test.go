@@ -25,7 +25,7 @@ func envOf(t *testing.T, p Payload, seq uint64) Envelope {
 var legal = map[Status]map[Type]Status{
 	StatusNone:      {TypeCreated: StatusCreated},
 	StatusCreated:   {TypeUpdated: StatusCreated, TypeLifecycleChanged: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
-	StatusStarting:  {TypeLifecycleChanged: StatusStarting, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusStarting:  {TypeLifecycleChanged: StatusStarting, TypeAddressed: StatusStarting, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusRunning:   {TypeLifecycleChanged: StatusRunning, TypeIdleWarning: StatusRunning, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusStopping:  {TypeLifecycleChanged: StatusStopping, TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusStopped:   {TypeUpdated: StatusStopped, TypeLifecycleChanged: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
@@ -117,11 +117,15 @@ func TestFoldLifecycle(t *testing.T) {
 		t.Fatalf("failed not folded: %+v %v", ws, err)
 	}
 	ws, err = Apply(ws, envOf(t, &StartRequested{}, 6))
-	if err != nil || ws.Failure != nil {
-		t.Fatalf("retry must clear the failure: %+v %v", ws, err)
+	if err != nil || ws.Failure != nil || ws.Endpoint != nil {
+		t.Fatalf("retry must clear the failure and have no address yet: %+v %v", ws, err)
+	}
+	ws, err = Apply(ws, envOf(t, &Addressed{ContainerID: "c2", Host: "h", IP: "10.0.0.3", Port: 8080}, 7))
+	if err != nil || ws.Status != StatusStarting || ws.Endpoint == nil || ws.Endpoint.IP != "10.0.0.3" {
+		t.Fatalf("addressed: still starting, with the new address: %+v %v", ws, err)
 	}
 
-	other := envOf(t, &StopRequested{}, 7)
+	other := envOf(t, &StopRequested{}, 8)
 	other.Subject = "another"
 	if _, err := Apply(ws, other); !errors.Is(err, ErrWrongSubject) {
 		t.Fatalf("want ErrWrongSubject, got %v", err)

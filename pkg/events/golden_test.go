@@ -27,6 +27,7 @@ func samples() map[Type]Payload {
 		TypeUpdated:          &Updated{Description: &desc, Image: &img, Projects: &projects, Resources: &res},
 		TypeStartRequested:   &StartRequested{},
 		TypeRunning:          &Running{ContainerID: "3f1c9e", Host: "berth-ws-alice", IP: "172.18.0.5", Port: 8080},
+		TypeAddressed:        &Addressed{ContainerID: "3f1c9e", Host: "berth-ws-alice", IP: "172.18.0.5", Port: 8080},
 		TypeStopRequested:    &StopRequested{},
 		TypeStopped:          &Stopped{ExitCode: 0},
 		TypeFailed:           &Failed{Code: "image_missing", Message: "image berth/workspace-demo:latest is not on this host; run make images", Retryable: true},

@@ -15,10 +15,13 @@ type Type string
 // API, the reaper or the intake; the others are observations appended by the
 // provisioner (or the archiver) after it saw Docker do the thing.
 const (
-	TypeCreated          Type = "berth.workspace.created"
-	TypeUpdated          Type = "berth.workspace.updated"
-	TypeStartRequested   Type = "berth.workspace.start_requested"
-	TypeRunning          Type = "berth.workspace.running"
+	TypeCreated        Type = "berth.workspace.created"
+	TypeUpdated        Type = "berth.workspace.updated"
+	TypeStartRequested Type = "berth.workspace.start_requested"
+	TypeRunning        Type = "berth.workspace.running"
+	// Addressed: the container runs and has its address, but its health
+	// check has not passed yet (the route is loaded while the IDE boots).
+	TypeAddressed        Type = "berth.workspace.addressed"
 	TypeStopRequested    Type = "berth.workspace.stop_requested"
 	TypeStopped          Type = "berth.workspace.stopped"
 	TypeFailed           Type = "berth.workspace.failed"
@@ -95,6 +98,11 @@ type Running struct {
 	IP   string `json:"ip"`
 	Port int    `json:"port"`
 }
+
+// Addressed is observed while a workspace starts, once its container runs
+// and has an address: router-sync routes it then, so Traefik has loaded
+// the route by the time the health check passes. Same fields as Running.
+type Addressed Running
 
 // StopRequested asks for the workspace to stop.
 type StopRequested struct{}
@@ -239,6 +247,7 @@ func (Created) EventType() Type          { return TypeCreated }
 func (Updated) EventType() Type          { return TypeUpdated }
 func (StartRequested) EventType() Type   { return TypeStartRequested }
 func (Running) EventType() Type          { return TypeRunning }
+func (Addressed) EventType() Type        { return TypeAddressed }
 func (StopRequested) EventType() Type    { return TypeStopRequested }
 func (Stopped) EventType() Type          { return TypeStopped }
 func (Failed) EventType() Type           { return TypeFailed }
@@ -263,6 +272,7 @@ var registry = map[Type]func() Payload{
 	TypeUpdated:          func() Payload { return &Updated{} },
 	TypeStartRequested:   func() Payload { return &StartRequested{} },
 	TypeRunning:          func() Payload { return &Running{} },
+	TypeAddressed:        func() Payload { return &Addressed{} },
 	TypeStopRequested:    func() Payload { return &StopRequested{} },
 	TypeStopped:          func() Payload { return &Stopped{} },
 	TypeFailed:           func() Payload { return &Failed{} },

@@ -309,3 +309,44 @@ func TestDefinedWorkspaceIsPrepared(t *testing.T) {
 	require.Len(t, cs, 1)
 	assert.Equal(t, prepared.ID, cs[0].ID, "the start used the prepared container")
 }
+
+// TestAddressedBeforeHealthy: once a starting workspace's container runs
+// and has its address, the provisioner records addressed (the workspace
+// stays starting, with the endpoint router-sync routes), so Traefik loads
+// the route while the IDE boots. Before, the route came only with running,
+// and Traefik's reload was 63 ms of every launch. A start that then fails
+// drops the address again.
+func TestAddressedBeforeHealthy(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner("--health-path", "/never", "--health-timeout", "3s")
+	id := w.create("slow", dockertest.DemoImage, true)
+	var addressed events.Workspace
+	deadline := time.Now().Add(15 * time.Second)
+	for addressed.Endpoint == nil {
+		require.True(t, time.Now().Before(deadline), "no address recorded while the health check fails")
+		if ws := w.state(id); ws.Status == events.StatusStarting {
+			addressed = ws
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	list := w.containers(id)
+	require.Len(t, list, 1)
+	info, err := w.cli.ContainerInspect(context.Background(), list[0].ID)
+	require.NoError(t, err)
+	assert.Equal(t, info.NetworkSettings.Networks[w.network].IPAddress, addressed.Endpoint.IP)
+	assert.Equal(t, info.ID, addressed.Endpoint.ContainerID)
+	assert.Equal(t, 8080, addressed.Endpoint.Port)
+
+	ws := w.waitStatus(id, events.StatusError, 20*time.Second)
+	require.NotNil(t, ws.Failure)
+	assert.Equal(t, "health_timeout", ws.Failure.Code)
+	assert.Nil(t, ws.Endpoint, "a failed start is not routed")
+	evs, err := w.log.Read(context.Background(), id)
+	require.NoError(t, err)
+	var types []string
+	for _, e := range evs {
+		types = append(types, strings.TrimPrefix(string(e.Type), "berth.workspace."))
+	}
+	assert.Equal(t, []string{"created", "start_requested", "addressed", "failed"}, types, "one address per start, answering its request")
+	assert.Equal(t, evs[1].ID, evs[2].CausationID)
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -35,6 +36,7 @@ type cfg struct {
 	AuthURL    string
 	Backend    string
 	APIURL     string
+	TLSStore   bool
 	config.Common
 }
 
@@ -50,6 +52,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.AuthURL, "auth-url", "BERTH_AUTH_URL", "http://127.0.0.1:8080/api/v1/auth/forward", "the API's forwardAuth endpoint as Traefik reaches it")
 	s.String(&c.Backend, "backend", "BERTH_ROUTE_BACKEND", "ip", "ip (Traefik on the host) or host (Traefik on the workspace network)")
 	s.String(&c.APIURL, "api-url", "BERTH_ROUTE_API_URL", "", "also route /api/ to this API URL (one origin for API and workspaces)")
+	s.Bool(&c.TLSStore, "default-cert", "BERTH_TRAEFIK_DEFAULT_CERT", true, "write a generated default certificate for Traefik's default TLS store (berth-default-cert.yml, once): without one Traefik makes a new RSA key on every route change (40-150 ms each); turn off if you configure that store yourself")
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		return c, err
@@ -103,6 +106,11 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		} else if n > 0 {
 			log.Info("removed temp files of an interrupted write", "count", n)
 		}
+		if c.TLSStore {
+			if err := defaultCert(c.DynamicDir); err != nil {
+				return err
+			}
+		}
 		proj := events.NewProjection()
 		opts.KeepPrefix = func(image string) bool { img, _ := proj.Image(image); return img.Profile.KeepsPrefix() }
 		s := &app.Syncer{Log: l, Projection: proj, Writer: w, Render: opts, Logger: log, Meter: p.Tel.Meter,
@@ -113,4 +121,24 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		})
 	}}
 	return service.Run(ctx, log, c.ShutdownGrace, service.HTTPServer("http", srv, ln, c.ShutdownGrace), service.Supervised(log, sync))
+}
+
+// defaultCert writes the default TLS store's certificate, unless an earlier
+// run did: one key for the life of the folder, not one per start. The file
+// is 0644 like the routes, so a Traefik running as another user reads it
+// (an unreadable file fails Traefik's whole reload); the key only signs a
+// fallback certificate no client trusts (docs/security.md).
+func defaultCert(dir string) error {
+	const name = "berth-default-cert.yml"
+	if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+		return nil
+	}
+	doc, err := render.DefaultTLSStore(time.Now())
+	if err != nil {
+		return err
+	}
+	if _, err := (&configdir.Writer{Dir: dir, Name: name}).Write(doc); err != nil {
+		return fmt.Errorf("default certificate: %w", err)
+	}
+	return nil
 }

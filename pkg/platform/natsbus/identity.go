@@ -122,7 +122,7 @@ func SystemUser(name, passwordHash string, readEvents bool) *server.User {
 var Appends = map[string][]events.Type{
 	"api": {events.TypeCreated, events.TypeUpdated, events.TypeStartRequested, events.TypeStopRequested,
 		events.TypeDeleteRequested, events.TypePurgeRequested, events.TypeLifecycleChanged, events.TypeRestoreRequested},
-	"provisioner": {events.TypeRunning, events.TypeStopped, events.TypeFailed, events.TypeArchived,
+	"provisioner": {events.TypeAddressed, events.TypeRunning, events.TypeStopped, events.TypeFailed, events.TypeArchived,
 		events.TypeArchiveFailed, events.TypeDeleted, events.TypeRestored, events.TypeRestoreFailed,
 		events.TypeStartRequested},
 	"reaper": {events.TypeStopRequested, events.TypeIdleWarning, events.TypeArchiveRequested,

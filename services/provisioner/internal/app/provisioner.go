@@ -71,6 +71,10 @@ type Spec struct {
 	Cmd    []string // replaces the image's CMD
 	User   string   // numeric uid[:gid], never 0
 	Home   string   // mount point of the home volume
+	// OnAddress, if set, is called by EnsureRunning at most once, as soon
+	// as the started container has its address and before its health
+	// check passes (the provisioner records it as addressed).
+	OnAddress func(events.Running) `json:"-"`
 }
 
 // Runtime carries out actions on the container engine. Every method is
@@ -190,7 +194,8 @@ func (p *Provisioner) Handle(ctx context.Context, id string, seen uint64, lastAt
 			p.prepare(ctx, ws)
 			return nil
 		}
-		payload, reason, err := p.outcome(ctx, ws, act, lastAttempt)
+		// ws.Version moves if an addressed event is recorded on the way.
+		payload, reason, err := p.outcome(ctx, &ws, act, lastAttempt)
 		if err != nil {
 			return err
 		}
@@ -243,12 +248,16 @@ func (p *Provisioner) movedPast(id string, version uint64) func() bool {
 	}
 }
 
-func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Action) (events.Payload, string, error) {
+func (p *Provisioner) execute(ctx context.Context, wsp *events.Workspace, act Action) (events.Payload, string, error) {
+	ws := *wsp
 	switch act {
 	case ActionEnsureRunning:
 		spec, err := p.spec(ws)
 		if err != nil {
 			return nil, "", err
+		}
+		if ws.Status == events.StatusStarting { // addressed is legal only then
+			spec.OnAddress = func(r events.Running) { p.announce(ctx, wsp, r) }
 		}
 		running, err := p.rt.EnsureRunning(ctx, spec)
 		if err != nil {
@@ -272,6 +281,25 @@ func (p *Provisioner) execute(ctx context.Context, ws events.Workspace, act Acti
 		return p.restoreHome(ctx, ws)
 	}
 	return nil, "", fmt.Errorf("unknown action %d", act)
+}
+
+// announce records that the starting workspace's container has its address,
+// so router-sync routes it while the health check runs, and moves
+// ws.Version past it for the observation that follows. If someone wrote
+// first (a stop), nothing is recorded: the observation's append then
+// conflicts and plans again, as it would have anyway.
+func (p *Provisioner) announce(ctx context.Context, ws *events.Workspace, r events.Running) {
+	a := events.Addressed(r)
+	e, err := events.New(ws.ID, &a, ws.Cause.Follow(events.Meta{Source: source, Actor: "service:provisioner", Reason: "container started; waiting for its health check"}), p.o.Now())
+	if err != nil {
+		return
+	}
+	seq, err := p.log.Append(ctx, e, ws.Version)
+	if err != nil {
+		p.logger.Debug("address not recorded", "workspace", ws.Name, "err", err)
+		return
+	}
+	ws.Version = seq
 }
 
 // prepare creates a defined workspace's container ahead of its first
@@ -351,12 +379,13 @@ func (p *Provisioner) drain(ctx context.Context, ws events.Workspace) error {
 // outcome carries out act and returns the event to record: the
 // observation, or the failure. A Failure is recorded at once, any other
 // error only on the last attempt; before that it is returned, to retry.
-func (p *Provisioner) outcome(ctx context.Context, ws events.Workspace, act Action, lastAttempt bool) (events.Payload, string, error) {
+func (p *Provisioner) outcome(ctx context.Context, wsp *events.Workspace, act Action, lastAttempt bool) (events.Payload, string, error) {
+	ws := *wsp
 	// The engine calls (traced by the Docker client) are children of this.
 	ctx, span := otel.Tracer("github.com/berthdev/berth/services/provisioner").Start(ctx, "provision "+act.String(),
 		trace.WithAttributes(attribute.String("berth.workspace.id", ws.ID), attribute.String("berth.workspace.name", ws.Name)))
 	defer span.End()
-	payload, reason, err := p.execute(ctx, ws, act)
+	payload, reason, err := p.execute(ctx, wsp, act)
 	if err == nil {
 		return payload, reason, nil
 	}

@@ -228,7 +228,7 @@ func (r *Runtime) EnsureRunning(ctx context.Context, s app.Spec) (events.Running
 		}
 		err = r.cli.ContainerStart(ctx, cid, container.StartOptions{})
 		if err == nil {
-			return r.awaitHealthy(ctx, cid, s.Name, r.check(s))
+			return r.awaitHealthy(ctx, cid, s.Name, r.check(s), s.OnAddress)
 		}
 		if !cerrdefs.IsNotFound(err) || attempt == 20 {
 			return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
@@ -467,9 +467,10 @@ func (r *Runtime) check(s app.Spec) healthCheck {
 	return hc
 }
 
-func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string, hc healthCheck) (events.Running, error) {
+func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string, hc healthCheck, onAddress func(events.Running)) (events.Running, error) {
 	deadline := time.Now().Add(r.o.HealthTimeout)
 	started := time.Now()
+	announce := once(onAddress)
 	for {
 		info, err := r.cli.ContainerInspect(ctx, cid)
 		if err != nil {
@@ -483,8 +484,12 @@ func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string, hc healthC
 		if ep := info.NetworkSettings; ep != nil && ep.Networks[r.o.Network] != nil {
 			ip = ep.Networks[r.o.Network].IPAddress
 		}
-		if ip != "" && r.healthy(ctx, ip, hc) {
-			return events.Running{ContainerID: cid, Host: strings.TrimPrefix(info.Name, "/"), IP: ip, Port: hc.port}, nil
+		if ip != "" {
+			at := events.Running{ContainerID: cid, Host: strings.TrimPrefix(info.Name, "/"), IP: ip, Port: hc.port}
+			if r.healthy(ctx, ip, hc) {
+				return at, nil
+			}
+			announce(at)
 		}
 		if time.Now().After(deadline) {
 			return events.Running{}, &app.Failure{Code: "health_timeout",
@@ -494,6 +499,17 @@ func (r *Runtime) awaitHealthy(ctx context.Context, cid, name string, hc healthC
 		case <-ctx.Done():
 			return events.Running{}, ctx.Err()
 		case <-time.After(pollInterval(time.Since(started))):
+		}
+	}
+}
+
+// once wraps f (nil: nothing) so only its first call runs.
+func once(f func(events.Running)) func(events.Running) {
+	done := f == nil
+	return func(r events.Running) {
+		if !done {
+			done = true
+			f(r)
 		}
 	}
 }

@@ -315,6 +315,7 @@ func (w *Swarm) awaitTask(ctx context.Context, svc *swarm.Service, s app.Spec) (
 	hc := w.check(s)
 	deadline := time.Now().Add(w.o.HealthTimeout)
 	started := time.Now()
+	announce := once(s.OnAddress)
 	var waiting time.Time // since when the task has had no node
 	for {
 		tasks, err := w.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", sid), filters.Arg("desired-state", "running"))})
@@ -325,12 +326,16 @@ func (w *Swarm) awaitTask(ctx context.Context, svc *swarm.Service, s app.Spec) (
 			t := newest(tasks)
 			switch t.Status.State {
 			case swarm.TaskStateRunning:
-				if ip := taskIP(t, netID); ip != "" && w.healthy(ctx, ip, hc) {
+				if ip := taskIP(t, netID); ip != "" {
 					cid := ""
 					if t.Status.ContainerStatus != nil {
 						cid = t.Status.ContainerStatus.ContainerID
 					}
-					return events.Running{ContainerID: cid, Host: ContainerName(s.Name, s.ID), IP: ip, Port: hc.port}, nil
+					at := events.Running{ContainerID: cid, Host: ContainerName(s.Name, s.ID), IP: ip, Port: hc.port}
+					if w.healthy(ctx, ip, hc) {
+						return at, nil
+					}
+					announce(at)
 				}
 			case swarm.TaskStateFailed, swarm.TaskStateRejected, swarm.TaskStateComplete, swarm.TaskStateShutdown, swarm.TaskStateOrphaned:
 				code := 0

