@@ -113,9 +113,9 @@ func TestKeepPrefix(t *testing.T) {
 	for key, r := range d.HTTP.Routers {
 		strips := slices.ContainsFunc(r.Middlewares, func(m string) bool { return strings.HasSuffix(m, "-strip") })
 		switch {
-		case strings.Contains(key, "55555555") && !strings.HasSuffix(key, "-bare") && strips:
+		case strings.Contains(key, "55555555") && !strings.HasPrefix(key, "wsbare-") && strips:
 			t.Errorf("the lab's router strips its prefix: %v", r.Middlewares)
-		case strings.Contains(key, "66666666") && !strings.HasSuffix(key, "-bare") && !strips:
+		case strings.Contains(key, "66666666") && !strings.HasPrefix(key, "wsbare-") && !strips:
 			t.Errorf("the terminal's router keeps its prefix: %v", r.Middlewares)
 		}
 	}
@@ -126,29 +126,41 @@ func TestKeepPrefix(t *testing.T) {
 func TestCompactIsTheSameConfiguration(t *testing.T) {
 	var wss []events.Workspace
 	for i := range 300 {
-		wss = append(wss, running(fmt.Sprintf("w%03d", i), fmt.Sprintf("%08d-0000-4000-8000-000000000000", i), "172.18.0.2"))
+		ws := running(fmt.Sprintf("w%03d", i), fmt.Sprintf("%08d-0000-4000-8000-000000000000", i), "172.18.0.2")
+		if i%3 == 0 {
+			ws.Image = "keeps/prefix"
+		}
+		wss = append(wss, ws)
 	}
-	o := Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://a/f", Backend: BackendIP, APIURL: "http://a"}
-	compact, err := Render(wss, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saved := compactAbove
-	compactAbove = 1000
-	indented, err := Render(wss, o)
-	compactAbove = saved
-	if err != nil {
-		t.Fatal(err)
-	}
-	var a, b any
-	if err := json.Unmarshal(compact[bytes.IndexByte(compact, '{'):], &a); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(indented[bytes.IndexByte(indented, '{'):], &b); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(a, b) || len(compact) >= len(indented) {
-		t.Fatalf("compact (%d bytes) differs from indented (%d bytes)", len(compact), len(indented))
+	keep := func(image string) bool { return image == "keeps/prefix" }
+	for name, o := range map[string]Options{
+		"path":      {Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://a/f", Backend: BackendIP, APIURL: "http://a"},
+		"keep":      {Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://a/f?x=1&y=<2>", Backend: BackendHost, KeepPrefix: keep},
+		"subdomain": {Mode: wsurl.ModeSubdomain, Domain: "ws.example", EntryPoint: "websecure", AuthURL: "http://a/f", Backend: BackendHost, APIURL: "http://a", PublicHost: "berth.example"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			compact, err := Render(wss, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			saved := compactAbove
+			compactAbove = 1000
+			indented, err := Render(wss, o)
+			compactAbove = saved
+			if err != nil {
+				t.Fatal(err)
+			}
+			var a, b any
+			if err := json.Unmarshal(compact[bytes.IndexByte(compact, '{'):], &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(indented[bytes.IndexByte(indented, '{'):], &b); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(a, b) || len(compact) >= len(indented) {
+				t.Fatalf("compact (%d bytes) differs from indented (%d bytes)", len(compact), len(indented))
+			}
+		})
 	}
 }
 
@@ -200,5 +212,38 @@ func TestDefaultTLSStore(t *testing.T) {
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil || time.Until(leaf.NotAfter) < 5*365*24*time.Hour {
 		t.Fatalf("certificate: %v, valid until %s", err, leaf.NotAfter)
+	}
+}
+
+// TestNoNameTakesAnother: a workspace named <name>-bare once took the name
+// of <name>'s bare-path router (the later one won), so /workspace-<name>
+// no longer redirected. Every object name is now used once, large file or
+// small.
+func TestNoNameTakesAnother(t *testing.T) {
+	o := Options{Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: "http://a/f", Backend: BackendIP}
+	for _, n := range []int{2, 300} { // indented, compact
+		wss := []events.Workspace{running("alice", "11111111-0000-4000-8000-000000000000", "172.18.0.2"),
+			running("alice-bare", "22222222-0000-4000-8000-000000000000", "172.18.0.3")}
+		for i := len(wss); i < n; i++ {
+			wss = append(wss, running(fmt.Sprintf("w%03d", i), fmt.Sprintf("%08d-0000-4000-8000-000000000000", i), "172.18.0.9"))
+		}
+		out, err := Render(wss, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			HTTP struct {
+				Routers map[string]struct{ Rule string }
+			}
+		}
+		if err := json.Unmarshal(out[bytes.IndexByte(out, '{'):], &d); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(d.HTTP.Routers); got != 2*n {
+			t.Fatalf("%d workspaces: %d routers, want %d (a name taken twice)", n, got, 2*n)
+		}
+		if d.HTTP.Routers["wsbare-alice"].Rule != "Path(`/workspace-alice`)" {
+			t.Fatalf("alice's bare-path router: %+v", d.HTTP.Routers["wsbare-alice"])
+		}
 	}
 }
