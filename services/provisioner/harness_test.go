@@ -1,13 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,7 @@ type world struct {
 	t       testing.TB
 	cli     *client.Client
 	nats    *server.Server
+	natsURL string // every node's, comma-separated, on a cluster
 	log     *eventlog.Log
 	network string
 	// installation scopes this test's containers: tests running beside a
@@ -47,9 +49,14 @@ func newWorld(t testing.TB) *world {
 	srv := natstest.Server(t)
 	l, err := eventlog.Open(context.Background(), natstest.Conn(t, srv), eventlog.Options{})
 	require.NoError(t, err)
+	return newWorldOn(t, cli, srv, srv.ClientURL(), l)
+}
+
+// newWorldOn is newWorld on a bus the test made (srv: its first node).
+func newWorldOn(t testing.TB, cli *client.Client, srv *server.Server, natsURL string, l *eventlog.Log) *world {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	w := &world{t: t, cli: cli, nats: srv, log: l, network: "berth-test-" + hex.EncodeToString(suffix), installation: "test-" + hex.EncodeToString(suffix), projects: t.TempDir()}
+	w := &world{t: t, cli: cli, nats: srv, natsURL: natsURL, log: l, network: "berth-test-" + hex.EncodeToString(suffix), installation: "test-" + hex.EncodeToString(suffix), projects: t.TempDir()}
 	// The provisioner creates only catalog images: put the demo image there,
 	// as an admin would.
 	w.catalog(dockertest.DemoImage)
@@ -77,10 +84,16 @@ func (w *world) startProvisioner(extra ...string) (addr string, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	args := append([]string{"--http-addr", "127.0.0.1:0", "--nats-url", w.nats.ClientURL(), "--network", w.network,
+	args := append([]string{"--http-addr", "127.0.0.1:0", "--nats-url", w.natsURL, "--network", w.network,
 		"--projects-root", w.projects, "--reconcile-interval", "1s", "--orphan-grace", "1h", "--log-level", "warn",
 		"--health-timeout", "20s", "--installation", w.installation}, extra...)
-	go func() { done <- run(ctx, args, io.Discard, func(a string) { ready <- a }) }()
+	out := &lockedBuffer{}
+	w.t.Cleanup(func() {
+		if w.t.Failed() {
+			w.t.Logf("--- provisioner log (warnings and errors) ---\n%s", out.String())
+		}
+	})
+	go func() { done <- run(ctx, args, out, func(a string) { ready <- a }) }()
 	var stopped bool
 	stop = func() {
 		if stopped {
@@ -201,4 +214,25 @@ func (w *world) containers(id string) []container.Summary {
 	list, err := w.cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelID+"="+id))})
 	require.NoError(w.t, err)
 	return list
+}
+
+// lockedBuffer collects a provisioner's log for a failed test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 1<<20 {
+		return len(p), nil // enough to read
+	}
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -23,48 +20,15 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/bus"
 	"github.com/berthdev/berth/pkg/platform/eventlog"
+	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
-
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// cluster starts three embedded JetStream servers routed to each other.
-func cluster(t *testing.T) []*server.Server {
-	ports := []int{freePort(t), freePort(t), freePort(t)}
-	var routes []*url.URL
-	for _, p := range ports {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-	}
-	var out []*server.Server
-	for i, p := range ports {
-		srv, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "berth", Host: "127.0.0.1", Port: p},
-			Routes:  routes,
-		})
-		require.NoError(t, err)
-		go srv.Start()
-		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-		out = append(out, srv)
-	}
-	for _, srv := range out {
-		require.True(t, srv.ReadyForConnections(10*time.Second))
-	}
-	return out
-}
 
 // TestEveryDeclarationHasThreeReplicas: on a three-node cluster, the API's
 // declarations (through the log's Open, as the API does it) give every
 // stream and bucket Berth declares three replicas, from the one setting;
 // a consumer's durable state follows its stream. Nothing else is declared.
 func TestEveryDeclarationHasThreeReplicas(t *testing.T) {
-	nodes := cluster(t)
+	nodes := natstest.Cluster(t)
 	nc, err := nats.Connect(nodes[0].ClientURL())
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
@@ -146,7 +110,7 @@ func TestEveryDeclarationHasThreeReplicas(t *testing.T) {
 // acknowledged event is in the log exactly once, and every workspace's
 // last event is the last request its writer had acknowledged.
 func TestKillANodeWhileWriting(t *testing.T) {
-	nodes := cluster(t)
+	nodes := natstest.Cluster(t)
 	var urls []string
 	for _, n := range nodes {
 		urls = append(urls, n.ClientURL())

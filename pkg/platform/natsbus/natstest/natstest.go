@@ -3,8 +3,12 @@
 package natstest
 
 import (
+	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -43,4 +47,44 @@ func Conn(t testing.TB, srv *server.Server) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// Cluster starts three embedded JetStream servers routed to each other (a
+// cluster named berth, nodes n1 to n3, on loopback); they are shut down
+// when the test ends. A test may shut one down to see the others go on.
+func Cluster(t testing.TB) []*server.Server {
+	t.Helper()
+	var ports []int
+	var routes []*url.URL
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		ports = append(ports, port)
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", port)})
+	}
+	var out []*server.Server
+	for i, p := range ports {
+		srv, err := server.NewServer(&server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "berth", Host: "127.0.0.1", Port: p},
+			Routes:  routes,
+		})
+		if err != nil {
+			t.Fatalf("nats node %d: %v", i+1, err)
+		}
+		go srv.Start()
+		t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+		out = append(out, srv)
+	}
+	for _, srv := range out {
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats node %s not ready", srv.Name())
+		}
+	}
+	return out
 }
