@@ -134,24 +134,11 @@ func TestClusterNodeKilledDuringLaunches(t *testing.T) {
 		for running.Load() < n/3 && ctx.Err() == nil {
 			time.Sleep(10 * time.Millisecond)
 		}
-		s, err := l.JetStream().Stream(ctx, events.Stream)
+		name, err := natstest.KillLeader(ctx, l.JetStream(), nodes, events.Stream)
 		if err != nil {
-			killed <- "none: " + err.Error()
-			return
+			name = "none: " + err.Error()
 		}
-		si, err := s.Info(ctx)
-		if err != nil || si.Cluster == nil {
-			killed <- fmt.Sprintf("none: %v", err)
-			return
-		}
-		for _, node := range nodes {
-			if node.Name() == si.Cluster.Leader {
-				node.Shutdown()
-				killed <- node.Name()
-				return
-			}
-		}
-		killed <- "none: leader " + si.Cluster.Leader + " not found"
+		killed <- name
 	}()
 	wg.Wait()
 	close(errs)

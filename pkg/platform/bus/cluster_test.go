@@ -196,24 +196,11 @@ func TestKillANodeWhileWriting(t *testing.T) {
 		for done.Load() < workspaces*requests/3 && ctx.Err() == nil {
 			time.Sleep(5 * time.Millisecond)
 		}
-		info, err := l.JetStream().Stream(ctx, events.Stream)
+		name, err := natstest.KillLeader(ctx, l.JetStream(), nodes, events.Stream)
 		if err != nil {
-			killed <- "none: " + err.Error()
-			return
+			name = "none: " + err.Error()
 		}
-		si, err := info.Info(ctx)
-		if err != nil || si.Cluster == nil {
-			killed <- fmt.Sprintf("none: %v", err)
-			return
-		}
-		for _, n := range nodes {
-			if n.Name() == si.Cluster.Leader {
-				n.Shutdown()
-				killed <- n.Name()
-				return
-			}
-		}
-		killed <- "none: leader " + si.Cluster.Leader + " not found"
+		killed <- name
 	}()
 	wg.Wait()
 	close(errs)

@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 )
@@ -87,4 +89,27 @@ func Cluster(t testing.TB) []*server.Server {
 		}
 	}
 	return out
+}
+
+// KillLeader shuts down the node leading stream on nodes (as a crash
+// would, with no goodbye) and returns its name.
+func KillLeader(ctx context.Context, js jetstream.JetStream, nodes []*server.Server, stream string) (string, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return "", fmt.Errorf("stream %s: %w", stream, err)
+	}
+	si, err := st.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("stream %s: %w", stream, err)
+	}
+	if si.Cluster == nil {
+		return "", fmt.Errorf("stream %s is not clustered", stream)
+	}
+	for _, n := range nodes {
+		if n.Name() == si.Cluster.Leader {
+			n.Shutdown()
+			return n.Name(), nil
+		}
+	}
+	return "", fmt.Errorf("leader %q of %s is none of the nodes", si.Cluster.Leader, stream)
 }

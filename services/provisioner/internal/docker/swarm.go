@@ -84,9 +84,15 @@ func (w *Swarm) service(ctx context.Context, id string) (*swarm.Service, error) 
 		return nil, fmt.Errorf("list services of %s: %w", id, err)
 	}
 	for i, s := range list {
-		if s.Spec.Labels[LabelInstallation] == w.o.Installation {
-			return &list[i], nil
+		if s.Spec.Labels[LabelInstallation] != w.o.Installation {
+			continue
 		}
+		if m := s.Spec.Mode.Replicated; m == nil || m.Replicas == nil {
+			// Berth makes only replicated services: this one was made by
+			// hand with the workspace's labels.
+			return nil, &app.Failure{Code: "service_invalid", Message: fmt.Sprintf("service %s carries the workspace's labels but is not a replicated service; remove it (docker service rm %s)", s.Spec.Name, s.ID)}
+		}
+		return &list[i], nil
 	}
 	return nil, nil
 }
@@ -311,6 +317,9 @@ func (w *Swarm) runningTask(ctx context.Context, sid string) (*swarm.Task, error
 // awaitTask waits for the service's task to run and answer its health
 // check; a task that ends, or that no node accepts, fails the start.
 func (w *Swarm) awaitTask(ctx context.Context, svc *swarm.Service, s app.Spec) (events.Running, error) {
+	if len(svc.Spec.TaskTemplate.Networks) != 1 {
+		return events.Running{}, &app.Failure{Code: "service_invalid", Message: fmt.Sprintf("service %s is not on one network of its own; remove it (docker service rm %s) and start again", svc.Spec.Name, svc.ID)}
+	}
 	sid, netID := svc.ID, svc.Spec.TaskTemplate.Networks[0].Target
 	hc := w.check(s)
 	deadline := time.Now().Add(w.o.HealthTimeout)
