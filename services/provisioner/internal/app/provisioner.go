@@ -74,7 +74,7 @@ type Spec struct {
 	// OnAddress, if set, is called by EnsureRunning at most once, as soon
 	// as the started container has its address and before its health
 	// check passes (the provisioner records it as addressed).
-	OnAddress func(events.Running) `json:"-"`
+	OnAddress func(events.Running)
 }
 
 // Runtime carries out actions on the container engine. Every method is

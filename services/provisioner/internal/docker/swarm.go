@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -79,22 +78,20 @@ func SwarmNetwork(name, id string) string { return ContainerName(name, id) }
 
 // service returns the workspace's service in this installation, or nil.
 func (w *Swarm) service(ctx context.Context, id string) (*swarm.Service, error) {
-	list, err := w.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelID+"="+id))})
+	list, err := w.cli.ServiceList(ctx, swarm.ServiceListOptions{Filters: w.owned(id)})
 	if err != nil {
 		return nil, fmt.Errorf("list services of %s: %w", id, err)
 	}
-	for i, s := range list {
-		if s.Spec.Labels[LabelInstallation] != w.o.Installation {
-			continue
-		}
-		if m := s.Spec.Mode.Replicated; m == nil || m.Replicas == nil {
-			// Berth makes only replicated services: this one was made by
-			// hand with the workspace's labels.
-			return nil, &app.Failure{Code: "service_invalid", Message: fmt.Sprintf("service %s carries the workspace's labels but is not a replicated service; remove it (docker service rm %s)", s.Spec.Name, s.ID)}
-		}
-		return &list[i], nil
+	if len(list) == 0 {
+		return nil, nil
 	}
-	return nil, nil
+	s := &list[0] // Berth makes one per workspace
+	if m := s.Spec.Mode.Replicated; m == nil || m.Replicas == nil {
+		// Berth makes only replicated services: this one was made by hand
+		// with the workspace's labels.
+		return nil, &app.Failure{Code: "service_invalid", Message: fmt.Sprintf("service %s carries the workspace's labels but is not a replicated service; remove it (docker service rm %s)", s.Spec.Name, s.ID)}
+	}
+	return s, nil
 }
 
 // serviceSpec translates the container shape into a one-replica service.
@@ -212,13 +209,49 @@ func (w *Swarm) pin(ctx context.Context, svc *swarm.Service) []string {
 	if err != nil {
 		return nil
 	}
-	sort.Slice(tasks, func(i, j int) bool { return tasks[i].CreatedAt.After(tasks[j].CreatedAt) })
-	for _, t := range tasks {
-		if t.NodeID != "" && t.Status.ContainerStatus != nil && t.Status.ContainerStatus.ContainerID != "" {
-			return []string{"node.id==" + t.NodeID}
-		}
+	ran := slices.DeleteFunc(tasks, func(t swarm.Task) bool {
+		return t.NodeID == "" || t.Status.ContainerStatus == nil || t.Status.ContainerStatus.ContainerID == ""
+	})
+	if len(ran) == 0 {
+		return nil
 	}
-	return nil
+	return []string{"node.id==" + newest(ran).NodeID}
+}
+
+// scale sets svc's replicas, pinned to its volume's node; force asks for a
+// new task even if the count does not change.
+func (w *Swarm) scale(ctx context.Context, svc *swarm.Service, replicas uint64, force bool) error {
+	spec := svc.Spec
+	spec.Mode.Replicated.Replicas = &replicas
+	if force {
+		spec.TaskTemplate.ForceUpdate++
+	}
+	spec.TaskTemplate.Placement = &swarm.Placement{Constraints: w.pin(ctx, svc)}
+	return w.update(ctx, svc, spec)
+}
+
+// owned filters objects by the workspace's labels in this installation.
+func (w *Swarm) owned(id string) filters.Args {
+	return filters.NewArgs(filters.Arg("label", LabelID+"="+id), filters.Arg("label", LabelInstallation+"="+w.o.Installation))
+}
+
+// liveTasks lists the service's tasks that should run.
+func (w *Swarm) liveTasks(ctx context.Context, sid string) ([]swarm.Task, error) {
+	tasks, err := w.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", sid), filters.Arg("desired-state", "running"))})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks of %s: %w", sid, err)
+	}
+	return tasks, nil
+}
+
+// pause waits d, or returns ctx's error if it ends first.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // ensureOverlay returns the id of the workspace's overlay network,
@@ -257,8 +290,7 @@ func (w *Swarm) ensureOverlay(ctx context.Context, s app.Spec) (string, error) {
 // overlay finds the workspace's network by its labels (never by name,
 // which anyone may take); duplicates beyond the lowest id are removed.
 func (w *Swarm) overlay(ctx context.Context, s app.Spec) (*network.Summary, error) {
-	list, err := w.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", LabelID+"="+s.ID), filters.Arg("label", LabelInstallation+"="+w.o.Installation))})
+	list, err := w.cli.NetworkList(ctx, network.ListOptions{Filters: w.owned(s.ID)})
 	if err != nil {
 		return nil, fmt.Errorf("list networks of %s: %w", s.Name, err)
 	}
@@ -285,15 +317,10 @@ func (w *Swarm) EnsureRunning(ctx context.Context, s app.Spec) (events.Running, 
 		return events.Running{}, err
 	}
 	if task == nil || *svc.Spec.Mode.Replicated.Replicas != 1 {
-		spec := svc.Spec
-		one := uint64(1)
-		spec.Mode.Replicated.Replicas = &one
 		// With restarts left to Berth, Swarm counts a slot whose task
 		// ended (a crash, or a scale to 0) as done: scaling up alone
 		// starts nothing. A forced update asks for a new task.
-		spec.TaskTemplate.ForceUpdate++
-		spec.TaskTemplate.Placement = &swarm.Placement{Constraints: w.pin(ctx, svc)}
-		if err := w.update(ctx, svc, spec); err != nil {
+		if err := w.scale(ctx, svc, 1, true); err != nil {
 			return events.Running{}, fmt.Errorf("start %s: %w", s.Name, err)
 		}
 	}
@@ -302,9 +329,9 @@ func (w *Swarm) EnsureRunning(ctx context.Context, s app.Spec) (events.Running, 
 
 // runningTask returns the service's task that runs and should, or nil.
 func (w *Swarm) runningTask(ctx context.Context, sid string) (*swarm.Task, error) {
-	tasks, err := w.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", sid), filters.Arg("desired-state", "running"))})
+	tasks, err := w.liveTasks(ctx, sid)
 	if err != nil {
-		return nil, fmt.Errorf("list tasks of %s: %w", sid, err)
+		return nil, err
 	}
 	for i, t := range tasks {
 		if t.Status.State == swarm.TaskStateRunning {
@@ -327,9 +354,9 @@ func (w *Swarm) awaitTask(ctx context.Context, svc *swarm.Service, s app.Spec) (
 	announce := once(s.OnAddress)
 	var waiting time.Time // since when the task has had no node
 	for {
-		tasks, err := w.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", sid), filters.Arg("desired-state", "running"))})
+		tasks, err := w.liveTasks(ctx, sid)
 		if err != nil {
-			return events.Running{}, fmt.Errorf("list tasks of %s: %w", s.Name, err)
+			return events.Running{}, err
 		}
 		if len(tasks) > 0 {
 			t := newest(tasks)
@@ -368,10 +395,8 @@ func (w *Swarm) awaitTask(ctx context.Context, svc *swarm.Service, s app.Spec) (
 			return events.Running{}, &app.Failure{Code: "health_timeout",
 				Message: fmt.Sprintf("the workspace did not answer %s on port %d within %s; check the image (or its catalog profile) or raise BERTH_HEALTH_TIMEOUT", hc.path, hc.port, w.o.HealthTimeout)}
 		}
-		select {
-		case <-ctx.Done():
-			return events.Running{}, ctx.Err()
-		case <-time.After(pollInterval(time.Since(started))):
+		if err := pause(ctx, pollInterval(time.Since(started))); err != nil {
+			return events.Running{}, err
 		}
 	}
 }
@@ -405,11 +430,7 @@ func (w *Swarm) EnsureStopped(ctx context.Context, id string) (int, error) {
 		return 0, err
 	}
 	if *svc.Spec.Mode.Replicated.Replicas != 0 {
-		spec := svc.Spec
-		zero := uint64(0)
-		spec.Mode.Replicated.Replicas = &zero
-		spec.TaskTemplate.Placement = &swarm.Placement{Constraints: w.pin(ctx, svc)}
-		if err := w.update(ctx, svc, spec); err != nil {
+		if err := w.scale(ctx, svc, 0, false); err != nil {
 			return 0, fmt.Errorf("stop %s: %w", svc.Spec.Name, err)
 		}
 	}
@@ -432,10 +453,8 @@ func (w *Swarm) EnsureStopped(ctx context.Context, id string) (int, error) {
 		if time.Now().After(deadline) {
 			return 0, fmt.Errorf("stop %s: its task still runs after %s", svc.Spec.Name, w.o.StopTimeout+30*time.Second)
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return 0, err
 		}
 	}
 }
@@ -491,10 +510,8 @@ func (w *Swarm) removeService(ctx context.Context, svc *swarm.Service) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("containers of service %s still exist after its removal", svc.Spec.Name)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	return w.removeOverlays(ctx, svc.Spec.Labels[LabelID])
@@ -504,8 +521,7 @@ func (w *Swarm) removeService(ctx context.Context, svc *swarm.Service) error {
 // networks and removes them; the engine frees a task's endpoint a moment
 // after its container.
 func (w *Swarm) removeOverlays(ctx context.Context, id string) error {
-	list, err := w.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(
-		filters.Arg("label", LabelID+"="+id), filters.Arg("label", LabelInstallation+"="+w.o.Installation))})
+	list, err := w.cli.NetworkList(ctx, network.ListOptions{Filters: w.owned(id)})
 	if err != nil {
 		return fmt.Errorf("list networks of %s: %w", id, err)
 	}
@@ -521,10 +537,8 @@ func (w *Swarm) removeOverlays(ctx context.Context, id string) error {
 			if attempt == 40 {
 				return fmt.Errorf("remove network %s: %w", nw.Name, err)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(50 * time.Millisecond):
+			if err := pause(ctx, 50*time.Millisecond); err != nil {
+				return err
 			}
 		}
 	}

@@ -4,7 +4,6 @@
 package render
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -80,6 +79,9 @@ type httpConf struct {
 // fails within a second instead of hanging on an address nobody answers
 // (4-5 s until the kernel gives up, then 502).
 const WorkspaceTransport = "berth-workspace"
+
+// dialTimeout is that transport's connection timeout.
+const dialTimeout = "1s"
 
 type serverTransport struct {
 	ForwardingTimeouts forwardingTimeouts `json:"forwardingTimeouts"`
@@ -198,7 +200,7 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 	if len(wss) <= compactAbove {
 		// Indented, keys sorted, for a person reading a few routes.
 		d := doc{HTTP: httpConf{Routers: sec.routers.asMap(), Middlewares: sec.middlewares.asMap(), Services: sec.services.asMap(),
-			ServersTransports: map[string]serverTransport{WorkspaceTransport: {ForwardingTimeouts: forwardingTimeouts{DialTimeout: "1s"}}}}}
+			ServersTransports: map[string]serverTransport{WorkspaceTransport: {ForwardingTimeouts: forwardingTimeouts{DialTimeout: dialTimeout}}}}}
 		out, err := json.MarshalIndent(d, "", "  ")
 		if err != nil {
 			return nil, fmt.Errorf("render routes: %w", err)
@@ -220,10 +222,8 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 	b = appendSection(b, sec.services, svc.appendJSON)
 	b = append(b, `,"serversTransports":{`...)
 	b = quote(b, WorkspaceTransport)
-	b = append(b, `:{"forwardingTimeouts":{"dialTimeout":"1s"}}}}}`...)
-	buf := bytes.NewBuffer(b)
-	buf.WriteByte('\n')
-	return buf.Bytes(), nil
+	b = append(b, `:{"forwardingTimeouts":{"dialTimeout":"`+dialTimeout+`"}}}}}`...)
+	return append(b, '\n'), nil
 }
 
 // compactAbove is how many workspaces a file may route and still be
@@ -251,9 +251,9 @@ func add(sec *sections, ws events.Workspace, o Options, authURL *url.URL) {
 	// Cookie and Authorization come back from the API with Berth's own
 	// credentials removed, so the workspace never sees the platform token.
 	sec.middlewares = append(sec.middlewares, entry[middleware]{key + "-auth", middleware{ForwardAuth: &forwardAuth{Address: auth.String(), AuthResponseHeaders: []string{"Authorization", "Cookie"}, MaxResponseBodySize: 64 << 10}}})
-	entry1 := []string{o.EntryPoint}
+	eps := []string{o.EntryPoint}
 	if o.Mode == wsurl.ModeSubdomain {
-		sec.routers = append(sec.routers, entry[router]{key, router{Rule: "Host(`" + ws.Name + "." + o.Domain + "`)", EntryPoints: entry1, Middlewares: []string{key + "-auth"}, Service: key}})
+		sec.routers = append(sec.routers, entry[router]{key, router{Rule: "Host(`" + ws.Name + "." + o.Domain + "`)", EntryPoints: eps, Middlewares: []string{key + "-auth"}, Service: key}})
 		return
 	}
 	prefix := wsurl.PathPrefix(ws.Name)
@@ -265,10 +265,10 @@ func add(sec *sections, ws events.Workspace, o Options, authURL *url.URL) {
 		sec.middlewares = append(sec.middlewares, entry[middleware]{key + "-strip", middleware{StripPrefix: &stripPrefix{Prefixes: []string{prefix}}}})
 	}
 	sec.middlewares = append(sec.middlewares, entry[middleware]{key + "-slash", middleware{RedirectRegex: &redirectRegex{Regex: "^(https?://[^/]+" + prefix + ")(\\?.*)?$", Replacement: "${1}/${2}", Permanent: true}}})
-	sec.routers = append(sec.routers, entry[router]{key, router{Rule: "PathPrefix(`" + prefix + "/`)", EntryPoints: entry1, Middlewares: mws, Service: key}})
+	sec.routers = append(sec.routers, entry[router]{key, router{Rule: "PathPrefix(`" + prefix + "/`)", EntryPoints: eps, Middlewares: mws, Service: key}})
 	// "wsbare-", not "ws-<name>-bare": a workspace named <name>-bare would
 	// take that name for its own router.
-	sec.routers = append(sec.routers, entry[router]{"wsbare-" + ws.Name, router{Rule: "Path(`" + prefix + "`)", EntryPoints: entry1, Middlewares: []string{key + "-slash"}, Service: key}})
+	sec.routers = append(sec.routers, entry[router]{"wsbare-" + ws.Name, router{Rule: "Path(`" + prefix + "`)", EntryPoints: eps, Middlewares: []string{key + "-slash"}, Service: key}})
 }
 
 // appendSection appends a section as a JSON object, its entries in order.
