@@ -1,10 +1,15 @@
 package docker
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/berthdev/berth/services/provisioner/internal/app"
 )
 
 func TestTaskIP(t *testing.T) {
@@ -36,5 +41,34 @@ func TestEndedAndNewest(t *testing.T) {
 	tasks[0].CreatedAt, tasks[1].CreatedAt, tasks[2].CreatedAt = now.Add(-time.Hour), now, now.Add(-time.Minute)
 	if got := newest(tasks).ID; got != "new" {
 		t.Fatalf("newest = %s", got)
+	}
+}
+
+// fakeServices answers ServiceList with svcs; nothing else is called.
+type fakeServices struct {
+	client.APIClient
+	svcs []swarm.Service
+}
+
+func (f fakeServices) ServiceList(context.Context, swarm.ServiceListOptions) ([]swarm.Service, error) {
+	return f.svcs, nil
+}
+
+// TestServiceMadeByHandIsRefused: a service carrying a workspace's labels
+// that Berth could not have made (not replicated) is refused with a code,
+// never dereferenced.
+func TestServiceMadeByHandIsRefused(t *testing.T) {
+	global := swarm.Service{ID: "s1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "berth-x-00000000"},
+		Mode: swarm.ServiceMode{Global: &swarm.GlobalService{}}}}
+	w := NewSwarm(New(fakeServices{svcs: []swarm.Service{global}}, Options{}), []string{"p"}).Scoped("inst")
+	_, err := w.service(context.Background(), "00000000-0000-4000-8000-000000000000")
+	var f *app.Failure
+	if !errors.As(err, &f) || f.Code != "service_invalid" {
+		t.Fatalf("want service_invalid, got %v", err)
+	}
+	svc := &swarm.Service{ID: "s2", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "berth-y-00000000"}}}
+	_, err = w.awaitTask(context.Background(), svc, app.Spec{Name: "y", ID: "00000000-0000-4000-8000-000000000001"})
+	if !errors.As(err, &f) || f.Code != "service_invalid" {
+		t.Fatalf("a service on no network of its own: want service_invalid, got %v", err)
 	}
 }
