@@ -30,12 +30,13 @@ func (a *api) page(method, path string, form url.Values, headers ...string) *htt
 	}
 	req, err := http.NewRequest(method, a.base+path, body)
 	require.NoError(a.e.t, err)
+	req.Host = publicHost
 	req.Header.Set("Accept", "text/html")
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		setHeader(req, headers[i], headers[i+1])
 	}
 	res, err := noRedirect.Do(req)
 	require.NoError(a.e.t, err)

@@ -80,7 +80,7 @@ func (e *env) startAPI(extra ...string) *api {
 	args := append([]string{
 		"--http-addr", "127.0.0.1:0", "--nats-url", e.natsURL, "--data-dir", e.dataDir,
 		"--projects-root", e.projects, "--jwt-secret", testSecret, "--log-level", "warn",
-		"--public-url", "http://berth.test:8000",
+		"--public-url", "http://" + publicHost,
 		// Rate limits off: a test's request count must not depend on how fast
 		// the machine runs it. limits_test.go turns them on (later flags win).
 		"--api-rate", "0",
@@ -179,6 +179,7 @@ func (a *api) do(method, path, token string, body any, headers ...string) resp {
 	}
 	req, err := http.NewRequest(method, a.base+path, rd)
 	require.NoError(t, err)
+	req.Host = publicHost
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -186,7 +187,7 @@ func (a *api) do(method, path, token string, body any, headers ...string) resp {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		setHeader(req, headers[i], headers[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -242,4 +243,18 @@ func (a *api) addImage(token, ref string) {
 
 func wsPath(id string, suffix ...string) string {
 	return fmt.Sprintf("/api/v1/workspaces/%s%s", id, strings.Join(suffix, ""))
+}
+
+// publicHost is the host the harness's API is configured to be reached at
+// (--public-url): every request names it, as a browser behind Traefik
+// would, unless a test sends another Host.
+const publicHost = "berth.test:8000"
+
+// setHeader sets a request header; "Host" sets the request's host.
+func setHeader(req *http.Request, k, v string) {
+	if strings.EqualFold(k, "Host") {
+		req.Host = v
+		return
+	}
+	req.Header.Set(k, v)
 }

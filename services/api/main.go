@@ -122,7 +122,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.OIDC.Scopes, "oidc-scopes", "BERTH_OIDC_SCOPES", "openid profile email", "scopes asked for (space-separated)")
 	s.String(&c.OIDC.Name, "oidc-name", "BERTH_OIDC_NAME", "your organisation's account", "how the sign-in button names the provider")
 	s.String(&c.OIDC.StateKey, "oidc-state-key", "BERTH_OIDC_STATE_KEY", "", "32+ byte key signing the sign-in's state cookie, the same on every API replica (default: generated once into the data dir)")
-	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie (default: the parent domain in subdomain mode, the API host otherwise)")
+	s.String(&c.CookieDomain, "cookie-domain", "BERTH_COOKIE_DOMAIN", "", "domain of the session cookie in path mode (default: host-only; refused in subdomain mode, where it stays on the public host)")
 	s.Duration(&c.SessionTTL, "session-ttl", "BERTH_SESSION_TTL", 8*time.Hour, "how long a browser session lasts (ended earlier by logout or an admin)")
 	s.Int(&c.Quotas.Workspaces, "quota-workspaces", "BERTH_QUOTA_WORKSPACES", 10, "workspaces each user may have (deleted ones do not count; 0: no limit; admins set per-user limits)")
 	s.Int(&c.Quotas.Running, "quota-running", "BERTH_QUOTA_RUNNING", 2, "workspaces each user may have starting or running at once (0: no limit)")
@@ -287,8 +287,14 @@ func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options
 	if loginURL == "" {
 		loginURL = scheme.Public.String() + "/"
 	}
-	if cookieDomain == "" && scheme.Mode == wsurl.ModeSubdomain {
-		cookieDomain = scheme.Domain // the cookie must reach every <name>.<domain>
+	var workspaceDomain string
+	if scheme.Mode == wsurl.ModeSubdomain {
+		if cookieDomain != "" {
+			// A session cookie that reaches <name>.<domain> lets a workspace's
+			// page act as whoever opens it (docs/security.md).
+			return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_COOKIE_DOMAIN=%s: in subdomain mode the session cookie stays on the public host (workspace hosts get their own); unset it", cookieDomain)
+		}
+		workspaceDomain = scheme.Domain
 	}
 	devClients, err := devclients.Parse(c.DevClients, devclients.ProcRoute)
 	if err != nil {
@@ -300,7 +306,8 @@ func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options
 	}
 	return httpapi.Options{Verifier: verifier, DevIssuer: issuer, DevClients: devClients, URLFor: scheme.URL, BodyLimit: c.BodyLimit,
 		LoginURL: loginURL, OIDC: login, OIDCName: c.OIDC.Name, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
-		PublicHost: scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
+		WorkspaceDomain: workspaceDomain,
+		PublicHost:      scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
 		RatePerSecond: c.Rate, RateBurst: c.Burst}, nil
 }
 

@@ -45,6 +45,7 @@ func (h *handlers) webRoutes(e *echo.Echo, limited []echo.MiddlewareFunc) {
 	e.GET("/ui/signin/oidc", h.oidcStart, limited...)
 	e.GET("/ui/oidc/callback", h.oidcCallback, limited...)
 	e.POST("/ui/signout", h.signOut, limited...)
+	e.GET("/ui/workspace-auth", h.workspaceAuth, page...)
 	e.GET("/ui/workspaces/:id/progress", h.progress, append(page, requireUser)...)
 	e.GET("/ui/workspaces/:id/history", h.historyPage, page...)
 }
@@ -178,7 +179,7 @@ func (h *handlers) devSignIn(c echo.Context) error {
 	if !h.devSignInAllowed(c) {
 		return problem(http.StatusForbidden, codeDevTokensLocal, "the development sign-in is offered only with development tokens on, to clients on this machine")
 	}
-	if err := sameOrigin(c.Request(), h.o.PublicHost); err != nil {
+	if err := sameOrigin(c.Request(), h.o); err != nil {
 		return err
 	}
 	sub := strings.TrimSpace(c.FormValue("sub"))
@@ -219,7 +220,7 @@ func (h *handlers) startSession(c echo.Context, p auth.Principal, next string) e
 	if err != nil {
 		return problem(http.StatusServiceUnavailable, app.CodeUnavailable, "the session could not be stored; retry")
 	}
-	c.SetCookie(h.cookie(cookie, int(sess.Expires.Sub(sess.Created).Seconds())))
+	c.SetCookie(h.o.cookie(cookie, int(sess.Expires.Sub(sess.Created).Seconds())))
 	return c.Redirect(http.StatusSeeOther, next)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,10 +16,6 @@ import (
 	"github.com/berthdev/berth/services/api/internal/auth"
 	"github.com/berthdev/berth/services/api/internal/sessions"
 )
-
-// SessionCookie carries a browser's session id (server-side sessions,
-// internal/sessions): the platform token never goes into a cookie.
-const SessionCookie = "berth_session"
 
 // Activity receives the "someone used this workspace" signal.
 type Activity interface {
@@ -33,29 +30,43 @@ var errSessionEnded = errors.New("session ended")
 
 // forward is Traefik's forwardAuth endpoint. The workspace comes from the
 // route's own address (router-sync puts it there), identity from the
-// session cookie (browsers) or, without a live session, a Berth bearer
-// token (scripts). On success it hands back what the workspace's own app
-// should get (Traefik replaces both headers with these): the Cookie header
-// as sent, byte for byte, minus Berth's cookie, and Authorization untouched
-// unless it carried the Berth token that got the request in (an IDE's own
+// browser's cookie or, without one, a Berth bearer token (scripts). The
+// cookie is the session cookie in path mode (one origin for all) and the
+// workspace host's own access cookie in subdomain mode (handshake.go). On
+// success it hands back what the workspace's own app should get (Traefik
+// replaces both headers with these): the Cookie header as sent, byte for
+// byte, minus every Berth cookie, and Authorization untouched unless it
+// carried the Berth token that got the request in (an IDE's own
 // Authorization must reach the IDE; the platform token never does).
 func (h *handlers) forward(c echo.Context) error {
 	w, err := h.o.Backend.get()
 	if err != nil {
 		return err
 	}
-	p, viaBearer, err := h.forwardPrincipal(c)
+	id := c.QueryParam("workspace")
+	var p auth.Principal
+	var viaBearer bool
+	if h.o.subdomainMode() {
+		if err := crossSite(c.Request()); err != nil {
+			return err
+		}
+		if forwardedPath(c.Request()) == handshakePath {
+			return h.redeem(c, id)
+		}
+		p, viaBearer, err = h.hostPrincipal(c, id)
+	} else {
+		p, viaBearer, err = h.forwardPrincipal(c)
+	}
 	switch {
 	case err != nil:
 		var prob *Problem
 		if errors.As(err, &prob) {
 			return err
 		}
-		return h.signIn(c, err)
+		return h.signIn(c, id, err)
 	case !p.User:
 		return problem(http.StatusForbidden, app.CodeForbidden, "the token carries neither the user nor the admin role")
 	}
-	id := c.QueryParam("workspace")
 	ws, err := w.Authorize(c.Request().Context(), app.Caller{Subject: p.Subject, Admin: p.Admin}, id)
 	if err != nil {
 		return err
@@ -63,7 +74,7 @@ func (h *handlers) forward(c echo.Context) error {
 	if h.o.Activity != nil {
 		h.o.Activity.Touch(ws.ID, h.o.Now())
 	}
-	if rest := withoutCookie(c.Request().Header.Values("Cookie"), SessionCookie); rest != "" {
+	if rest := withoutCookies(c.Request().Header.Values("Cookie"), berthCookies); rest != "" {
 		c.Response().Header().Set("Cookie", rest)
 	}
 	if a := c.Request().Header.Get(echo.HeaderAuthorization); a != "" && !viaBearer && !h.berthToken(c.Request()) {
@@ -72,11 +83,15 @@ func (h *handlers) forward(c echo.Context) error {
 	return c.NoContent(http.StatusOK)
 }
 
-// forwardPrincipal finds who opens a workspace: a live session first, then
-// a bearer token that Berth verifies. viaBearer says the token was used.
+// forwardPrincipal finds who opens a workspace in path mode: a live
+// session first, then a bearer token that Berth verifies. viaBearer says
+// the token was used.
 func (h *handlers) forwardPrincipal(c echo.Context) (p auth.Principal, viaBearer bool, err error) {
 	var sessErr error
-	if cookie := sessionCookie(c.Request()); cookie != "" {
+	if cookie := h.o.sessionCookie(c.Request()); cookie != "" {
+		if h.o.tossedCookie(c.Request()) {
+			return p, false, problem(http.StatusUnauthorized, codeSessionAmbiguous, "the browser sent two session cookies; sign in again on Berth's dashboard")
+		}
 		store, err := h.o.Backend.sessionStore()
 		if err != nil {
 			return p, false, err
@@ -91,15 +106,21 @@ func (h *handlers) forwardPrincipal(c echo.Context) (p auth.Principal, viaBearer
 			return p, false, problem(http.StatusServiceUnavailable, app.CodeUnavailable, "sessions cannot be read right now; retry")
 		}
 	}
+	return h.bearerPrincipal(c, sessErr)
+}
+
+// bearerPrincipal is the caller a Berth bearer token names; without one,
+// cookieErr (why the cookie did not do) or auth.ErrMissing.
+func (h *handlers) bearerPrincipal(c echo.Context, cookieErr error) (auth.Principal, bool, error) {
 	raw, ok := bearer(c.Request())
 	if !ok {
-		return p, false, cmp.Or(sessErr, auth.ErrMissing)
+		return auth.Principal{}, false, cmp.Or(cookieErr, auth.ErrMissing)
 	}
-	p, err = h.o.Verifier.Verify(raw)
+	p, err := h.o.Verifier.Verify(raw)
 	if err != nil {
 		// Not Berth's token (perhaps the workspace app's own): what
-		// matters to the person is the session.
-		return p, false, cmp.Or(sessErr, err)
+		// matters to the person is the cookie.
+		return p, false, cmp.Or(cookieErr, err)
 	}
 	return p, true, nil
 }
@@ -115,10 +136,11 @@ func (h *handlers) berthToken(r *http.Request) bool {
 	return err == nil || errors.Is(err, auth.ErrExpired)
 }
 
-// withoutCookie drops name from Cookie header values and keeps every other
-// cookie exactly as sent: re-serialising parsed cookies would drop the
-// ones Go's parser refuses (pref={"a":1}) that the workspace's app set.
-func withoutCookie(headers []string, name string) string {
+// withoutCookies drops the cookies called one of names from Cookie header
+// values and keeps every other cookie exactly as sent: re-serialising
+// parsed cookies would drop the ones Go's parser refuses (pref={"a":1})
+// that the workspace's app set.
+func withoutCookies(headers []string, names []string) string {
 	var parts []string
 	for _, h := range headers {
 		for _, part := range strings.Split(h, ";") {
@@ -126,7 +148,7 @@ func withoutCookie(headers []string, name string) string {
 			if part == "" {
 				continue
 			}
-			if n, _, _ := strings.Cut(part, "="); strings.TrimSpace(n) == name {
+			if n, _, _ := strings.Cut(part, "="); slices.Contains(names, strings.TrimSpace(n)) {
 				continue
 			}
 			parts = append(parts, part)
@@ -152,9 +174,11 @@ func (h *handlers) signInURL(c echo.Context) string {
 	return login + "/ui/signin?next=" + url.QueryEscape(next)
 }
 
-// signIn answers 401: browsers get a page with a sign-in link, API
-// clients a problem document.
-func (h *handlers) signIn(c echo.Context, err error) error {
+// signIn answers a request without a usable identity: in subdomain mode a
+// browser's page load goes through the handshake (to the public host and
+// back, signing in on the way if need be); other browsers get a page with
+// a sign-in link, API clients a problem document.
+func (h *handlers) signIn(c echo.Context, workspaceID string, err error) error {
 	code, reason := codeUnauthenticated, "You are not signed in."
 	switch {
 	case errors.Is(err, errSessionEnded):
@@ -164,7 +188,11 @@ func (h *handlers) signIn(c echo.Context, err error) error {
 	case err != nil && !errors.Is(err, auth.ErrMissing):
 		code, reason = codeInvalidToken, "Your session is not valid."
 	}
-	if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/html") {
+	browser := strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/html")
+	if browser && h.o.subdomainMode() && forwardedMethod(c.Request()) == http.MethodGet {
+		return c.Redirect(http.StatusFound, h.handshakeStart(workspaceID, c.Request()))
+	}
+	if browser {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 		c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 		c.Response().WriteHeader(http.StatusUnauthorized)
@@ -199,13 +227,15 @@ func (h *handlers) createSession(c echo.Context) error {
 	if err != nil {
 		return problem(http.StatusServiceUnavailable, app.CodeUnavailable, "the session could not be stored; retry")
 	}
-	c.SetCookie(h.cookie(cookie, int(sess.Expires.Sub(sess.Created).Seconds())))
+	c.SetCookie(h.o.cookie(cookie, int(sess.Expires.Sub(sess.Created).Seconds())))
 	return c.JSON(http.StatusCreated, sessionView{Subject: sess.Subject, Admin: sess.Admin, ExpiresAt: sess.Expires})
 }
 
-func (h *handlers) cookie(value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: SessionCookie, Value: value, Path: "/", Domain: h.o.CookieDomain, MaxAge: maxAge,
-		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteLaxMode}
+// cookie is the session cookie: host-only unless the operator set
+// BERTH_COOKIE_DOMAIN (path mode only), never readable by scripts.
+func (o Options) cookie(value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: o.cookieName(SessionCookie), Value: value, Path: "/", Domain: o.CookieDomain, MaxAge: maxAge,
+		HttpOnly: true, Secure: o.CookieSecure, SameSite: http.SameSiteLaxMode}
 }
 
 // deleteSession ends the session the cookie names (logout needs nothing
@@ -220,8 +250,8 @@ func (h *handlers) deleteSession(c echo.Context) error {
 // endSession ends the session the cookie names, if any, and clears the
 // cookie.
 func (h *handlers) endSession(c echo.Context) error {
-	if cookie := sessionCookie(c.Request()); cookie != "" {
-		if err := sameOrigin(c.Request(), h.o.PublicHost); err != nil {
+	if cookie := h.o.sessionCookie(c.Request()); cookie != "" {
+		if err := sameOrigin(c.Request(), h.o); err != nil {
 			return err
 		}
 		store, err := h.o.Backend.sessionStore()
@@ -232,7 +262,7 @@ func (h *handlers) endSession(c echo.Context) error {
 			return problem(http.StatusServiceUnavailable, app.CodeUnavailable, "the session could not be ended; retry")
 		}
 	}
-	c.SetCookie(h.cookie("", -1))
+	c.SetCookie(h.o.cookie("", -1))
 	return nil
 }
 

@@ -83,11 +83,23 @@ func identify(o Options) echo.MiddlewareFunc {
 }
 
 func authenticate(o Options, c echo.Context) (auth.Principal, error) {
-	cookie := sessionCookie(c.Request())
-	if _, ok := bearer(c.Request()); ok || cookie == "" {
-		return verify(o.Verifier, c.Request())
+	r := c.Request()
+	cookie := o.sessionCookie(r)
+	if _, ok := bearer(r); ok || cookie == "" {
+		return verify(o.Verifier, r)
 	}
-	if err := sameOrigin(c.Request(), o.PublicHost); err != nil {
+	if o.subdomainMode() && !o.onPublicHost(r) {
+		// Traefik routes the API only on the public host; this holds even
+		// where a router, a proxy or a client sends another Host.
+		return auth.Principal{}, problem(http.StatusForbidden, codeWrongHost,
+			"the session cookie is accepted only at "+o.PublicHost+"; a workspace's host never acts with the platform session")
+	}
+	if o.tossedCookie(r) {
+		o.clearTossed(c.Response())
+		return auth.Principal{}, problem(http.StatusUnauthorized, codeSessionAmbiguous,
+			"the browser sent two session cookies (one was set by another site, such as a workspace); both are cleared: sign in again")
+	}
+	if err := sameOrigin(r, o); err != nil {
 		return auth.Principal{}, err
 	}
 	store, err := o.Backend.sessionStore()
@@ -117,21 +129,13 @@ func authenticate(o Options, c echo.Context) (auth.Principal, error) {
 	return p, nil
 }
 
-// sessionCookie is the value of Berth's session cookie, or "".
-func sessionCookie(r *http.Request) string {
-	if ck, err := r.Cookie(SessionCookie); err == nil {
-		return ck.Value
-	}
-	return ""
-}
-
 // sameOrigin refuses a cookie-authenticated change that a page of another
 // origin may have sent (CSRF). Browsers say where a request comes from in
 // Sec-Fetch-Site (only same-origin and none, a typed URL or bookmark, may
 // pass: in subdomain mode a workspace is same-site, not same-origin), and
 // older ones in Origin, which must name Berth's own host. A request with
 // neither is not from a browser: such clients send a bearer token.
-func sameOrigin(r *http.Request, publicHost string) error {
+func sameOrigin(r *http.Request, o Options) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
@@ -149,8 +153,10 @@ func sameOrigin(r *http.Request, publicHost string) error {
 	if origin == "" {
 		return refuse("the request names no origin")
 	}
+	// Only the configured origin: the request's own Host names whatever
+	// host it was sent to, a workspace's among them.
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || (u.Host != publicHost && u.Host != r.Host) {
+	if err != nil || u.Host == "" || !sameHost(u.Host, o.PublicHost, u.Scheme == "https") {
 		return refuse("the request came from " + origin)
 	}
 	return nil

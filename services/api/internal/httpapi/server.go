@@ -70,6 +70,11 @@ type Sessions interface {
 	Lookup(ctx context.Context, cookie string) (sessions.Session, error)
 	End(ctx context.Context, cookie string) error
 	EndAll(ctx context.Context, subject string) (int, error)
+	// Ticket, Redeem and Access carry a session to a workspace's own host
+	// (subdomain mode, handshake.go).
+	Ticket(ctx context.Context, cookie, workspaceID, host string) (string, error)
+	Redeem(ctx context.Context, ticket, workspaceID, host string) (string, sessions.Session, error)
+	Access(ctx context.Context, cookie, workspaceID, host string) (sessions.Session, error)
 }
 
 // Backend holds the use cases once the log is open; until then every API
@@ -133,6 +138,11 @@ type Options struct {
 	// subdomain mode); CookieSecure marks it Secure (HTTPS deployments).
 	CookieDomain string
 	CookieSecure bool
+	// WorkspaceDomain is set in subdomain mode: workspaces are
+	// <name>.<WorkspaceDomain>. The session cookie then stays on PublicHost
+	// (host-only), the API takes it on no other host, and each workspace
+	// host gets an access cookie of its own through a redirect handshake.
+	WorkspaceDomain string
 	// PublicHost is the host (and port) browsers reach Berth at; a request
 	// authenticated by the session cookie that changes something must come
 	// from a page of this origin (see sameOrigin).

@@ -38,7 +38,28 @@ type Session struct {
 	Expires time.Time `json:"expires"`
 	// Check is the hash of the secret, compared in constant time.
 	Check string `json:"check"`
+	// Kind, Parent, Workspace and Host describe a record derived from a
+	// session for one workspace host (subdomain mode): a one-time ticket or
+	// that host's access. A plain session has none of them.
+	Kind      Kind   `json:"kind,omitempty"`
+	Parent    string `json:"parent,omitempty"`
+	Workspace string `json:"workspace,omitempty"`
+	Host      string `json:"host,omitempty"`
 }
+
+// Kind says what a record of the bucket is.
+type Kind string
+
+const (
+	// KindSession is a browser's session on the public host.
+	KindSession Kind = ""
+	// KindTicket is a one-time, short-lived pass from the public host to
+	// one workspace host, redeemed for that host's access.
+	KindTicket Kind = "ticket"
+	// KindAccess opens one workspace on its own host for as long as the
+	// session it came from lives.
+	KindAccess Kind = "access"
+)
 
 // Store is the sessions bucket.
 type Store struct {
@@ -86,17 +107,26 @@ func parse(cookie string) (key, check string, err error) {
 	return user + "." + h[:32], h, nil
 }
 
-// Create starts a session for p and returns the cookie value.
-func (s *Store) Create(ctx context.Context, p auth.Principal) (string, Session, error) {
+// newID makes a cookie value for subject's records, its bucket key and the
+// hash the record keeps.
+func newID(subject string) (cookie, key, check string, err error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return "", Session{}, err
+		return "", "", "", err
 	}
-	secret := base64.RawURLEncoding.EncodeToString(raw)
-	cookie := userKey(p.Subject) + "." + secret
-	key, check, err := parse(cookie)
+	cookie = userKey(subject) + "." + base64.RawURLEncoding.EncodeToString(raw)
+	key, check, err = parse(cookie)
 	if err != nil {
-		return "", Session{}, fmt.Errorf("session id: %w", err)
+		return "", "", "", fmt.Errorf("session id: %w", err)
+	}
+	return cookie, key, check, nil
+}
+
+// Create starts a session for p and returns the cookie value.
+func (s *Store) Create(ctx context.Context, p auth.Principal) (string, Session, error) {
+	cookie, key, check, err := newID(p.Subject)
+	if err != nil {
+		return "", Session{}, err
 	}
 	now := s.now().UTC()
 	sess := Session{Subject: p.Subject, Roles: p.Roles, Admin: p.Admin, User: p.User, Auditor: p.Auditor, Created: now, Expires: now.Add(s.ttl), Check: check}
@@ -110,27 +140,130 @@ func (s *Store) Create(ctx context.Context, p auth.Principal) (string, Session, 
 	return cookie, sess, nil
 }
 
-// Lookup returns the live session a cookie names.
+// Lookup returns the live session a cookie names. A ticket or a workspace
+// host's access is not a session: it never opens the API or the dashboard.
 func (s *Store) Lookup(ctx context.Context, cookie string) (Session, error) {
+	sess, _, _, err := s.lookup(ctx, cookie, KindSession)
+	return sess, err
+}
+
+// lookup returns the live record of kind a cookie names, its key and its
+// revision.
+func (s *Store) lookup(ctx context.Context, cookie string, kind Kind) (Session, string, uint64, error) {
 	key, check, err := parse(cookie)
+	if err != nil {
+		return Session{}, "", 0, err
+	}
+	sess, rev, err := s.get(ctx, key)
+	if err != nil {
+		return Session{}, "", 0, err
+	}
+	if subtle.ConstantTimeCompare([]byte(sess.Check), []byte(check)) != 1 || sess.Kind != kind {
+		return Session{}, "", 0, ErrNoSession
+	}
+	return sess, key, rev, nil
+}
+
+// get reads the live record stored under key.
+func (s *Store) get(ctx context.Context, key string) (Session, uint64, error) {
+	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Session{}, 0, ErrNoSession
+	}
+	if err != nil {
+		return Session{}, 0, fmt.Errorf("read session: %w", err)
+	}
+	var sess Session
+	if err := json.Unmarshal(e.Value(), &sess); err != nil || !s.now().Before(sess.Expires) {
+		return Session{}, 0, ErrNoSession
+	}
+	return sess, e.Revision(), nil
+}
+
+// TicketTTL is how long a ticket to a workspace host may wait to be
+// redeemed: one redirect.
+const TicketTTL = time.Minute
+
+// Ticket issues a one-time pass to workspaceID on host for the session the
+// cookie names (subdomain mode: the session cookie never leaves the public
+// host, so a workspace host learns who its visitor is by redeeming this).
+func (s *Store) Ticket(ctx context.Context, cookie, workspaceID, host string) (string, error) {
+	parent, parentKey, _, err := s.lookup(ctx, cookie, KindSession)
+	if err != nil {
+		return "", err
+	}
+	expires := s.now().UTC().Add(TicketTTL)
+	if parent.Expires.Before(expires) {
+		expires = parent.Expires
+	}
+	return s.derive(ctx, parent, parentKey, KindTicket, workspaceID, host, expires)
+}
+
+// Redeem spends a ticket for workspaceID on host (once: a second redeem
+// finds nothing) and returns the host's access cookie value and the
+// session it acts for.
+func (s *Store) Redeem(ctx context.Context, ticket, workspaceID, host string) (string, Session, error) {
+	t, key, rev, err := s.lookup(ctx, ticket, KindTicket)
+	if err != nil {
+		return "", Session{}, err
+	}
+	if t.Workspace != workspaceID || t.Host != host {
+		return "", Session{}, ErrNoSession
+	}
+	// Deleting at the revision read makes the ticket single-use even when
+	// two requests redeem it at once: one delete fails.
+	if err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+		return "", Session{}, ErrNoSession
+	}
+	parent, _, err := s.get(ctx, t.Parent)
+	if err != nil || parent.Kind != KindSession {
+		return "", Session{}, ErrNoSession
+	}
+	cookie, err := s.derive(ctx, parent, t.Parent, KindAccess, workspaceID, host, parent.Expires)
+	if err != nil {
+		return "", Session{}, err
+	}
+	return cookie, parent, nil
+}
+
+// Access returns the session an access cookie acts for, if it was issued
+// for workspaceID on host and that session is still live: ending the
+// session (logout, an admin signing the user out) closes every workspace
+// host it opened.
+func (s *Store) Access(ctx context.Context, cookie, workspaceID, host string) (Session, error) {
+	a, _, _, err := s.lookup(ctx, cookie, KindAccess)
 	if err != nil {
 		return Session{}, err
 	}
-	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	if a.Workspace != workspaceID || a.Host != host {
 		return Session{}, ErrNoSession
 	}
+	parent, _, err := s.get(ctx, a.Parent)
+	if err != nil || parent.Kind != KindSession {
+		return Session{}, ErrNoSession
+	}
+	return parent, nil
+}
+
+// derive stores a record of kind for parent and returns its cookie value.
+// Its key shares the user's prefix, so EndAll removes it with the
+// sessions.
+func (s *Store) derive(ctx context.Context, parent Session, parentKey string, kind Kind, workspaceID, host string, expires time.Time) (string, error) {
+	cookie, key, check, err := newID(parent.Subject)
 	if err != nil {
-		return Session{}, fmt.Errorf("read session: %w", err)
+		return "", err
 	}
-	var sess Session
-	if err := json.Unmarshal(e.Value(), &sess); err != nil {
-		return Session{}, ErrNoSession
+	rec := parent
+	rec.Kind, rec.Parent, rec.Workspace, rec.Host = kind, parentKey, workspaceID, host
+	rec.Created, rec.Expires, rec.Check = s.now().UTC(), expires, check
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return "", err
 	}
-	if subtle.ConstantTimeCompare([]byte(sess.Check), []byte(check)) != 1 || !s.now().Before(sess.Expires) {
-		return Session{}, ErrNoSession
+	if _, err := s.kv.Create(ctx, key, body); err != nil {
+		return "", fmt.Errorf("store %s: %w", kind, err)
 	}
-	return sess, nil
+	return cookie, nil
 }
 
 // End ends the session a cookie names (no error if there is none).

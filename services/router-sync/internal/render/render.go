@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -185,11 +186,16 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 		// like Traefik, and Traefik's port is the one users reach. The
 		// dashboard is / and /ui/ (its development sign-in also checks the
 		// X-Forwarded-For Traefik sets).
-		dashboard := "Path(`/`) || PathPrefix(`/ui/`)"
-		if o.Mode == wsurl.ModeSubdomain && o.PublicHost != "" {
-			dashboard = "Host(`" + o.PublicHost + "`) && (" + dashboard + ")"
+		rule := "(PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)) || (Path(`/`) || PathPrefix(`/ui/`))"
+		if o.Mode == wsurl.ModeSubdomain {
+			// The control plane only on the public host: on a workspace's
+			// host /api/ would be same-origin with the workspace's pages.
+			if o.PublicHost == "" {
+				return nil, fmt.Errorf("subdomain mode routes the API on the public host: no public host given")
+			}
+			rule = "Host(`" + o.PublicHost + "`) && (" + rule + ")"
 		}
-		sec.routers = append(sec.routers, entry[router]{"berth-api", router{Rule: "(PathPrefix(`/api/`) && !PathPrefix(`/api/v1/dev/`)) || (" + dashboard + ")", EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}})
+		sec.routers = append(sec.routers, entry[router]{"berth-api", router{Rule: rule, EntryPoints: []string{o.EntryPoint}, Middlewares: []string{}, Service: "berth-api"}})
 		sec.services = append(sec.services, entry[svc]{"berth-api", svc{LoadBalancer: loadBalancer{Servers: []server{{URL: o.APIURL}}}}})
 	}
 	// Traefik skips an empty configuration and keeps serving the previous
@@ -239,6 +245,9 @@ func add(sec *sections, ws events.Workspace, o Options, authURL *url.URL) {
 	if host == "" || ws.Endpoint.Port == 0 {
 		return // nothing to dial yet
 	}
+	if o.Mode == wsurl.ModeSubdomain && strings.EqualFold(ws.Name+"."+o.Domain, o.PublicHost) {
+		return // the public host is the control plane's, never a workspace's
+	}
 	auth := *authURL
 	if auth.RawQuery == "" {
 		auth.RawQuery = "workspace=" + url.QueryEscape(ws.ID)
@@ -268,7 +277,9 @@ func add(sec *sections, ws events.Workspace, o Options, authURL *url.URL) {
 	sec.routers = append(sec.routers, entry[router]{key, router{Rule: "PathPrefix(`" + prefix + "/`)", EntryPoints: eps, Middlewares: mws, Service: key}})
 	// "wsbare-", not "ws-<name>-bare": a workspace named <name>-bare would
 	// take that name for its own router.
-	sec.routers = append(sec.routers, entry[router]{"wsbare-" + ws.Name, router{Rule: "Path(`" + prefix + "`)", EntryPoints: eps, Middlewares: []string{key + "-slash"}, Service: key}})
+	// forwardAuth first here too: Traefik passes on to the workspace what
+	// the redirect's regex does not match (an empty Host, HTTP/1.0).
+	sec.routers = append(sec.routers, entry[router]{"wsbare-" + ws.Name, router{Rule: "Path(`" + prefix + "`)", EntryPoints: eps, Middlewares: []string{key + "-auth", key + "-slash"}, Service: key}})
 }
 
 // appendSection appends a section as a JSON object, its entries in order.

@@ -247,3 +247,90 @@ func TestNoNameTakesAnother(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryRouterAuthenticates walks the rendered configuration in every
+// mode (prefix kept or stripped, indented and compact) and fails if a
+// router that leads to a workspace does not run forwardAuth first: a router
+// without it (the bare path route once) lets through whatever its other
+// middlewares pass on, an empty Host or HTTP/1.0 among them.
+func TestEveryRouterAuthenticates(t *testing.T) {
+	var wss []events.Workspace
+	for i := range 3 {
+		wss = append(wss, running(fmt.Sprintf("ws%d", i), fmt.Sprintf("%08d-0000-0000-0000-000000000000", i), fmt.Sprintf("172.18.1.%d", i+2)))
+	}
+	var big []events.Workspace
+	for i := range compactAbove + 1 {
+		big = append(big, running(fmt.Sprintf("w%04d", i), fmt.Sprintf("%08d-0000-0000-0000-000000000001", i), "172.18.2.2"))
+	}
+	keep := func(string) bool { return true }
+	auth := "http://api:8080/api/v1/auth/forward"
+	for name, o := range map[string]Options{
+		"path":           {Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: auth, Backend: BackendIP, APIURL: "http://api:8080"},
+		"path-keep":      {Mode: wsurl.ModePath, EntryPoint: "web", AuthURL: auth, Backend: BackendIP, KeepPrefix: keep},
+		"subdomain":      {Mode: wsurl.ModeSubdomain, Domain: "ws.example", EntryPoint: "web", AuthURL: auth, Backend: BackendHost, APIURL: "http://api:8080", PublicHost: "ws.example"},
+		"subdomain-keep": {Mode: wsurl.ModeSubdomain, Domain: "ws.example", EntryPoint: "web", AuthURL: auth, Backend: BackendHost, KeepPrefix: keep},
+	} {
+		for _, in := range [][]events.Workspace{wss, big} {
+			out, err := Render(in, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var d doc
+			if err := json.Unmarshal(out[bytes.IndexByte(out, '\n')+1:], &d); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			workspaceRouters := 0
+			for rname, r := range d.HTTP.Routers {
+				if rname == "berth-api" {
+					continue
+				}
+				workspaceRouters++
+				if len(r.Middlewares) == 0 {
+					t.Errorf("%s: router %s has no middleware", name, rname)
+					continue
+				}
+				first, ok := d.HTTP.Middlewares[r.Middlewares[0]]
+				if !ok || first.ForwardAuth == nil {
+					t.Errorf("%s: router %s starts with %q, not forwardAuth", name, rname, r.Middlewares[0])
+				} else if !strings.Contains(first.ForwardAuth.Address, "workspace=") {
+					t.Errorf("%s: router %s asks about no workspace: %s", name, rname, first.ForwardAuth.Address)
+				}
+			}
+			if workspaceRouters < len(in) {
+				t.Errorf("%s: %d routers for %d workspaces", name, workspaceRouters, len(in))
+			}
+		}
+	}
+}
+
+// TestControlPlaneOnThePublicHostOnly: in subdomain mode the API and the
+// dashboard are routed on the public host alone (on a workspace's host
+// /api/ would be same-origin with its pages), and a workspace whose host
+// would be the public host gets no route.
+func TestControlPlaneOnThePublicHostOnly(t *testing.T) {
+	o := Options{Mode: wsurl.ModeSubdomain, Domain: "example.com", EntryPoint: "web", AuthURL: "http://api:8080/api/v1/auth/forward",
+		Backend: BackendHost, APIURL: "http://api:8080", PublicHost: "berth.example.com"}
+	out, err := Render([]events.Workspace{running("alice", "11111111-0000-0000-0000-000000000000", "172.18.0.2"),
+		running("berth", "22222222-0000-0000-0000-000000000000", "172.18.0.3")}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d doc
+	if err := json.Unmarshal(out[bytes.IndexByte(out, '\n')+1:], &d); err != nil {
+		t.Fatal(err)
+	}
+	api := d.HTTP.Routers["berth-api"].Rule
+	if !strings.HasPrefix(api, "Host(`berth.example.com`) && (") || !strings.HasSuffix(api, ")") {
+		t.Errorf("the API's rule is not bound to the public host: %s", api)
+	}
+	if _, ok := d.HTTP.Routers["ws-berth"]; ok {
+		t.Error("a workspace took the public host")
+	}
+	if _, ok := d.HTTP.Routers["ws-alice"]; !ok {
+		t.Error("alice is not routed")
+	}
+	o.PublicHost = ""
+	if _, err := Render(nil, o); err == nil {
+		t.Error("subdomain mode with the API and no public host rendered")
+	}
+}
