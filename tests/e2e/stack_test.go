@@ -81,7 +81,7 @@ type stack struct {
 }
 
 // newStack starts the stack; env is added to every Berth service's
-// environment (e.g. BERTH_ROUTING_MODE=subdomain).
+// environment (e.g. BERTH_ROUTING_MODE=subdomain), later values winning.
 func newStack(t testing.TB, env ...string) *stack {
 	cli := dockertest.Client(t)
 	dockertest.EnsureImages(t, cli)
@@ -121,6 +121,12 @@ func newStack(t testing.TB, env ...string) *stack {
 	// The tests poll the API every 10 ms to measure latency, far above the
 	// per-caller rate limit; the limiter has its own tests, and a test that
 	// wants it passes BERTH_API_RATE (later values win).
+	// "{port}" in env is Traefik's port (a public URL on a name of one's own).
+	_, webPort, _ := net.SplitHostPort(s.web)
+	env = slices.Clone(env)
+	for i := range env {
+		env[i] = strings.ReplaceAll(env[i], "{port}", webPort)
+	}
 	common := append([]string{"BERTH_LOG_LEVEL=info", "BERTH_PROJECTS_ROOT=" + filepath.Join(s.dir, "projects"),
 		"BERTH_PUBLIC_URL=http://" + s.web, "BERTH_API_RATE=0"}, env...)
 	nats := "BERTH_NATS_URL=nats://" + s.natsAddr // the API's embedded server
@@ -240,6 +246,10 @@ func call(t testing.TB, method, url, token string, body any, headers ...string) 
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if strings.EqualFold(headers[i], "Host") {
+			req.Host = headers[i+1]
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := quick.Do(req)
