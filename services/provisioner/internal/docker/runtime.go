@@ -64,7 +64,19 @@ type Options struct {
 	HomeDir       string        // mount point of the home volume
 	// DefaultUser runs images whose own user is root (or unset).
 	DefaultUser string
+	// noHardLimit: never ask the storage driver for a size limit (Swarm
+	// services have no such option).
+	noHardLimit bool
 }
+
+// Log rotation of every workspace container: a workspace printing without
+// pause holds at most LogMaxFiles × LogMaxSize of log on the engine's disk
+// (the engine's default json-file log grows without bound).
+const (
+	LogDriver   = "json-file"
+	LogMaxSize  = "10m"
+	LogMaxFiles = "3"
+)
 
 // Runtime implements app.Runtime on the Docker Engine API.
 type Runtime struct {
@@ -83,6 +95,12 @@ type engine struct {
 	// data race under concurrent first use; connect does it once, guarded.
 	connMu    sync.Mutex
 	connected atomic.Bool
+	// The storage driver's size limit (StorageOpt size), once known: asked
+	// of the engine's info at first use, and turned off for good if the
+	// engine refuses it (overlay2 over xfs without pquota).
+	limitMu    sync.Mutex
+	limitKnown bool
+	limitOK    bool
 }
 
 // Scoped returns the runtime for one installation, sharing the client (the
@@ -276,6 +294,16 @@ func (r *Runtime) ensureCreated(ctx context.Context, s app.Spec) (string, error)
 		}
 	}
 	cid, err := r.create(ctx, s, shape)
+	if err != nil && shape.host.StorageOpt != nil && storageOptRefused(err) {
+		// The driver looked able to limit sizes but is not (xfs without
+		// pquota): go on without the hard limit; the disk watch still
+		// measures and stops.
+		r.disableHardLimit()
+		if shape, err = r.shape(ctx, s); err != nil {
+			return "", err
+		}
+		cid, err = r.create(ctx, s, shape)
+	}
 	if cerrdefs.IsConflict(err) {
 		// Another worker created it a moment ago: the deterministic name
 		// makes a second container impossible; adopt the winner's.
@@ -354,6 +382,12 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 			NanoCPUs:  s.Resources.MilliCPUs * 1_000_000,
 			PidsLimit: &pids,
 		},
+		LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": LogMaxSize, "max-file": LogMaxFiles}},
+	}
+	if s.Resources.DiskBytes > 0 && r.hardLimit(ctx) {
+		// The writable layer's hard limit; the home volume (local driver)
+		// has none, and the disk watch measures both.
+		hc.StorageOpt = map[string]string{"size": strconv.FormatInt(s.Resources.DiskBytes, 10)}
 	}
 	labels := r.labels(s)
 	cfg := &container.Config{Image: s.Image, User: user, Env: s.Env, Labels: labels, Hostname: s.Name}
