@@ -28,6 +28,7 @@ func TestParseRejectsBadSettings(t *testing.T) {
 		"min free disk":  {[]string{"--min-free-disk", "plenty"}, "BERTH_MIN_FREE_DISK"},
 		"min free pct":   {[]string{"--min-free-disk", "120%"}, "BERTH_MIN_FREE_DISK"},
 		"disk interval":  {[]string{"--disk-interval", "-1s"}, "BERTH_DISK_INTERVAL"},
+		"log files":      {[]string{"--workspace-log-max-files", "0"}, "BERTH_WORKSPACE_LOG_MAX_FILES"},
 		"max disk":       {[]string{"--max-disk", "0"}, "BERTH_MAX_DISK"},
 	}
 	for name, c := range cases {

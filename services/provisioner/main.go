@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,8 @@ type cfg struct {
 	SwarmPlacement    time.Duration
 	HeartbeatFile     string
 	HeartbeatInterval time.Duration
+	LogMaxSize        int64
+	LogMaxFiles       int
 	DiskInterval      time.Duration
 	DiskGrace         time.Duration
 	MinFreeDisk       hostdisk.Threshold
@@ -103,6 +106,8 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Bool(&c.Prepare, "prepare-containers", "BERTH_PREPARE_CONTAINERS", true, "create the container of a workspace defined without a start (by an admin, another system) right away, so its first start is as fast as a restart")
 	s.String(&c.HeartbeatFile, "heartbeat-file", "BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat", "file in a workspace whose modification time counts as activity (code-server keeps this one)")
 	s.Duration(&c.HeartbeatInterval, "heartbeat-interval", "BERTH_HEARTBEAT_INTERVAL", 30*time.Second, "how often heartbeat files are read (0 = never)")
+	s.Bytes(&c.LogMaxSize, "workspace-log-max-size", "BERTH_WORKSPACE_LOG_MAX_SIZE", 10<<20, "size at which a workspace container's log file is rotated (json-file max-size)")
+	s.Int(&c.LogMaxFiles, "workspace-log-max-files", "BERTH_WORKSPACE_LOG_MAX_FILES", 3, "log files kept per workspace container (json-file max-file): a workspace's log never takes more than this times the max size")
 	s.Duration(&c.DiskInterval, "disk-interval", "BERTH_DISK_INTERVAL", 30*time.Second, "how often running workspaces' disk use (writable layer plus home volume) is measured against their limit (0 = never)")
 	s.Duration(&c.DiskGrace, "disk-grace", "BERTH_DISK_GRACE", time.Minute, "how long a workspace over its disk limit keeps running after its disk_warning before it is stopped (disk_quota_exceeded)")
 	var minFree, guard string
@@ -119,6 +124,9 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	c.MinFreeDisk, c.GuardPaths = th, splitList(guard)
 	if c.DiskInterval < 0 || c.DiskGrace < 0 {
 		return c, fmt.Errorf("bad configuration: BERTH_DISK_INTERVAL=%s, BERTH_DISK_GRACE=%s: must not be negative", c.DiskInterval, c.DiskGrace)
+	}
+	if c.LogMaxSize < 1<<10 || c.LogMaxFiles < 1 {
+		return c, fmt.Errorf("bad configuration: BERTH_WORKSPACE_LOG_MAX_SIZE=%d, BERTH_WORKSPACE_LOG_MAX_FILES=%d: want at least 1KiB and 1 file", c.LogMaxSize, c.LogMaxFiles)
 	}
 	if c.Max.DiskBytes <= 0 {
 		return c, fmt.Errorf("bad configuration: BERTH_MAX_DISK must be positive")
@@ -180,7 +188,8 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	engine := newRuntime(c, docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout}))
+	engine := newRuntime(c, docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout,
+		LogMaxSize: strconv.FormatInt(c.LogMaxSize>>10, 10) + "k", LogMaxFiles: c.LogMaxFiles}))
 
 	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
 		// Not fatal: archives will fail and be recorded as archive_failed,

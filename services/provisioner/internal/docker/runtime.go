@@ -64,19 +64,21 @@ type Options struct {
 	HomeDir       string        // mount point of the home volume
 	// DefaultUser runs images whose own user is root (or unset).
 	DefaultUser string
+	// LogMaxSize and LogMaxFiles rotate every workspace container's log:
+	// a workspace printing without pause holds at most LogMaxFiles ×
+	// LogMaxSize of log on the engine's disk (the engine's default json-file
+	// log grows without bound). Set on the container, so the engine's own
+	// defaults do not matter.
+	LogMaxSize  string // an engine size: 10m, 10MiB
+	LogMaxFiles int
 	// noHardLimit: never ask the storage driver for a size limit (Swarm
 	// services have no such option).
 	noHardLimit bool
 }
 
-// Log rotation of every workspace container: a workspace printing without
-// pause holds at most LogMaxFiles × LogMaxSize of log on the engine's disk
-// (the engine's default json-file log grows without bound).
-const (
-	LogDriver   = "json-file"
-	LogMaxSize  = "10m"
-	LogMaxFiles = "3"
-)
+// LogDriver keeps workspace logs where `docker logs` and the logs service
+// read them, rotated by the engine.
+const LogDriver = "json-file"
 
 // Runtime implements app.Runtime on the Docker Engine API.
 type Runtime struct {
@@ -134,6 +136,12 @@ func New(cli client.APIClient, o Options) *Runtime {
 	}
 	if o.DefaultUser == "" {
 		o.DefaultUser = "1000:1000"
+	}
+	if o.LogMaxSize == "" {
+		o.LogMaxSize = "10m"
+	}
+	if o.LogMaxFiles == 0 {
+		o.LogMaxFiles = 3
 	}
 	// Probes never follow redirects: a workspace answering its health or
 	// activity check with a redirect to the host's loopback would make the
@@ -382,7 +390,7 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 			NanoCPUs:  s.Resources.MilliCPUs * 1_000_000,
 			PidsLimit: &pids,
 		},
-		LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": LogMaxSize, "max-file": LogMaxFiles}},
+		LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": r.o.LogMaxSize, "max-file": strconv.Itoa(r.o.LogMaxFiles)}},
 	}
 	if s.Resources.DiskBytes > 0 && r.hardLimit(ctx) {
 		// The writable layer's hard limit; the home volume (local driver)
