@@ -1,6 +1,10 @@
 package app_test
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,5 +58,69 @@ func TestDiskLimit(t *testing.T) {
 	}
 	if got := app.DiskLimit(events.Resources{}, 20<<30); got != 20<<30 {
 		t.Fatalf("a workspace defined before disk limits gets BERTH_MAX_DISK, got %d", got)
+	}
+}
+
+type diskMeter map[string]app.DiskUse
+
+func (m diskMeter) DiskUsage(context.Context) (map[string]app.DiskUse, error) { return m, nil }
+
+// diskLog records appends; conflict makes every append lose a race.
+type diskLog struct {
+	conflict bool
+	appended []events.Type
+}
+
+func (l *diskLog) Append(_ context.Context, e events.Envelope, _ uint64) (uint64, error) {
+	if l.conflict {
+		return 0, fmt.Errorf("append: %w", app.ErrConflict)
+	}
+	l.appended = append(l.appended, e.Type)
+	return 1, nil
+}
+
+type stopper struct{ stopped []string }
+
+func (s *stopper) EnsureStopped(_ context.Context, id string) (int, error) {
+	s.stopped = append(s.stopped, id)
+	return 0, nil
+}
+
+type lockAll struct{ busy bool }
+
+func (l lockAll) Handle(context.Context, string, uint64, bool) error { return nil }
+func (l lockAll) TryExclusive(string) (func(), bool)                 { return func() {}, !l.busy }
+
+// TestDiskWatchStopsOnlyWhatItRecorded: the container is stopped only
+// after the failure is in the log; a lost race (a newer request) or a
+// handler holding the workspace leaves it alone, and a workspace the
+// engine did not measure (another node's) is never judged.
+func TestDiskWatchStopsOnlyWhatItRecorded(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	over := events.Workspace{ID: "over", Name: "over", Status: events.StatusRunning, Version: 7, Resources: events.Resources{DiskBytes: 10 << 20},
+		DiskWarning: &events.DiskWarning{StopAfter: now.Add(-time.Second)}}
+	fresh := events.Workspace{ID: "fresh", Name: "fresh", Status: events.StatusRunning, Version: 3}
+	unmeasured := events.Workspace{ID: "elsewhere", Name: "elsewhere", Status: events.StatusRunning, Version: 4, Resources: events.Resources{DiskBytes: 1}}
+	meter := diskMeter{"over": {Home: 20 << 20}, "fresh": {Writable: 19 << 20}}
+	for name, c := range map[string]struct {
+		conflict, busy bool
+		types          []events.Type
+		stopped        []string
+	}{
+		"recorded":    {types: []events.Type{events.TypeFailed, events.TypeDiskWarning}, stopped: []string{"over"}},
+		"lost a race": {conflict: true},
+		"busy":        {busy: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, s := &diskLog{conflict: c.conflict}, &stopper{}
+			d := &app.DiskWatch{Log: l, Projection: fakeWorkspaces{over, fresh, unmeasured}, Meter: meter, Engine: s, Driver: lockAll{busy: c.busy},
+				Logger: slog.New(slog.DiscardHandler), Max: 20 << 20, Now: func() time.Time { return now }}
+			if err := d.Check(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(l.appended, c.types) || !slices.Equal(s.stopped, c.stopped) {
+				t.Fatalf("appended %v, stopped %v; want %v, %v", l.appended, s.stopped, c.types, c.stopped)
+			}
+		})
 	}
 }
