@@ -61,6 +61,7 @@ var transitions = map[Status]map[Type]Status{
 	StatusRunning: {
 		TypeLifecycleChanged: StatusRunning,
 		TypeIdleWarning:      StatusRunning,
+		TypeDiskWarning:      StatusRunning,
 		TypeRunning:          StatusRunning, // re-observed (adopted after a crash, new address)
 		TypeStopRequested:    StatusStopping,
 		TypeStopped:          StatusStopped, // container exited on its own
@@ -200,6 +201,9 @@ type Workspace struct {
 	HoldReason         string       `json:"hold_reason,omitempty"`
 	IdleTimeoutSeconds int64        `json:"idle_timeout_seconds,omitempty"`
 	IdleWarning        *IdleWarning `json:"idle_warning,omitempty"`
+	// DiskWarning is the current run's disk warning (cleared when the
+	// workspace leaves running).
+	DiskWarning *DiskWarning `json:"disk_warning,omitempty"`
 	// LastError is the message of the last failed archive or restore,
 	// cleared when one succeeds.
 	LastError   string    `json:"last_error,omitempty"`
@@ -277,6 +281,7 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	}
 	if next != StatusRunning {
 		out.IdleWarning = nil
+		out.DiskWarning = nil
 	}
 	if requests[e.Type] {
 		out.Cause = &Cause{EventID: e.ID, CorrelationID: e.CorrelationID, TraceParent: e.TraceParent, TraceState: e.TraceState, Type: e.Type, Time: e.Time}
@@ -374,6 +379,9 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	case *IdleWarning:
 		w := *p
 		out.IdleWarning = &w
+	case *DiskWarning:
+		w := *p
+		out.DiskWarning = &w
 	case *RestoreRequested:
 		out.Desired = DesiredStopped
 		out.Purge = false

@@ -26,7 +26,7 @@ var legal = map[Status]map[Type]Status{
 	StatusNone:      {TypeCreated: StatusCreated},
 	StatusCreated:   {TypeUpdated: StatusCreated, TypeLifecycleChanged: StatusCreated, TypeStartRequested: StatusStarting, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusStarting:  {TypeLifecycleChanged: StatusStarting, TypeAddressed: StatusStarting, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
-	StatusRunning:   {TypeLifecycleChanged: StatusRunning, TypeIdleWarning: StatusRunning, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
+	StatusRunning:   {TypeLifecycleChanged: StatusRunning, TypeIdleWarning: StatusRunning, TypeDiskWarning: StatusRunning, TypeRunning: StatusRunning, TypeStopRequested: StatusStopping, TypeStopped: StatusStopped, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusStopping:  {TypeLifecycleChanged: StatusStopping, TypeStopped: StatusStopped, TypeStartRequested: StatusStarting, TypeFailed: StatusError, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusStopped:   {TypeUpdated: StatusStopped, TypeLifecycleChanged: StatusStopped, TypeStartRequested: StatusStarting, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
 	StatusError:     {TypeUpdated: StatusError, TypeLifecycleChanged: StatusError, TypeStartRequested: StatusStarting, TypeStopRequested: StatusStopping, TypeArchiveRequested: StatusArchiving, TypeDeleteRequested: StatusDeleting, TypePurgeRequested: StatusDeleting},
@@ -385,5 +385,28 @@ func TestCauseFollowsTheLastRequest(t *testing.T) {
 	}
 	if m := (*Cause)(nil).Follow(Meta{CorrelationID: "own"}); m.CorrelationID != "own" {
 		t.Fatal("no cause must leave the meta alone")
+	}
+}
+
+// TestDiskWarningLastsOneRun: the warning is on the running workspace
+// (re-observations keep it) and gone once it leaves running, so a new run
+// is warned, and given its grace, afresh.
+func TestDiskWarningLastsOneRun(t *testing.T) {
+	ws, err := Fold([]Envelope{
+		envOf(t, &Created{Name: "w", Owner: "alice"}, 1),
+		envOf(t, &StartRequested{}, 2),
+		envOf(t, &Running{IP: "10.0.0.2", Port: 8080}, 3),
+		envOf(t, &DiskWarning{UsedBytes: 11, LimitBytes: 10, StopAfter: goldenTime}, 4),
+		envOf(t, &Running{IP: "10.0.0.3", Port: 8080}, 5),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ws.DiskWarning; w == nil || w.UsedBytes != 11 || w.LimitBytes != 10 || !w.StopAfter.Equal(goldenTime) {
+		t.Fatalf("disk warning %+v", ws.DiskWarning)
+	}
+	failed, err := Apply(ws, envOf(t, &Failed{Code: "disk_quota_exceeded", Message: "over", Retryable: true}, 6))
+	if err != nil || failed.DiskWarning != nil || failed.Failure.Code != "disk_quota_exceeded" {
+		t.Fatalf("after the stop: %+v %v", failed, err)
 	}
 }

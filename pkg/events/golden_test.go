@@ -39,6 +39,7 @@ func samples() map[Type]Payload {
 		TypeDeleted:          &Deleted{VolumeRemoved: true, Archive: &ArchiveInfo{Path: "archives/0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21/44.tar.gz", SizeBytes: 4096, SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
 		TypeLifecycleChanged: &LifecycleChanged{Hold: &hold, HoldReason: &holdReason, IdleTimeoutSeconds: &idle},
 		TypeIdleWarning:      &IdleWarning{IdleSince: goldenTime.Add(-23 * time.Hour), StopAt: goldenTime.Add(time.Hour)},
+		TypeDiskWarning:      &DiskWarning{UsedBytes: 11 << 30, LimitBytes: 10 << 30, StopAfter: goldenTime.Add(time.Minute)},
 		TypeRestoreRequested: &RestoreRequested{},
 		TypeRestored:         &Restored{Path: "archives/0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21/41.tar.gz", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Files: 12},
 		TypeRestoreFailed:    &RestoreFailed{Message: "archive checksum does not match the archived event"},

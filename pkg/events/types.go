@@ -34,6 +34,7 @@ const (
 	// Lifecycle policy and reaping.
 	TypeLifecycleChanged Type = "berth.workspace.lifecycle_changed"
 	TypeIdleWarning      Type = "berth.workspace.idle_warning"
+	TypeDiskWarning      Type = "berth.workspace.disk_warning"
 	TypeRestoreRequested Type = "berth.workspace.restore_requested"
 	TypeRestored         Type = "berth.workspace.restored"
 	TypeRestoreFailed    Type = "berth.workspace.restore_failed"
@@ -64,6 +65,10 @@ type Resources struct {
 	// MilliCPUs is CPU time in thousandths of a core (500 = half a core).
 	MilliCPUs int64 `json:"milli_cpus"`
 	Pids      int64 `json:"pids"`
+	// DiskBytes bounds the container's writable layer plus its home
+	// volume; 0 (workspaces defined before disk limits) means the
+	// installation's BERTH_MAX_DISK.
+	DiskBytes int64 `json:"disk_bytes,omitempty"`
 }
 
 // Created: an admin or a user's launch defined a new workspace.
@@ -181,6 +186,16 @@ type IdleWarning struct {
 	StopAt    time.Time `json:"stop_at"`
 }
 
+// DiskWarning tells the owner that a running workspace's disk use
+// (writable layer plus home volume) is near or over its limit: the
+// provisioner stops it (failed, disk_quota_exceeded) if it is still over
+// at StopAfter.
+type DiskWarning struct {
+	UsedBytes  int64     `json:"used_bytes"`
+	LimitBytes int64     `json:"limit_bytes"`
+	StopAfter  time.Time `json:"stop_after"`
+}
+
 // RestoreRequested asks for a deleted workspace's home volume to be
 // recreated from its verified archive (admins only).
 type RestoreRequested struct{}
@@ -259,6 +274,7 @@ func (PurgeRequested) EventType() Type   { return TypePurgeRequested }
 func (Deleted) EventType() Type          { return TypeDeleted }
 func (LifecycleChanged) EventType() Type { return TypeLifecycleChanged }
 func (IdleWarning) EventType() Type      { return TypeIdleWarning }
+func (DiskWarning) EventType() Type      { return TypeDiskWarning }
 func (RestoreRequested) EventType() Type { return TypeRestoreRequested }
 func (Restored) EventType() Type         { return TypeRestored }
 func (RestoreFailed) EventType() Type    { return TypeRestoreFailed }
@@ -284,6 +300,7 @@ var registry = map[Type]func() Payload{
 	TypeDeleted:          func() Payload { return &Deleted{} },
 	TypeLifecycleChanged: func() Payload { return &LifecycleChanged{} },
 	TypeIdleWarning:      func() Payload { return &IdleWarning{} },
+	TypeDiskWarning:      func() Payload { return &DiskWarning{} },
 	TypeRestoreRequested: func() Payload { return &RestoreRequested{} },
 	TypeRestored:         func() Payload { return &Restored{} },
 	TypeRestoreFailed:    func() Payload { return &RestoreFailed{} },

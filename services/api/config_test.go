@@ -25,6 +25,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 		"short secret":      {[]string{"--jwt-secret", "short"}, "at least 32 bytes"},
 		"dev tokens + jwks": {[]string{"--dev-tokens", "--jwks-url", "http://127.0.0.1:1/jwks"}, "BERTH_DEV_TOKENS"},
 		"default over max":  {[]string{"--jwt-secret", testSecret, "--default-pids", "9000"}, "exceeds its maximum"},
+		"disk over max":     {[]string{"--jwt-secret", testSecret, "--default-disk", "30GiB", "--max-disk", "20GiB"}, "exceeds its maximum"},
 		"bad size":          {[]string{"--jwt-secret", testSecret, "--max-memory", "lots"}, "size"},
 		"routing mode":      {[]string{"--jwt-secret", testSecret, "--routing-mode", "vhost"}, "routing mode"},
 		"public url":        {[]string{"--jwt-secret", testSecret, "--public-url", "localhost"}, "public url"},

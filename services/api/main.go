@@ -70,6 +70,7 @@ type cfg struct {
 	DefaultMemory int64
 	DefaultCPUs   float64
 	DefaultPids   int
+	DefaultDisk   int64
 	Max           config.ResourceMax
 
 	config.Routing
@@ -113,6 +114,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.ResourceMax(&c.Max)
 	s.Float(&c.DefaultCPUs, "default-cpus", "BERTH_DEFAULT_CPUS", 0.5, "default CPU limit in cores")
 	s.Int(&c.DefaultPids, "default-pids", "BERTH_DEFAULT_PIDS", 512, "default process limit")
+	s.Bytes(&c.DefaultDisk, "default-disk", "BERTH_DEFAULT_DISK", 10<<30, "default disk limit: writable layer plus home volume (the provisioner warns, then stops a workspace over it)")
 	s.Routing(&c.Routing)
 	s.String(&c.LoginURL, "login-url", "BERTH_LOGIN_URL", "", "where browsers without a session are sent to sign in (default: the public URL)")
 	s.String(&c.OIDC.Issuer, "oidc-issuer", "BERTH_OIDC_ISSUER", "", "issuer URL of your identity provider for the browser sign-in (OpenID Connect, authorization code with PKCE); empty: no such sign-in")
@@ -150,7 +152,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	if c.SessionTTL < time.Minute {
 		return c, fmt.Errorf("bad configuration: BERTH_SESSION_TTL must be at least 1m, got %s", c.SessionTTL)
 	}
-	if c.DefaultMemory > c.Max.MemoryBytes || c.DefaultCPUs > c.Max.CPUs || c.DefaultPids > c.Max.Pids {
+	if c.DefaultMemory > c.Max.MemoryBytes || c.DefaultCPUs > c.Max.CPUs || c.DefaultPids > c.Max.Pids || c.DefaultDisk > c.Max.DiskBytes {
 		return c, errors.New("bad configuration: a default resource limit exceeds its maximum")
 	}
 	return c, nil
@@ -359,8 +361,8 @@ func openCore(ctx context.Context, c cfg, nc *nats.Conn, tel *telemetry.Telemetr
 		Quotas:         c.Quotas,
 		Logs:           adapters.Logs{NC: nc},
 		Bounds: app.Bounds{
-			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids)},
-			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)},
+			Default: events.Resources{MemoryBytes: c.DefaultMemory, MilliCPUs: int64(c.DefaultCPUs * 1000), Pids: int64(c.DefaultPids), DiskBytes: c.DefaultDisk},
+			Max:     events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids), DiskBytes: c.Max.DiskBytes},
 		},
 	})
 	if err := k.subscribe(ctx, nc, proj, l, log); err != nil {

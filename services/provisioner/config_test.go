@@ -25,6 +25,11 @@ func TestParseRejectsBadSettings(t *testing.T) {
 		"runtime":        {[]string{"--runtime", "kubernetes"}, "BERTH_RUNTIME"},
 		"swarm attach":   {[]string{"--runtime", "swarm"}, "BERTH_SWARM_ATTACH"},
 		"placement":      {[]string{"--swarm-placement-timeout", "0s"}, "BERTH_SWARM_PLACEMENT_TIMEOUT"},
+		"min free disk":  {[]string{"--min-free-disk", "plenty"}, "BERTH_MIN_FREE_DISK"},
+		"min free pct":   {[]string{"--min-free-disk", "120%"}, "BERTH_MIN_FREE_DISK"},
+		"disk interval":  {[]string{"--disk-interval", "-1s"}, "BERTH_DISK_INTERVAL"},
+		"log files":      {[]string{"--workspace-log-max-files", "0"}, "BERTH_WORKSPACE_LOG_MAX_FILES"},
+		"max disk":       {[]string{"--max-disk", "0"}, "BERTH_MAX_DISK"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -34,8 +39,12 @@ func TestParseRejectsBadSettings(t *testing.T) {
 			}
 		})
 	}
-	if _, err := parse(nil, io.Discard); err != nil {
+	def, err := parse(nil, io.Discard)
+	if err != nil {
 		t.Fatalf("defaults must be valid: %v", err)
+	}
+	if def.Max.DiskBytes != 20<<30 || def.MinFreeDisk.String() != "2GiB" || def.DiskInterval <= 0 {
+		t.Fatalf("disk defaults: max %d, min free %s, interval %s", def.Max.DiskBytes, def.MinFreeDisk, def.DiskInterval)
 	}
 	c, err := parse([]string{"--runtime", "swarm", "--swarm-attach", " berth-provisioner, ,berth-traefik "}, io.Discard)
 	if err != nil || strings.Join(c.SwarmAttach, "|") != "berth-provisioner|berth-traefik" {

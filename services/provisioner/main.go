@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/berthdev/berth/services/provisioner/internal/app"
 	"github.com/berthdev/berth/services/provisioner/internal/archive"
 	"github.com/berthdev/berth/services/provisioner/internal/docker"
+	"github.com/berthdev/berth/services/provisioner/internal/hostdisk"
 	"github.com/berthdev/berth/services/provisioner/internal/logserver"
 )
 
@@ -62,6 +64,12 @@ type cfg struct {
 	SwarmPlacement    time.Duration
 	HeartbeatFile     string
 	HeartbeatInterval time.Duration
+	LogMaxSize        int64
+	LogMaxFiles       int
+	DiskInterval      time.Duration
+	DiskGrace         time.Duration
+	MinFreeDisk       hostdisk.Threshold
+	GuardPaths        []string
 	config.Common
 }
 
@@ -98,9 +106,30 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Bool(&c.Prepare, "prepare-containers", "BERTH_PREPARE_CONTAINERS", true, "create the container of a workspace defined without a start (by an admin, another system) right away, so its first start is as fast as a restart")
 	s.String(&c.HeartbeatFile, "heartbeat-file", "BERTH_HEARTBEAT_FILE", "/home/coder/.local/share/code-server/heartbeat", "file in a workspace whose modification time counts as activity (code-server keeps this one)")
 	s.Duration(&c.HeartbeatInterval, "heartbeat-interval", "BERTH_HEARTBEAT_INTERVAL", 30*time.Second, "how often heartbeat files are read (0 = never)")
+	s.Bytes(&c.LogMaxSize, "workspace-log-max-size", "BERTH_WORKSPACE_LOG_MAX_SIZE", 10<<20, "size at which a workspace container's log file is rotated (json-file max-size)")
+	s.Int(&c.LogMaxFiles, "workspace-log-max-files", "BERTH_WORKSPACE_LOG_MAX_FILES", 3, "log files kept per workspace container (json-file max-file): a workspace's log never takes more than this times the max size")
+	s.Duration(&c.DiskInterval, "disk-interval", "BERTH_DISK_INTERVAL", 30*time.Second, "how often running workspaces' disk use (writable layer plus home volume) is measured against their limit (0 = never)")
+	s.Duration(&c.DiskGrace, "disk-grace", "BERTH_DISK_GRACE", time.Minute, "how long a workspace over its disk limit keeps running after its disk_warning before it is stopped (disk_quota_exceeded)")
+	var minFree, guard string
+	s.String(&minFree, "min-free-disk", "BERTH_MIN_FREE_DISK", "2GiB", "starts are refused (host_disk_low) while a watched disk has less free space than this: a size, or a percentage like 5%")
+	s.String(&guard, "disk-guard-paths", "BERTH_DISK_GUARD_PATHS", "", "comma-separated folders whose disks must keep BERTH_MIN_FREE_DISK free, besides BERTH_ARCHIVE_DIR and the engine's root folder (when this host sees it); add the JetStream store if NATS runs on this host")
 	s.Common(&c.Common)
 	if err := s.Parse(args); err != nil {
 		return c, err
+	}
+	th, err := hostdisk.ParseThreshold(minFree)
+	if err != nil {
+		return c, fmt.Errorf("bad configuration: BERTH_MIN_FREE_DISK=%w", err)
+	}
+	c.MinFreeDisk, c.GuardPaths = th, splitList(guard)
+	if c.DiskInterval < 0 || c.DiskGrace < 0 {
+		return c, fmt.Errorf("bad configuration: BERTH_DISK_INTERVAL=%s, BERTH_DISK_GRACE=%s: must not be negative", c.DiskInterval, c.DiskGrace)
+	}
+	if c.LogMaxSize < 1<<10 || c.LogMaxFiles < 1 {
+		return c, fmt.Errorf("bad configuration: BERTH_WORKSPACE_LOG_MAX_SIZE=%d, BERTH_WORKSPACE_LOG_MAX_FILES=%d: want at least 1KiB and 1 file", c.LogMaxSize, c.LogMaxFiles)
+	}
+	if c.Max.DiskBytes <= 0 {
+		return c, fmt.Errorf("bad configuration: BERTH_MAX_DISK must be positive")
 	}
 	if c.HeartbeatInterval < 0 || (c.HeartbeatInterval > 0 && !strings.HasPrefix(c.HeartbeatFile, "/")) {
 		return c, fmt.Errorf("bad configuration: BERTH_HEARTBEAT_FILE=%q, BERTH_HEARTBEAT_INTERVAL=%s: want an absolute path and a non-negative interval", c.HeartbeatFile, c.HeartbeatInterval)
@@ -159,7 +188,8 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 		return fmt.Errorf("docker client: %w", err)
 	}
 	defer cli.Close()
-	engine := newRuntime(c, docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout}))
+	engine := newRuntime(c, docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout,
+		LogMaxSize: strconv.FormatInt(c.LogMaxSize>>10, 10) + "k", LogMaxFiles: c.LogMaxFiles}))
 
 	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
 		// Not fatal: archives will fail and be recorded as archive_failed,
@@ -210,9 +240,11 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine workspaceR
 		return err
 	}
 	appLog := l.ConflictAs(app.ErrConflict)
+	guard := &hostdisk.Guard{Paths: guardPaths(ctx, c, rt, log), Min: c.MinFreeDisk}
 	prov := app.New(appLog, proj, rt, log, app.Options{ProjectsRoot: c.ProjectsRoot, Routing: wsurl.Mode(c.Routing.Mode),
 		Archives: archive.Folder(c.ArchiveDir), ArchiveProjects: c.ArchiveProjects, StopDrain: c.StopDrain, Prepare: c.Prepare,
-		Max: events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids)}, Meter: tel.Meter})
+		Max:   events.Resources{MemoryBytes: c.Max.MemoryBytes, MilliCPUs: int64(c.Max.CPUs * 1000), Pids: int64(c.Max.Pids), DiskBytes: c.Max.DiskBytes},
+		Meter: tel.Meter, HostSpace: guard})
 	rec := &app.Reconciler{Log: appLog, Projection: proj, Engine: rt, Driver: prov, Logger: log, OrphanGrace: c.OrphanGrace,
 		Restart: c.RestartPolicy == "restart", Redrive: c.RedriveAfter, Deadline: c.Deadline, Now: time.Now, Meter: tel.Meter}
 	host, _ := os.Hostname()
@@ -236,6 +268,11 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine workspaceR
 		{Name: "engine-status", Run: ticking(enginestatus.TTL/4, reporter.Run)},
 		{Name: "logs", Run: (&logserver.Server{NC: nc, Source: rt, Code: logsCode, Logger: log, Concurrency: 4, Timeout: 10 * time.Second}).Run},
 	}
+	if c.DiskInterval > 0 {
+		dw := &app.DiskWatch{Log: appLog, Projection: proj, Meter: rt, Engine: rt, Driver: prov, Logger: log, Max: c.Max.DiskBytes,
+			Grace: c.DiskGrace, Drain: c.StopDrain, Now: time.Now}
+		actors = append(actors, service.Actor{Name: "disk-watch", Run: ticking(c.DiskInterval, dw.Run)})
+	}
 	if c.HeartbeatInterval > 0 {
 		hb := &app.Heartbeats{Projection: proj, Files: rt, Probe: rt, Activity: tracker, Path: c.HeartbeatFile, Images: proj.Image, Logger: log, Now: time.Now}
 		actors = append(actors, service.Actor{Name: "heartbeats", Run: ticking(c.HeartbeatInterval, hb.Run)})
@@ -250,7 +287,9 @@ type workspaceRuntime interface {
 	app.Pinger
 	app.HeartbeatFiles
 	app.ActivityProbe
+	app.DiskMeter
 	logserver.Source
+	RootDir(ctx context.Context) (string, error)
 	WatchExits(ctx context.Context, log *slog.Logger, kick chan<- struct{})
 	// scoped returns the runtime for one installation.
 	scoped(installation string) workspaceRuntime
@@ -272,6 +311,28 @@ func newRuntime(c cfg, r *docker.Runtime) workspaceRuntime {
 		return services{w}
 	}
 	return containers{r}
+}
+
+// guardPaths are the folders whose disks the host guard watches: the
+// archives', the configured ones, and the engine's root folder if this
+// host sees it (not from inside a container, nor for a remote engine).
+func guardPaths(ctx context.Context, c cfg, rt workspaceRuntime, log *slog.Logger) []string {
+	paths := append([]string{c.ArchiveDir}, c.GuardPaths...)
+	if root, err := rt.RootDir(ctx); err == nil {
+		if _, err := hostdisk.Statfs(root); err == nil {
+			paths = append(paths, root)
+		}
+	}
+	var out []string
+	for _, p := range paths {
+		if _, err := hostdisk.Statfs(p); err != nil {
+			log.Warn("host disk guard cannot watch this folder", "path", p, "err", err)
+			continue
+		}
+		out = append(out, p)
+	}
+	log.Info("host disk guard", "paths", out, "min_free", c.MinFreeDisk.String())
+	return out
 }
 
 // splitList splits a comma-separated setting, dropping blanks.

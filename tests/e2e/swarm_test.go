@@ -178,6 +178,8 @@ func TestSwarmThroughTraefik(t *testing.T) {
 	}
 	require.NotZero(t, svc.Spec.TaskTemplate.Resources.Limits.MemoryBytes)
 	require.NotZero(t, svc.Spec.TaskTemplate.Resources.Limits.Pids)
+	require.Equal(t, "json-file", tc.HostConfig.LogConfig.Type, "the service's log is rotated like a container's")
+	require.NotEmpty(t, tc.HostConfig.LogConfig.Config["max-size"])
 	overlay, err := cli.NetworkInspect(ctx, svc.Spec.TaskTemplate.Networks[0].Target, network.InspectOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "overlay", overlay.Driver)

@@ -261,6 +261,9 @@ type ResourceMax struct {
 	MemoryBytes int64
 	CPUs        float64
 	Pids        int
+	// DiskBytes bounds a workspace's writable layer plus home volume; a
+	// workspace defined before disk limits gets it as its limit.
+	DiskBytes int64
 }
 
 // ResourceMax binds the resource bounds.
@@ -268,4 +271,5 @@ func (s *Set) ResourceMax(r *ResourceMax) {
 	s.Bytes(&r.MemoryBytes, "max-memory", "BERTH_MAX_MEMORY", 8<<30, "largest memory limit admins may set")
 	s.Float(&r.CPUs, "max-cpus", "BERTH_MAX_CPUS", 4, "largest CPU limit admins may set")
 	s.Int(&r.Pids, "max-pids", "BERTH_MAX_PIDS", 4096, "largest process limit admins may set")
+	s.Bytes(&r.DiskBytes, "max-disk", "BERTH_MAX_DISK", 20<<30, "largest disk limit (writable layer plus home volume) admins may set; also the limit of workspaces defined before disk limits")
 }

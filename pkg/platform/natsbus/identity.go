@@ -124,7 +124,7 @@ var Appends = map[string][]events.Type{
 		events.TypeDeleteRequested, events.TypePurgeRequested, events.TypeLifecycleChanged, events.TypeRestoreRequested},
 	"provisioner": {events.TypeAddressed, events.TypeRunning, events.TypeStopped, events.TypeFailed, events.TypeArchived,
 		events.TypeArchiveFailed, events.TypeDeleted, events.TypeRestored, events.TypeRestoreFailed,
-		events.TypeStartRequested},
+		events.TypeStartRequested, events.TypeDiskWarning},
 	"reaper": {events.TypeStopRequested, events.TypeIdleWarning, events.TypeArchiveRequested,
 		events.TypeDeleteRequested},
 }

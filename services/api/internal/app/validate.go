@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strings"
 
@@ -73,6 +74,9 @@ type Bounds struct {
 	Max     events.Resources
 }
 
+// minDisk is the smallest disk limit: an IDE's home and caches need room.
+const minDisk = 64 << 20
+
 // resolveResources fills zero fields from the defaults and checks the
 // result against the maxima.
 func (b Bounds) resolveResources(in *events.Resources) (events.Resources, []FieldError) {
@@ -90,6 +94,15 @@ func (b Bounds) resolveResources(in *events.Resources) (events.Resources, []Fiel
 	check("memory_bytes", r.MemoryBytes, 64<<20, b.Max.MemoryBytes)
 	check("milli_cpus", r.MilliCPUs, 10, b.Max.MilliCPUs)
 	check("pids", r.Pids, 16, b.Max.Pids)
+	if b.Max.DiskBytes > 0 || r.DiskBytes != 0 {
+		// Bounds without a disk maximum (built before disk limits) leave
+		// the limit to the provisioner's BERTH_MAX_DISK: 0 is the default.
+		hi := b.Max.DiskBytes
+		if hi == 0 {
+			hi = math.MaxInt64
+		}
+		check("disk_bytes", r.DiskBytes, minDisk, hi)
+	}
 	return r, out
 }
 
@@ -103,6 +116,9 @@ func overlay(r, in events.Resources) events.Resources {
 	}
 	if in.Pids != 0 {
 		r.Pids = in.Pids
+	}
+	if in.DiskBytes != 0 {
+		r.DiskBytes = in.DiskBytes
 	}
 	return r
 }

@@ -38,6 +38,7 @@ type workspaceBody struct {
 	HoldReason         string           `json:"hold_reason,omitempty"`
 	IdleTimeoutSeconds int64            `json:"idle_timeout_seconds,omitempty"`
 	IdleWarning        *idleWarningBody `json:"idle_warning,omitempty"`
+	DiskWarning        *diskWarningBody `json:"disk_warning,omitempty"`
 	LastError          string           `json:"last_error,omitempty"`
 	StatusSince        time.Time        `json:"status_since"`
 	CreatedAt          time.Time        `json:"created_at"`
@@ -50,6 +51,7 @@ type resourcesBody struct {
 	MemoryBytes int64 `json:"memory_bytes"`
 	MilliCPUs   int64 `json:"milli_cpus"`
 	Pids        int64 `json:"pids"`
+	DiskBytes   int64 `json:"disk_bytes,omitempty"`
 }
 
 type failureBody struct {
@@ -71,6 +73,12 @@ type archiveBody struct {
 	SHA256    string `json:"sha256"`
 }
 
+type diskWarningBody struct {
+	UsedBytes  int64     `json:"used_bytes"`
+	LimitBytes int64     `json:"limit_bytes"`
+	StopAfter  time.Time `json:"stop_after"`
+}
+
 type idleWarningBody struct {
 	IdleSince time.Time `json:"idle_since"`
 	StopAt    time.Time `json:"stop_at"`
@@ -81,7 +89,7 @@ type idleWarningBody struct {
 func workspaceOf(ws events.Workspace, url string) workspaceBody {
 	b := workspaceBody{
 		ID: ws.ID, Name: ws.Name, Description: ws.Description, Image: ws.Image, Projects: ws.Projects, Owner: ws.Owner,
-		Resources: resourcesBody{MemoryBytes: ws.Resources.MemoryBytes, MilliCPUs: ws.Resources.MilliCPUs, Pids: ws.Resources.Pids},
+		Resources: resourcesBody{MemoryBytes: ws.Resources.MemoryBytes, MilliCPUs: ws.Resources.MilliCPUs, Pids: ws.Resources.Pids, DiskBytes: ws.Resources.DiskBytes},
 		Status:    string(ws.Status), Desired: string(ws.Desired), Reason: ws.Reason,
 		Purge: ws.Purge, PurgingDeleted: ws.PurgingDeleted, ArchiveFirst: ws.ArchiveFirst, VolumeKept: ws.VolumeKept,
 		Hold: ws.Hold, HoldReason: ws.HoldReason, IdleTimeoutSeconds: ws.IdleTimeoutSeconds, LastError: ws.LastError,
@@ -98,6 +106,9 @@ func workspaceOf(ws events.Workspace, url string) workspaceBody {
 	}
 	if w := ws.IdleWarning; w != nil {
 		b.IdleWarning = &idleWarningBody{IdleSince: w.IdleSince, StopAt: w.StopAt}
+	}
+	if w := ws.DiskWarning; w != nil {
+		b.DiskWarning = &diskWarningBody{UsedBytes: w.UsedBytes, LimitBytes: w.LimitBytes, StopAfter: w.StopAfter}
 	}
 	return b
 }

@@ -32,6 +32,7 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"ago":   ago,
 	"clock": func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") },
 	"idle":  func(secs int64) string { return (time.Duration(secs) * time.Second).String() },
+	"mib":   func(n int64) string { return fmt.Sprintf("%d MiB", n>>20) },
 }).ParseFS(webFS, "web/*.html"))
 
 // webRoutes registers the dashboard's pages.

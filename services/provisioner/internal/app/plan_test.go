@@ -59,19 +59,21 @@ func TestPolicy(t *testing.T) {
 		ws   events.Workspace
 		want string // "" = allowed
 	}{
-		"fine":               {events.ImageAdded{Ref: "img", CapAdd: []string{"NET_BIND_SERVICE", "cap_chown"}}, events.Workspace{Image: "img", Resources: ok}, ""},
-		"not in the catalog": {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "other", Resources: ok}, "not in the catalog"},
-		"no memory limit":    {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MilliCPUs: 500, Pids: 256}}, "no limit"},
-		"no limits at all":   {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img"}, "no limit"},
-		"over the bounds":    {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MemoryBytes: 64 << 30, MilliCPUs: 500, Pids: 256}}, "exceed"},
-		"sys_admin":          {events.ImageAdded{Ref: "img", CapAdd: []string{"SYS_ADMIN"}}, events.Workspace{Image: "img", Resources: ok}, "SYS_ADMIN"},
-		"dac_read_search":    {events.ImageAdded{Ref: "img", CapAdd: []string{"DAC_READ_SEARCH", "SYS_PTRACE"}}, events.Workspace{Image: "img", Resources: ok}, "DAC_READ_SEARCH"},
-		"made-up capability": {events.ImageAdded{Ref: "img", CapAdd: []string{"NOT_A_CAP"}}, events.Workspace{Image: "img", Resources: ok}, "NOT_A_CAP"},
+		"fine":                {events.ImageAdded{Ref: "img", CapAdd: []string{"NET_BIND_SERVICE", "cap_chown"}}, events.Workspace{Image: "img", Resources: ok}, ""},
+		"not in the catalog":  {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "other", Resources: ok}, "not in the catalog"},
+		"no memory limit":     {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MilliCPUs: 500, Pids: 256}}, "no limit"},
+		"no limits at all":    {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img"}, "no limit"},
+		"over the bounds":     {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MemoryBytes: 64 << 30, MilliCPUs: 500, Pids: 256}}, "exceed"},
+		"sys_admin":           {events.ImageAdded{Ref: "img", CapAdd: []string{"SYS_ADMIN"}}, events.Workspace{Image: "img", Resources: ok}, "SYS_ADMIN"},
+		"dac_read_search":     {events.ImageAdded{Ref: "img", CapAdd: []string{"DAC_READ_SEARCH", "SYS_PTRACE"}}, events.Workspace{Image: "img", Resources: ok}, "DAC_READ_SEARCH"},
+		"made-up capability":  {events.ImageAdded{Ref: "img", CapAdd: []string{"NOT_A_CAP"}}, events.Workspace{Image: "img", Resources: ok}, "NOT_A_CAP"},
+		"disk over the bound": {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MemoryBytes: 1 << 30, MilliCPUs: 500, Pids: 256, DiskBytes: 21 << 30}}, "BERTH_MAX_DISK"},
+		"negative disk":       {events.ImageAdded{Ref: "img"}, events.Workspace{Image: "img", Resources: events.Resources{MemoryBytes: 1 << 30, MilliCPUs: 500, Pids: 256, DiskBytes: -1}}, "BERTH_MAX_DISK"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := New(nil, catalogOf(t, c.img), nil, slog.New(slog.DiscardHandler), Options{ProjectsRoot: t.TempDir(), Routing: wsurl.ModePath,
-				Max: events.Resources{MemoryBytes: 8 << 30, MilliCPUs: 4000, Pids: 4096}})
+				Max: events.Resources{MemoryBytes: 8 << 30, MilliCPUs: 4000, Pids: 4096, DiskBytes: 20 << 30}})
 			c.ws.ID, c.ws.Name = "id", "n"
 			s, err := p.spec(c.ws)
 			var f *Failure
@@ -79,7 +81,8 @@ func TestPolicy(t *testing.T) {
 			case c.want == "" && err != nil:
 				t.Fatalf("refused: %v", err)
 			case c.want == "":
-				if !slices.Equal(s.CapAdd, []string{"NET_BIND_SERVICE", "CHOWN"}) || !slices.Contains(s.Env, "BERTH_BASE_PATH=/workspace-n") {
+				// A workspace defined before disk limits gets BERTH_MAX_DISK.
+				if !slices.Equal(s.CapAdd, []string{"NET_BIND_SERVICE", "CHOWN"}) || !slices.Contains(s.Env, "BERTH_BASE_PATH=/workspace-n") || s.Resources.DiskBytes != 20<<30 {
 					t.Fatalf("spec %+v", s)
 				}
 			case !errors.As(err, &f) || f.Code != "policy_violation" || !strings.Contains(f.Message, c.want):

@@ -137,6 +137,16 @@ type Options struct {
 	Now           func() time.Time
 	// Meter records launch latency and archives (nil: nothing).
 	Meter metric.Meter
+	// HostSpace refuses starts while a disk the platform needs runs low
+	// (nil: never).
+	HostSpace HostSpace
+}
+
+// HostSpace reports whether the host has room for another workspace: the
+// disk holding the log and the engine's data must not fill up.
+type HostSpace interface {
+	// Short says why there is no room, or ok.
+	Short() (why string, short bool)
 }
 
 // Provisioner turns a workspace's state into containers and records what
@@ -256,6 +266,9 @@ func (p *Provisioner) execute(ctx context.Context, wsp *events.Workspace, act Ac
 		if err != nil {
 			return nil, "", err
 		}
+		if err := p.room(); err != nil {
+			return nil, "", err
+		}
 		if ws.Status == events.StatusStarting { // addressed is legal only then
 			spec.OnAddress = func(r events.Running) { p.announce(ctx, wsp, r) }
 		}
@@ -281,6 +294,18 @@ func (p *Provisioner) execute(ctx context.Context, wsp *events.Workspace, act Ac
 		return p.restoreHome(ctx, ws)
 	}
 	return nil, "", fmt.Errorf("unknown action %d", act)
+}
+
+// room refuses a start (before anything is created) while the host is
+// short of disk space.
+func (p *Provisioner) room() error {
+	if p.o.HostSpace == nil {
+		return nil
+	}
+	if why, short := p.o.HostSpace.Short(); short {
+		return &Failure{Code: "host_disk_low", Message: why + "; nothing was created: free space on the host (or lower BERTH_MIN_FREE_DISK), then start the workspace again"}
+	}
+	return nil
 }
 
 // announce records that the starting workspace's container has its address,
@@ -311,6 +336,9 @@ func (p *Provisioner) prepare(ctx context.Context, ws events.Workspace) {
 		return
 	}
 	spec, err := p.spec(ws)
+	if err == nil {
+		err = p.room()
+	}
 	if err == nil {
 		err = pr.EnsureCreated(ctx, spec)
 	}
@@ -502,6 +530,9 @@ func (p *Provisioner) policy(ws events.Workspace) (events.CatalogImage, error) {
 	if r.MemoryBytes <= 0 || r.MilliCPUs <= 0 || r.Pids <= 0 {
 		return img, violation("the workspace has no limit on memory, CPU or processes (%+v); an admin must set them", r)
 	}
+	if r.DiskBytes < 0 || (m.DiskBytes > 0 && r.DiskBytes > m.DiskBytes) {
+		return img, violation("the workspace's disk limit %d bytes is outside the bound %d (BERTH_MAX_DISK); an admin must lower it", r.DiskBytes, m.DiskBytes)
+	}
 	if (m.MemoryBytes > 0 && r.MemoryBytes > m.MemoryBytes) || (m.MilliCPUs > 0 && r.MilliCPUs > m.MilliCPUs) || (m.Pids > 0 && r.Pids > m.Pids) {
 		return img, violation("the workspace's limits %+v exceed the bounds %+v; an admin must lower them", r, m)
 	}
@@ -531,7 +562,9 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 	if prof.Home != "" {
 		home = prof.Home
 	}
-	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: ws.Resources,
+	res := ws.Resources
+	res.DiskBytes = DiskLimit(ws.Resources, p.o.Max.DiskBytes)
+	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: res,
 		Port: prof.Port, Health: prof.Health, Cmd: slices.Clone(prof.Command), User: prof.User, Home: home}
 	for _, rel := range ws.Projects {
 		src, err := projectpath.Resolve(p.o.ProjectsRoot, rel)

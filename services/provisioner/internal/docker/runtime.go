@@ -64,7 +64,21 @@ type Options struct {
 	HomeDir       string        // mount point of the home volume
 	// DefaultUser runs images whose own user is root (or unset).
 	DefaultUser string
+	// LogMaxSize and LogMaxFiles rotate every workspace container's log:
+	// a workspace printing without pause holds at most LogMaxFiles ×
+	// LogMaxSize of log on the engine's disk (the engine's default json-file
+	// log grows without bound). Set on the container, so the engine's own
+	// defaults do not matter.
+	LogMaxSize  string // an engine size: 10m, 10MiB
+	LogMaxFiles int
+	// noHardLimit: never ask the storage driver for a size limit (Swarm
+	// services have no such option).
+	noHardLimit bool
 }
+
+// LogDriver keeps workspace logs where `docker logs` and the logs service
+// read them, rotated by the engine.
+const LogDriver = "json-file"
 
 // Runtime implements app.Runtime on the Docker Engine API.
 type Runtime struct {
@@ -83,6 +97,12 @@ type engine struct {
 	// data race under concurrent first use; connect does it once, guarded.
 	connMu    sync.Mutex
 	connected atomic.Bool
+	// The storage driver's size limit (StorageOpt size), once known: asked
+	// of the engine's info at first use, and turned off for good if the
+	// engine refuses it (overlay2 over xfs without pquota).
+	limitMu    sync.Mutex
+	limitKnown bool
+	limitOK    bool
 }
 
 // Scoped returns the runtime for one installation, sharing the client (the
@@ -116,6 +136,12 @@ func New(cli client.APIClient, o Options) *Runtime {
 	}
 	if o.DefaultUser == "" {
 		o.DefaultUser = "1000:1000"
+	}
+	if o.LogMaxSize == "" {
+		o.LogMaxSize = "10m"
+	}
+	if o.LogMaxFiles == 0 {
+		o.LogMaxFiles = 3
 	}
 	// Probes never follow redirects: a workspace answering its health or
 	// activity check with a redirect to the host's loopback would make the
@@ -276,6 +302,16 @@ func (r *Runtime) ensureCreated(ctx context.Context, s app.Spec) (string, error)
 		}
 	}
 	cid, err := r.create(ctx, s, shape)
+	if err != nil && shape.host.StorageOpt != nil && storageOptRefused(err) {
+		// The driver looked able to limit sizes but is not (xfs without
+		// pquota): go on without the hard limit; the disk watch still
+		// measures and stops.
+		r.disableHardLimit()
+		if shape, err = r.shape(ctx, s); err != nil {
+			return "", err
+		}
+		cid, err = r.create(ctx, s, shape)
+	}
 	if cerrdefs.IsConflict(err) {
 		// Another worker created it a moment ago: the deterministic name
 		// makes a second container impossible; adopt the winner's.
@@ -354,6 +390,12 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 			NanoCPUs:  s.Resources.MilliCPUs * 1_000_000,
 			PidsLimit: &pids,
 		},
+		LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": r.o.LogMaxSize, "max-file": strconv.Itoa(r.o.LogMaxFiles)}},
+	}
+	if s.Resources.DiskBytes > 0 && r.hardLimit(ctx) {
+		// The writable layer's hard limit; the home volume (local driver)
+		// has none, and the disk watch measures both.
+		hc.StorageOpt = map[string]string{"size": strconv.FormatInt(s.Resources.DiskBytes, 10)}
 	}
 	labels := r.labels(s)
 	cfg := &container.Config{Image: s.Image, User: user, Env: s.Env, Labels: labels, Hostname: s.Name}

@@ -46,7 +46,9 @@ type Swarm struct {
 
 // NewSwarm returns the Swarm runtime over r's client and options.
 func NewSwarm(r *Runtime, attach []string) *Swarm {
-	return &Swarm{Runtime: r, Attach: attach, Unschedulable: 15 * time.Second}
+	c := *r
+	c.o.noHardLimit = true // a service spec has no storage size option
+	return &Swarm{Runtime: &c, Attach: attach, Unschedulable: 15 * time.Second}
 }
 
 // Scoped returns the Swarm runtime for one installation.
@@ -123,7 +125,9 @@ func (w *Swarm) serviceSpec(s app.Spec, sh shape, netID string, replicas uint64,
 			// restarts a dead workspace, after validating its spec again.
 			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone},
 			Placement:     &swarm.Placement{Constraints: pin},
-			Networks:      []swarm.NetworkAttachmentConfig{{Target: netID}},
+			// The container mode's log rotation, on whichever node runs it.
+			LogDriver: &swarm.Driver{Name: sh.host.LogConfig.Type, Options: sh.host.LogConfig.Config},
+			Networks:  []swarm.NetworkAttachmentConfig{{Target: netID}},
 		},
 		Mode: swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
 		// One address per task, no virtual IP: Traefik routes to the task.

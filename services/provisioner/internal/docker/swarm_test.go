@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 
@@ -70,5 +71,24 @@ func TestServiceMadeByHandIsRefused(t *testing.T) {
 	_, err = w.awaitTask(context.Background(), svc, app.Spec{Name: "y", ID: "00000000-0000-4000-8000-000000000001"})
 	if !errors.As(err, &f) || f.Code != "service_invalid" {
 		t.Fatalf("a service on no network of its own: want service_invalid, got %v", err)
+	}
+}
+
+// TestServiceSpecRotatesLogs: a Swarm service carries the container mode's
+// log rotation (the task's engine would otherwise use its own default) and
+// no storage size option, which services do not have.
+func TestServiceSpecRotatesLogs(t *testing.T) {
+	w := NewSwarm(New(nil, Options{LogMaxSize: "2048k", LogMaxFiles: 2}), []string{"berth-traefik"})
+	if w.hardLimit(context.Background()) {
+		t.Fatal("a Swarm service was given a storage size limit")
+	}
+	pids := int64(64)
+	sh := shape{cfg: &container.Config{Image: "img", Labels: map[string]string{}},
+		host: &container.HostConfig{Resources: container.Resources{PidsLimit: &pids},
+			LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": "2048k", "max-file": "2"}}}}
+	spec := w.serviceSpec(app.Spec{ID: "0b7e3c2a-5d4f-4f7e-9a51-2f0c6f1d8e21", Name: "n"}, sh, "net", 1, nil)
+	d := spec.TaskTemplate.LogDriver
+	if d == nil || d.Name != "json-file" || d.Options["max-size"] != "2048k" || d.Options["max-file"] != "2" {
+		t.Fatalf("log driver %+v", d)
 	}
 }
