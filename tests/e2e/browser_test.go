@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -19,7 +20,7 @@ import (
 // browser starts headless Chromium (Debian's package; .ci/run installs it)
 // and returns a tab's context. Screenshots go to BERTH_SCREENSHOTS, else
 // to a folder of the test's.
-func browser(t *testing.T) (context.Context, string) {
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, string) {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -36,6 +37,7 @@ func browser(t *testing.T) (context.Context, string) {
 	t.Logf("screenshots: %s", shots)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 800), chromedp.Flag("disable-dev-shm-usage", true))
+	opts = append(opts, extra...)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -244,4 +246,73 @@ func waitLocation(url string) chromedp.Action {
 			}
 		}
 	})
+}
+
+// TestBrowserSubdomainHandshake: in subdomain mode a person signs in on
+// the public host, presses Launch workspace and lands in the workspace on
+// its own host: Chromium follows the handshake (the public host, the
+// ticket, the workspace host's own cookie) without a click more, and the
+// session cookie never goes to the workspace's host.
+func TestBrowserSubdomainHandshake(t *testing.T) {
+	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test", "BERTH_PUBLIC_URL=http://berth.test:{port}",
+		"BERTH_DEFAULT_IMAGE=berth/workspace-demo:latest")
+	ctx, shots := browser(t, chromedp.Flag("host-resolver-rules", "MAP berth.test 127.0.0.1, MAP *.berth.test 127.0.0.1"))
+	admin := s.token("root", "admin")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(t, 201, status, "%s", b)
+	_, port, _ := strings.Cut(s.web, ":")
+	web := "http://berth.test:" + port
+	until(t, 15*time.Second, "the dashboard on the public host", func() bool {
+		code, _, _ := call(t, "GET", "http://"+s.web+"/ui/signin", "", nil, "Host", "berth.test:"+port)
+		return code == 200
+	})
+	run := func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Run(tctx, actions...); err != nil {
+			var at string
+			_ = chromedp.Run(ctx, chromedp.Location(&at), shot(shots, "failed-"+strings.ReplaceAll(what, " ", "-")))
+			t.Fatalf("%s (at %s): %v", what, at, err)
+		}
+	}
+	run("sign in",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`#sub`, chromedp.ByID),
+		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#launch`, chromedp.ByID),
+	)
+	aliceURL := "http://alice.berth.test:" + port + "/"
+	var heading string
+	run("launch lands in the workspace on its own host",
+		chromedp.Click(`#launch`, chromedp.ByID),
+		waitLocation(aliceURL),
+		waitText(`h1`, "Workspace alice"),
+		chromedp.Text(`h1`, &heading, chromedp.ByQuery),
+		shot(shots, "subdomain-workspace"),
+	)
+	require.Equal(t, "Workspace alice", heading)
+	// What the browser holds for the workspace's host: its own access
+	// cookie, never the session.
+	var cookies []*network.Cookie
+	run("cookies", chromedp.ActionFunc(func(ctx context.Context) error {
+		var err error
+		cookies, err = network.GetCookies().WithURLs([]string{aliceURL, web + "/"}).Do(ctx)
+		return err
+	}))
+	byName := map[string]*network.Cookie{}
+	for _, c := range cookies {
+		byName[c.Name] = c
+	}
+	require.Contains(t, byName, "berth_ws")
+	require.Contains(t, byName, "berth_session")
+	require.Equal(t, "alice.berth.test", byName["berth_ws"].Domain, "host-only on the workspace's host")
+	require.Equal(t, "berth.test", byName["berth_session"].Domain, "host-only on the public host")
+	require.False(t, strings.HasPrefix(byName["berth_session"].Domain, "."), "not a domain cookie")
+	// The workspace's page cannot reach the API on its own origin.
+	var answer string
+	run("the workspace's page calls /api/ on its origin",
+		chromedp.Evaluate(`fetch("/api/v1/me").then(r => String(r.status))`, &answer, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	require.NotEqual(t, "200", answer, "the API answered on a workspace's host")
 }
