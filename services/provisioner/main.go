@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -189,7 +188,7 @@ func run(ctx context.Context, args []string, out io.Writer, onReady func(addr st
 	}
 	defer cli.Close()
 	engine := newRuntime(c, docker.New(cli, docker.Options{Network: c.Network, NoOutbound: !c.Outbound, Port: c.Port, HealthPath: c.HealthPath, HealthTimeout: c.HealthTimeout, StopTimeout: c.StopTimeout,
-		LogMaxSize: strconv.FormatInt(c.LogMaxSize>>10, 10) + "k", LogMaxFiles: c.LogMaxFiles}))
+		LogMaxBytes: c.LogMaxSize, LogMaxFiles: c.LogMaxFiles}))
 
 	if err := os.MkdirAll(c.ArchiveDir, 0o750); err != nil {
 		// Not fatal: archives will fail and be recorded as archive_failed,

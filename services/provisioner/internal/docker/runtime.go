@@ -64,12 +64,14 @@ type Options struct {
 	HomeDir       string        // mount point of the home volume
 	// DefaultUser runs images whose own user is root (or unset).
 	DefaultUser string
-	// LogMaxSize and LogMaxFiles rotate every workspace container's log:
+	// LogMaxBytes and LogMaxFiles rotate every workspace container's log:
 	// a workspace printing without pause holds at most LogMaxFiles ×
-	// LogMaxSize of log on the engine's disk (the engine's default json-file
+	// LogMaxBytes of log on the engine's disk (the engine's default json-file
 	// log grows without bound). Set on the container, so the engine's own
 	// defaults do not matter.
-	LogMaxSize  string // an engine size: 10m, 10MiB
+	// Bytes, written to the engine in KiB, one spelling for every size: the
+	// spec hash sees the same string for the same size whoever set it.
+	LogMaxBytes int64
 	LogMaxFiles int
 	// noHardLimit: never ask the storage driver for a size limit (Swarm
 	// services have no such option).
@@ -137,8 +139,8 @@ func New(cli client.APIClient, o Options) *Runtime {
 	if o.DefaultUser == "" {
 		o.DefaultUser = "1000:1000"
 	}
-	if o.LogMaxSize == "" {
-		o.LogMaxSize = "10m"
+	if o.LogMaxBytes <= 0 {
+		o.LogMaxBytes = 10 << 20
 	}
 	if o.LogMaxFiles == 0 {
 		o.LogMaxFiles = 3
@@ -390,7 +392,7 @@ func (r *Runtime) shape(ctx context.Context, s app.Spec) (shape, error) {
 			NanoCPUs:  s.Resources.MilliCPUs * 1_000_000,
 			PidsLimit: &pids,
 		},
-		LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": r.o.LogMaxSize, "max-file": strconv.Itoa(r.o.LogMaxFiles)}},
+		LogConfig: container.LogConfig{Type: LogDriver, Config: map[string]string{"max-size": strconv.FormatInt(r.o.LogMaxBytes>>10, 10) + "k", "max-file": strconv.Itoa(r.o.LogMaxFiles)}},
 	}
 	if s.Resources.DiskBytes > 0 && r.hardLimit(ctx) {
 		// The writable layer's hard limit; the home volume (local driver)

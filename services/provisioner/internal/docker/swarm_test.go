@@ -78,7 +78,7 @@ func TestServiceMadeByHandIsRefused(t *testing.T) {
 // log rotation (the task's engine would otherwise use its own default) and
 // no storage size option, which services do not have.
 func TestServiceSpecRotatesLogs(t *testing.T) {
-	w := NewSwarm(New(nil, Options{LogMaxSize: "2048k", LogMaxFiles: 2}), []string{"berth-traefik"})
+	w := NewSwarm(New(nil, Options{LogMaxBytes: 2 << 20, LogMaxFiles: 2}), []string{"berth-traefik"})
 	if w.hardLimit(context.Background()) {
 		t.Fatal("a Swarm service was given a storage size limit")
 	}
