@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -217,4 +219,102 @@ func TestSystemRegistrationRefusesBadInput(t *testing.T) {
 	expectProblem(t, a.do("GET", "/api/v1/systems", alice, nil), http.StatusForbidden, "forbidden")
 	expectProblem(t, a.do("DELETE", "/api/v1/systems/nobody", admin, nil), http.StatusNotFound, "system_not_found")
 	assert.Empty(t, a.do("GET", "/api/v1/systems", admin, nil).json(t)["systems"], "nothing was registered")
+}
+
+// TestIntakeRepliesOnlyToTheSender: a registered system that names a reply
+// subject outside its own inbox prefix (a KV bucket's subject, another
+// system's inbox) gets nothing applied and nothing published there: the
+// API would publish with its own rights, so the weak system could replace
+// the strong one's credential by the reply text, block a user's name or
+// change the installation id. The command is dead-lettered with
+// reply_refused.
+func TestIntakeRepliesOnlyToTheSender(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	natsAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	a := e.startAPI("--nats-url", "", "--nats-listen", natsAddr)
+	admin := e.token("root", "admin")
+	a.addImage(admin, demoImage)
+	register := func(name string, types, owners []string) map[string]any {
+		r := a.do("POST", "/api/v1/systems", admin, map[string]any{"name": name, "types": types, "owners": owners})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+		return r.json(t)
+	}
+	weakReg := register("weak", []string{intake.TypeStart}, []string{"alice"})
+	register("strong", []string{intake.TypeCreate, intake.TypeStart}, []string{"*"})
+	var weak *nats.Conn
+	require.Eventually(t, func() bool {
+		weak, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-weak", weakReg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-weak"), nats.Timeout(time.Second))
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond, "connect as the weak system: %v", err)
+	defer weak.Close()
+
+	ops, err := natsbus.Connect("nats://"+natsAddr, "test-ops", natsbus.Identity{User: "ops", PasswordFile: natsbus.PasswordFile(e.dataDir, "ops")}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer ops.Close()
+	js, err := jetstream.New(ops)
+	require.NoError(t, err)
+	ctx := context.Background()
+	value := func(bucket, key string) string {
+		kv, err := js.KeyValue(ctx, bucket)
+		require.NoError(t, err)
+		en, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return "<none>"
+		}
+		require.NoError(t, err)
+		return fmt.Sprintf("%d:%s", en.Revision(), en.Value())
+	}
+	targets := []struct{ bucket, key, reply string }{
+		{events.SystemsBucket, "strong", "$KV." + events.SystemsBucket + ".strong"},
+		{events.NameClaimsBucket, "alice", "$KV." + events.NameClaimsBucket + ".alice"},
+		{events.InstallationBucket, "id", "$KV." + events.InstallationBucket + ".id"},
+	}
+	before := map[string]string{}
+	for _, tg := range targets {
+		before[tg.reply] = value(tg.bucket, tg.key)
+	}
+	// The strong system's inbox, which the weak system cannot read: nothing
+	// must arrive there either.
+	spy, err := ops.SubscribeSync("_INBOX_system-strong.>")
+	require.NoError(t, err)
+
+	header, body := structured("evt-1", intake.TypeStart, `{"owner":"alice"}`)
+	replies := []string{"_INBOX_system-strong.x", "_INBOX_system-weak", "_INBOX_system-weakling.x"}
+	for _, tg := range targets {
+		replies = append(replies, tg.reply)
+	}
+	for _, reply := range replies {
+		m := nats.NewMsg(events.IntakeSystemSubject("weak"))
+		m.Header, m.Data, m.Reply = header, []byte(body), reply
+		require.NoError(t, weak.PublishMsg(m))
+		m2 := nats.NewMsg(events.IntakeSystemSubject("weak"))
+		m2.Header, m2.Data, m2.Reply = nats.Header{}, []byte("not a cloudevent"), reply
+		require.NoError(t, weak.PublishMsg(m2))
+	}
+	require.NoError(t, weak.Flush())
+	require.Eventually(t, func() bool {
+		dead := a.do("GET", "/api/v1/deadletters?limit=100", admin, nil).json(t)["entries"].([]any)
+		n := 0
+		for _, d := range dead {
+			if strings.Contains(fmt.Sprint(d), "reply_refused") {
+				n++
+			}
+		}
+		return n == 2*len(replies)
+	}, 10*time.Second, 100*time.Millisecond, "every command with a foreign reply subject dead-lettered as reply_refused")
+	for _, tg := range targets {
+		assert.Equal(t, before[tg.reply], value(tg.bucket, tg.key), "%s unchanged", tg.reply)
+	}
+	_, err = spy.NextMsg(200 * time.Millisecond)
+	assert.ErrorIs(t, err, nats.ErrTimeout, "nothing published to another system's inbox")
+	assert.Empty(t, a.do("GET", "/api/v1/workspaces?owner=alice", admin, nil).json(t)["workspaces"], "nothing applied")
+
+	// The sender's own inbox still gets its answer.
+	lms := system{t: t, nc: weak, subject: events.IntakeSystemSubject("weak")}
+	header, body = structured("evt-2", intake.TypeStart, `{"owner":"alice"}`)
+	got := lms.send(header, body)
+	assert.NotEqual(t, "reply_refused", got.Code, "%+v", got)
 }

@@ -58,6 +58,19 @@ func handle(m *nats.Msg, cmds Commands, dl CommandDeadLetters, log *slog.Logger)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	system := systemOf(m.Subject)
+	if m.Reply != "" && !ownInbox(system, m.Reply) {
+		// The API would publish the answer with its own rights: onto a KV
+		// bucket's subject ($KV.berth_systems.<other>: another system's
+		// credential replaced by text the sender knows) or another
+		// identity's inbox. Nothing of the command is applied or answered.
+		reason := ReplyRefused + ": the reply subject " + quoteShort(m.Reply) + " is not under the sender's own inbox prefix " + events.InboxPrefix(events.SystemUser(system)) + "."
+		if err := dl.DeadLetterMsg(ctx, "intake", m.Subject, m.Header, m.Data, reason); err != nil {
+			log.Error("intake command with a foreign reply subject not dead-lettered", "system", system, "reply", m.Reply, "err", err)
+		} else {
+			log.Warn("intake command refused", "system", system, "code", ReplyRefused, "reply", m.Reply)
+		}
+		return
+	}
 	reply := cmds.Intake(ctx, system, m.Header, m.Data)
 	if !reply.Accepted && !reply.Duplicate {
 		// Recorded before the answer: whoever got a refusal finds it among
@@ -84,4 +97,23 @@ func systemOf(subject string) string {
 		return ""
 	}
 	return parts[3]
+}
+
+// ReplyRefused is the dead-letter code of a command whose reply subject is
+// not the sender's own.
+const ReplyRefused = "reply_refused"
+
+// ownInbox reports whether reply lies under system's own inbox prefix,
+// the only replies its bus identity may read (natsbus.SystemUser).
+func ownInbox(system, reply string) bool {
+	prefix := events.InboxPrefix(events.SystemUser(system)) + "."
+	return system != "" && strings.HasPrefix(reply, prefix) && len(reply) > len(prefix) && !strings.ContainsAny(reply, "*> \t\r\n")
+}
+
+// quoteShort quotes s for a log line, cut to 128 bytes.
+func quoteShort(s string) string {
+	if len(s) > 128 {
+		s = s[:128] + "…"
+	}
+	return fmt.Sprintf("%q", s)
 }
