@@ -288,6 +288,9 @@ func Apply(ws Workspace, e Envelope) (Workspace, error) {
 	}
 	switch p := p.(type) {
 	case *Created:
+		if !ValidName(p.Name) {
+			return ws, fmt.Errorf("%w: %q", ErrInvalidName, p.Name)
+		}
 		out.ID = id
 		out.Name = p.Name
 		out.Description = p.Description

@@ -410,3 +410,31 @@ func TestDiskWarningLastsOneRun(t *testing.T) {
 		t.Fatalf("after the stop: %+v %v", failed, err)
 	}
 }
+
+// TestNamesAreDNSLabels: the fold refuses a workspace whose name is not a
+// DNS label, whoever appended it: the name becomes a host, a path and
+// part of Traefik's rules. The projection records it as an anomaly and
+// knows no such workspace.
+func TestNamesAreDNSLabels(t *testing.T) {
+	for _, name := range []string{"a`) || PathPrefix(`/", "", "-a", "a-", "A", "a.b", "a b", "a_b", strings.Repeat("a", 64), "ä"} {
+		_, err := Apply(Workspace{}, envOf(t, &Created{Name: name, Owner: "alice"}, 1))
+		if !errors.Is(err, ErrInvalidName) {
+			t.Errorf("%q: %v", name, err)
+		}
+		p := NewProjection()
+		if _, err := p.Apply(envOf(t, &Created{Name: name, Owner: "alice"}, 1)); err == nil {
+			t.Errorf("%q: the projection took it", name)
+		}
+		if _, ok := p.Workspace(wsID); ok {
+			t.Errorf("%q: the projection knows the workspace", name)
+		}
+		if len(p.Anomalies()) != 1 {
+			t.Errorf("%q: %d anomalies", name, len(p.Anomalies()))
+		}
+	}
+	for _, name := range []string{"a", "alice", "alice--cs101", "0", strings.Repeat("a", 63)} {
+		if _, err := Apply(Workspace{}, envOf(t, &Created{Name: name, Owner: "alice"}, 1)); err != nil {
+			t.Errorf("%q refused: %v", name, err)
+		}
+	}
+}

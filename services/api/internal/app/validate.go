@@ -11,10 +11,8 @@ import (
 	"github.com/berthdev/berth/pkg/platform/projectpath"
 )
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-
 func validateName(name string) *FieldError {
-	if !dnsLabel.MatchString(name) {
+	if !events.ValidName(name) {
 		return &FieldError{Field: "name", Code: "invalid_name",
 			Message: "name must be a DNS label: 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"}
 	}

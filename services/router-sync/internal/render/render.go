@@ -237,6 +237,9 @@ func Render(wss []events.Workspace, o Options) ([]byte, error) {
 var compactAbove = 200
 
 func add(sec *sections, ws events.Workspace, o Options, authURL *url.URL) {
+	if !events.ValidName(ws.Name) {
+		return // never pasted into a rule (the fold refuses such names too)
+	}
 	key := "ws-" + ws.Name
 	host := ws.Endpoint.IP
 	if o.Backend == BackendHost {

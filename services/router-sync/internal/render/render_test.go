@@ -334,3 +334,23 @@ func TestControlPlaneOnThePublicHostOnly(t *testing.T) {
 		t.Error("subdomain mode with the API and no public host rendered")
 	}
 }
+
+// TestNoRuleFromABadName: a name that is not a DNS label (from a log
+// written with a leaked credential: the fold refuses it too) never reaches
+// Traefik's rules.
+func TestNoRuleFromABadName(t *testing.T) {
+	for _, mode := range []wsurl.Mode{wsurl.ModePath, wsurl.ModeSubdomain} {
+		o := Options{Mode: mode, Domain: "ws.example", EntryPoint: "web", AuthURL: "http://api:8080/api/v1/auth/forward", Backend: BackendIP}
+		out, err := Render([]events.Workspace{running("a`) || PathPrefix(`/", "11111111-0000-0000-0000-000000000000", "172.18.0.2"),
+			running("ok", "22222222-0000-0000-0000-000000000000", "172.18.0.3")}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), "PathPrefix(`/`)") || strings.Count(string(out), "172.18.0.2") != 0 {
+			t.Errorf("%s: the bad name was rendered:\n%s", mode, out)
+		}
+		if !strings.Contains(string(out), "172.18.0.3") {
+			t.Errorf("%s: the good workspace is missing", mode)
+		}
+	}
+}
