@@ -75,16 +75,17 @@ type cfg struct {
 
 	config.Routing
 
-	LoginURL      string
-	OIDC          oidcSettings
-	CookieDomain  string
-	SessionTTL    time.Duration
-	Quotas        app.Quotas
-	BodyLimit     string
-	AppendTimeout time.Duration
-	Rate          float64
-	Burst         int
-	Idle          config.Lifecycle
+	LoginURL       string
+	OIDC           oidcSettings
+	CookieDomain   string
+	SessionTTL     time.Duration
+	Quotas         app.Quotas
+	BodyLimit      string
+	AppendTimeout  time.Duration
+	Rate           float64
+	Burst          int
+	TrustedProxies string
+	Idle           config.Lifecycle
 	config.Common
 }
 
@@ -131,6 +132,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.String(&c.BodyLimit, "body-limit", "BERTH_BODY_LIMIT", "64K", "largest request body")
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
 	s.Float(&c.Rate, "api-rate", "BERTH_API_RATE", 20, "requests per second each caller (token subject, else client address) may make to /api/v1 on average; 0 disables the limit")
+	s.String(&c.TrustedProxies, "trusted-proxies", "BERTH_TRUSTED_PROXIES", "", "proxies (CIDRs, addresses, \"gateway\") whose X-Forwarded-For names the client for rate limits, besides loopback (compose: gateway, Traefik reaching the published port)")
 	s.Int(&c.Burst, "api-burst", "BERTH_API_BURST", 40, "requests a caller may make at once before BERTH_API_RATE applies")
 	s.IdleBounds(&c.Idle)
 	s.Common(&c.Common)
@@ -302,6 +304,10 @@ func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options
 	if err != nil {
 		return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_DEV_TOKEN_CLIENTS: %w", err)
 	}
+	proxies, err := devclients.Parse(c.TrustedProxies, devclients.ProcRoute)
+	if err != nil {
+		return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_TRUSTED_PROXIES: %w", err)
+	}
 	login, err := c.OIDC.login(c, scheme)
 	if err != nil {
 		return httpapi.Options{}, fmt.Errorf("bad configuration: BERTH_OIDC_*: %w", err)
@@ -310,7 +316,7 @@ func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options
 		LoginURL: loginURL, OIDC: login, OIDCName: c.OIDC.Name, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
 		WorkspaceDomain: workspaceDomain,
 		PublicHost:      scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
-		RatePerSecond: c.Rate, RateBurst: c.Burst}, nil
+		RatePerSecond: c.Rate, RateBurst: c.Burst, TrustedProxies: proxies}, nil
 }
 
 // jwksActor refreshes the identity provider's keys in the background.

@@ -299,3 +299,38 @@ func TestEdgeBareRoute(t *testing.T) {
 	assert.Equal(t, 301, code)
 	assert.Equal(t, ws.URL, h.Get("Location"))
 }
+
+// TestRateLimitByClientThroughTraefik: behind Traefik every anonymous
+// visitor once shared Traefik's rate-limit bucket, so one client flooding
+// the sign-in page made everyone's sign-in answer 429. Two clients on two
+// loopback addresses: the flood of one leaves the other alone.
+func TestRateLimitByClientThroughTraefik(t *testing.T) {
+	s := newStack(t, "BERTH_API_RATE=0.5", "BERTH_API_BURST=3")
+	from := func(ip string) *http.Client {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 2 * time.Second}
+		return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	}
+	signIn := func(c *http.Client) int {
+		res, err := c.Get("http://" + s.web + "/ui/signin")
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	flooder, other := from("127.0.0.2"), from("127.0.0.3")
+	until(t, 15*time.Second, "the sign-in page through Traefik", func() bool { return signIn(from("127.0.0.4")) == 200 })
+	limited := false
+	for range 10 {
+		limited = limited || signIn(flooder) == http.StatusTooManyRequests
+	}
+	require.True(t, limited, "the flooding client is limited")
+	assert.Equal(t, 200, signIn(other), "another client is not")
+	// X-Forwarded-For a client writes itself buys no fresh bucket.
+	req, _ := http.NewRequest("GET", "http://"+s.web+"/ui/signin", nil)
+	req.Header.Set("X-Forwarded-For", "198.51.100.9")
+	res, err := flooder.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode, "a forged X-Forwarded-For is not believed")
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/berthdev/berth/pkg/platform/telemetry"
 	"github.com/berthdev/berth/services/api/internal/app"
 	"github.com/berthdev/berth/services/api/internal/auth"
+	"github.com/berthdev/berth/services/api/internal/devclients"
 	"github.com/berthdev/berth/services/api/internal/ratelimit"
 	"github.com/berthdev/berth/services/api/internal/sessions"
 )
@@ -213,10 +214,10 @@ func requireRole(has func(auth.Principal) bool, missing string) echo.MiddlewareF
 // limit spends a token of the caller's bucket: the verified subject's, else
 // the client address's (unauthenticated calls and refused tokens). Over the
 // limit it answers 429 with Retry-After in whole seconds.
-func limit(l *ratelimit.Limiter) echo.MiddlewareFunc {
+func limit(l *ratelimit.Limiter, trusted devclients.Allowed) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ok, wait := l.Allow(callerKey(c))
+			ok, wait := l.Allow(callerKey(c, trusted))
 			if ok {
 				return next(c)
 			}
@@ -230,11 +231,11 @@ func limit(l *ratelimit.Limiter) echo.MiddlewareFunc {
 
 // callerKey names the bucket; the prefixes keep a subject that looks like
 // an address from sharing that address's bucket.
-func callerKey(c echo.Context) string {
+func callerKey(c echo.Context, trusted devclients.Allowed) string {
 	if p, ok := c.Get(principalKey).(auth.Principal); ok {
 		return "sub:" + p.Subject
 	}
-	return "ip:" + c.RealIP()
+	return "ip:" + clientIP(c.Request(), trusted)
 }
 
 // retryAfterSeconds rounds up to whole seconds, at least 1 (Retry-After has

@@ -158,6 +158,9 @@ type Options struct {
 	RatePerSecond float64
 	RateBurst     int
 	RateCallers   int
+	// TrustedProxies may say who their client is in X-Forwarded-For
+	// (Traefik); loopback always may (clientaddr.go).
+	TrustedProxies devclients.Allowed
 }
 
 // New returns the Echo server with every route registered.
@@ -171,10 +174,9 @@ func New(o Options) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(o.Log)
-	// The client address is the rate-limit key of unauthenticated calls:
-	// the TCP peer, never X-Forwarded-For, which any client on a private
-	// network (a workspace behind Traefik among them) could set to get a
-	// fresh bucket per request. Behind Traefik they share its bucket.
+	// Echo's own client address is the TCP peer; the rate limit keys
+	// unauthenticated calls by clientIP, which takes X-Forwarded-For only
+	// from trusted proxies.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(requestID, otelecho.Middleware("berth-api", otelecho.WithTracerProvider(o.TracerProvider)), observe(o.Log, o.Meter), recoverPanics(o.Log), middleware.BodyLimit(o.BodyLimit))
 
@@ -254,5 +256,5 @@ func rateLimit(o Options) []echo.MiddlewareFunc {
 	if o.RatePerSecond <= 0 {
 		return nil
 	}
-	return []echo.MiddlewareFunc{limit(ratelimit.New(o.RatePerSecond, max(o.RateBurst, 1), o.RateCallers, o.Now))}
+	return []echo.MiddlewareFunc{limit(ratelimit.New(o.RatePerSecond, max(o.RateBurst, 1), o.RateCallers, o.Now), o.TrustedProxies)}
 }
