@@ -192,3 +192,42 @@ func TestDashboardForAdmins(t *testing.T) {
 	}
 	assert.NotContains(t, body, `<option value="notes.txt">`, "files are not project folders")
 }
+
+// TestProgressStreamsPerUser: one user holds at most --max-streams
+// progress streams open (each is a connection and a goroutine for minutes);
+// the next gets 429 too_many_streams, another user is not affected, and a
+// closed stream frees its slot.
+func TestProgressStreamsPerUser(t *testing.T) {
+	e := newEnv(t)
+	a := e.startAPI("--max-streams", "2")
+	a.addImage(e.token("root", "admin"), demoImage)
+	alice, bob := e.token("alice", "user"), e.token("bob", "user")
+	aliceWS := a.do("POST", "/api/v1/workspaces/launch", alice, nil).str(t, "id")
+	bobWS := a.do("POST", "/api/v1/workspaces/launch", bob, nil).str(t, "id")
+	open := func(token, id string) (*http.Response, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/ui/workspaces/"+id+"/progress", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		t.Cleanup(func() { cancel(); res.Body.Close() })
+		return res, cancel
+	}
+	first, closeFirst := open(alice, aliceWS)
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	second, _ := open(alice, aliceWS)
+	require.Equal(t, http.StatusOK, second.StatusCode)
+	third, _ := open(alice, aliceWS)
+	require.Equal(t, http.StatusTooManyRequests, third.StatusCode)
+	body := readAll(t, third)
+	assert.Contains(t, body, "too_many_streams")
+	other, _ := open(bob, bobWS)
+	assert.Equal(t, http.StatusOK, other.StatusCode, "bob has slots of his own")
+
+	closeFirst()
+	require.Eventually(t, func() bool {
+		res, cancel := open(alice, aliceWS)
+		defer cancel()
+		return res.StatusCode == http.StatusOK
+	}, 5*time.Second, 50*time.Millisecond, "a closed stream frees its slot")
+}

@@ -85,6 +85,7 @@ type cfg struct {
 	Rate           float64
 	Burst          int
 	TrustedProxies string
+	MaxStreams     int
 	Idle           config.Lifecycle
 	config.Common
 }
@@ -133,6 +134,7 @@ func parse(args []string, out io.Writer) (cfg, error) {
 	s.Duration(&c.AppendTimeout, "append-timeout", "BERTH_APPEND_TIMEOUT", 5*time.Second, "how long a request waits for the log before answering 503")
 	s.Float(&c.Rate, "api-rate", "BERTH_API_RATE", 20, "requests per second each caller (token subject, else client address) may make to /api/v1 on average; 0 disables the limit")
 	s.String(&c.TrustedProxies, "trusted-proxies", "BERTH_TRUSTED_PROXIES", "", "proxies (CIDRs, addresses, \"gateway\") whose X-Forwarded-For names the client for rate limits, besides loopback (compose: gateway, Traefik reaching the published port)")
+	s.Int(&c.MaxStreams, "max-streams", "BERTH_MAX_STREAMS", httpapi.DefaultMaxStreams, "progress streams (the dashboard's launch progress) one user may hold open at once; more: 429 too_many_streams")
 	s.Int(&c.Burst, "api-burst", "BERTH_API_BURST", 40, "requests a caller may make at once before BERTH_API_RATE applies")
 	s.IdleBounds(&c.Idle)
 	s.Common(&c.Common)
@@ -316,7 +318,7 @@ func edgeOptions(c cfg, scheme wsurl.Scheme, keys *auth.KeySet) (httpapi.Options
 		LoginURL: loginURL, OIDC: login, OIDCName: c.OIDC.Name, CookieDomain: cookieDomain, CookieSecure: scheme.Public.Scheme == "https",
 		WorkspaceDomain: workspaceDomain,
 		PublicHost:      scheme.Public.Host, SessionAdmin: scheme.Mode == wsurl.ModeSubdomain,
-		RatePerSecond: c.Rate, RateBurst: c.Burst, TrustedProxies: proxies}, nil
+		RatePerSecond: c.Rate, RateBurst: c.Burst, TrustedProxies: proxies, MaxStreams: c.MaxStreams}, nil
 }
 
 // jwksActor refreshes the identity provider's keys in the background.

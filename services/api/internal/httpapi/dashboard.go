@@ -263,6 +263,11 @@ func (h *handlers) progress(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	key := caller(c).Subject
+	if !h.streams.take(key) {
+		return problem(http.StatusTooManyRequests, codeTooManyStreams, fmt.Sprintf("at most %d progress streams may be open at once; close one", h.streams.max))
+	}
+	defer h.streams.release(key)
 	res := c.Response()
 	res.Header().Set(echo.HeaderContentType, "text/event-stream")
 	res.Header().Set("Cache-Control", "no-store")

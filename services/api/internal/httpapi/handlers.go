@@ -21,7 +21,10 @@ import (
 	"github.com/berthdev/berth/services/api/internal/auth"
 )
 
-type handlers struct{ o Options }
+type handlers struct {
+	o       Options
+	streams *streamSlots
+}
 
 // view is the body of a workspace, with the URL it is (or will be)
 // reachable at.

@@ -33,6 +33,7 @@ const (
 	codeSessionAmbiguous = "session_ambiguous"
 	codeCrossSite        = "cross_site_refused"
 	codeTicketInvalid    = "ticket_invalid"
+	codeTooManyStreams   = "too_many_streams"
 	codeMalformedJSON    = "malformed_json"
 	codeInvalidQuery     = "invalid_query"
 	codeInvalidPath      = "invalid_path"

@@ -161,6 +161,9 @@ type Options struct {
 	// TrustedProxies may say who their client is in X-Forwarded-For
 	// (Traefik); loopback always may (clientaddr.go).
 	TrustedProxies devclients.Allowed
+	// MaxStreams bounds the progress streams one caller holds open at once
+	// (0: DefaultMaxStreams).
+	MaxStreams int
 }
 
 // New returns the Echo server with every route registered.
@@ -184,7 +187,7 @@ func New(o Options) *echo.Echo {
 	e.GET("/readyz", echo.WrapHandler(http.HandlerFunc(o.Health.Ready)))
 	e.GET("/metrics", echo.WrapHandler(o.Metrics))
 
-	h := &handlers{o: o}
+	h := &handlers{o: o, streams: newStreamSlots(o.MaxStreams)}
 	limited := rateLimit(o)
 	// No group middleware: Echo would register a catch-all for the group and
 	// answer 404 where 405 (wrong method) or a real route is the truth.
