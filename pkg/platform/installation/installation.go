@@ -46,7 +46,7 @@ func Resolve(ctx context.Context, js jetstream.JetStream, configured string) (st
 		return "", fmt.Errorf("open kv %s: %w", Bucket, err)
 	}
 	if e, err := kv.Get(ctx, key); err == nil {
-		return string(e.Value()), nil
+		return stored(e.Value())
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", fmt.Errorf("read installation id: %w", err)
 	}
@@ -63,7 +63,18 @@ func Resolve(ctx context.Context, js jetstream.JetStream, configured string) (st
 		if err != nil {
 			return "", fmt.Errorf("read installation id: %w", err)
 		}
-		return string(e.Value()), nil
+		return stored(e.Value())
+	}
+	return id, nil
+}
+
+// stored checks the id read from the bucket: it names every object Berth
+// owns on the engine, so a value someone else wrote there (a hostile
+// publisher, a bad restore) is refused, never used.
+func stored(v []byte) (string, error) {
+	id := string(v)
+	if err := Validate(id); err != nil {
+		return "", fmt.Errorf("the installation id stored in KV %s/%s is not valid, refusing it (set BERTH_INSTALLATION to the right id, or repair the key): %w", Bucket, key, err)
 	}
 	return id, nil
 }

@@ -56,3 +56,35 @@ func TestResolve(t *testing.T) {
 		t.Fatal("bad configured id accepted")
 	}
 }
+
+// TestStoredIDIsValidated: an id someone wrote into the bucket that is not
+// an installation id (the reply text of a forged intake command, say) is
+// refused with a clear error, never used to label or sweep objects.
+func TestStoredIDIsValidated(t *testing.T) {
+	ctx := context.Background()
+	js, err := jetstream.New(natstest.Conn(t, natstest.Server(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Declare(ctx, js, bus.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, installation.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{`{"accepted":false,"code":"not_json"}`, "", "ABC", "a*", "a b"} {
+		if _, err := kv.Put(ctx, "id", []byte(bad)); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := installation.Resolve(ctx, js, ""); err == nil {
+			t.Errorf("stored %q was used as %q", bad, id)
+		}
+	}
+	if _, err := kv.Put(ctx, "id", []byte("a1b2c3")); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := installation.Resolve(ctx, js, ""); err != nil || id != "a1b2c3" {
+		t.Errorf("a good stored id: %q, %v", id, err)
+	}
+}
