@@ -360,9 +360,14 @@ func nameTaken(name string) error {
 }
 
 // staleClaim decides whether a name claim may be taken over: its workspace
-// was deleted, or it never reached the log within the grace period.
+// was deleted, or it never reached the log within the grace period, or the
+// holder is no workspace id at all (the API writes only ids; anything else
+// was written past it, and would block the name for good).
 func (s *Service) staleClaim(ctx context.Context) func(holder string, claimedAt time.Time) bool {
 	return func(holder string, claimedAt time.Time) bool {
+		if u, err := uuid.Parse(holder); err != nil || u.String() != holder {
+			return true
+		}
 		if ws, ok := s.proj.Workspace(holder); ok {
 			return ws.Status == events.StatusDeleted
 		}

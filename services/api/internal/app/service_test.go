@@ -97,6 +97,21 @@ func TestAbandonedClaimExpires(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestMalformedClaimIsTakenOver: a name claim whose holder is no workspace
+// id (a forged intake reply once wrote JSON there) does not block the name:
+// the user's Launch takes it over at once.
+func TestMalformedClaimIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	svc, w := newService(t)
+	never := func(string, time.Time) bool { return false }
+	for user, holder := range map[string]string{"carol": `{"accepted":false,"code":"not_json"}`, "dave": "not-an-id", "erin": "11111111-1111-1111-1111-11111111111X"} {
+		require.NoError(t, w.names.Claim(ctx, user, holder, never))
+		ws, _, err := svc.Launch(ctx, app.Caller{Subject: user}, app.LaunchInput{})
+		require.NoError(t, err, "holder %q", holder)
+		assert.Equal(t, user, ws.Name, "the home name, not a fallback")
+	}
+}
+
 // TestStaleProjectionIsJudgedOnTheLog: a command the projection would call
 // illegal is re-checked against the log before it is refused.
 func TestStaleProjectionIsJudgedOnTheLog(t *testing.T) {
