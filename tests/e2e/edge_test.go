@@ -3,17 +3,26 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/eventlog"
 )
 
 // edge sends requests to Traefik as a browser would to a given host (the
@@ -333,4 +342,49 @@ func TestRateLimitByClientThroughTraefik(t *testing.T) {
 	require.NoError(t, err)
 	res.Body.Close()
 	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode, "a forged X-Forwarded-For is not believed")
+}
+
+// TestBadNameFromTheLogRoutesNothing: a workspace name that is not a DNS
+// label, appended straight to the log with a privileged bus identity (a
+// leaked ops credential), reaches neither Traefik's rules nor the engine:
+// the fold of every service refuses it, and router-sync says so.
+func TestBadNameFromTheLogRoutesNothing(t *testing.T) {
+	s := newStack(t)
+	admin, alice := s.token("root", "admin"), s.token("alice", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(t, 201, status, "%s", b)
+
+	nc := s.natsConn()
+	defer nc.Close()
+	ctx := context.Background()
+	l, err := eventlog.Open(ctx, nc, eventlog.Options{})
+	require.NoError(t, err)
+	const bad = "a`) || PathPrefix(`/"
+	id := uuid.NewString()
+	meta := events.Meta{Source: "attacker", Actor: "user:root"}
+	created, err := events.New(id, &events.Created{Name: bad, Owner: "alice", Image: "berth/workspace-demo:latest",
+		Resources: events.Resources{MemoryBytes: 256 << 20, MilliCPUs: 500, Pids: 256}}, meta, time.Now())
+	require.NoError(t, err)
+	v, err := l.Append(ctx, created, 0)
+	require.NoError(t, err)
+	start, err := events.New(id, &events.StartRequested{}, meta, time.Now())
+	require.NoError(t, err)
+	_, err = l.Append(ctx, start, v)
+	require.NoError(t, err)
+
+	// A good workspace after it: once it is routed, router-sync has
+	// followed the bad events too.
+	ws := s.launch(alice)
+	until(t, 30*time.Second, "alice routed", func() bool { code, _ := get(t, ws.URL, alice); return code == 200 })
+	routes, err := os.ReadFile(filepath.Join(s.dynamic, "berth-workspaces.yml"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(routes), "PathPrefix(`/`)")
+	assert.NotContains(t, string(routes), id)
+	// It had followed the bad events before it routed alice; stopped, its
+	// log can be read without racing its writer.
+	s.stop(s.procs["router-sync"])
+	assert.Contains(t, s.procs["router-sync"].log.String(), "refused by the fold")
+	list, err := s.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.id="+id))})
+	require.NoError(t, err)
+	assert.Empty(t, list, "no container for the bad name")
 }

@@ -85,7 +85,13 @@ const maxCauses = 16
 // event reaches the Syncer: what the write should know of the event that
 // caused it (its trace context) starts here.
 func (s *Syncer) Apply(ctx context.Context, e events.Envelope) {
-	if ok, _ := s.Projection.Apply(e); ok {
+	ok, err := s.Projection.Apply(e)
+	if err != nil && s.Logger != nil {
+		// The fold refused it (a name that is not a DNS label, an illegal
+		// transition): it routes nothing, and an operator should see why.
+		s.Logger.Warn("event refused by the fold; it changes no route", "workspace", e.Subject, "type", e.Type, "seq", e.Sequence, "err", err)
+	}
+	if ok {
 		s.noteLaunch(e)
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 			s.mu.Lock()
