@@ -72,6 +72,17 @@ func provisionerSaysOn(t *testing.T, url, dataDir, id string, ps ...events.Paylo
 	}
 }
 
+// startAPIWithBus starts the API with its own embedded, authenticating
+// bus (as in production) and returns the bus's address.
+func (e *env) startAPIWithBus() (*api, string) {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(e.t, err)
+	natsAddr := ln.Addr().String()
+	require.NoError(e.t, ln.Close())
+	return e.startAPI("--nats-url", "", "--nats-listen", natsAddr), natsAddr
+}
+
 // TestIntakeFromARegisteredSystem is the intake's acceptance on the API's
 // own (embedded, authenticating) bus: an admin registers a system and gets
 // its credentials; the system creates, starts, updates, stops and deletes a
@@ -82,11 +93,7 @@ func provisionerSaysOn(t *testing.T, url, dataDir, id string, ps ...events.Paylo
 // is let in no more.
 func TestIntakeFromARegisteredSystem(t *testing.T) {
 	e := newEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	natsAddr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	a := e.startAPI("--nats-url", "", "--nats-listen", natsAddr)
+	a, natsAddr := e.startAPIWithBus()
 	admin := e.token("root", "admin")
 	a.addImage(admin, demoImage)
 
@@ -98,6 +105,7 @@ func TestIntakeFromARegisteredSystem(t *testing.T) {
 	assert.Equal(t, events.IntakeSystemSubject("lms"), reg["subject"])
 	assert.Equal(t, "_INBOX_system-lms", reg["inbox_prefix"])
 	var nc *nats.Conn
+	var err error
 	require.Eventually(t, func() bool { // the bus takes the new user within a second
 		nc, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-lms", reg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-lms"), nats.Timeout(time.Second))
 		return err == nil
@@ -230,11 +238,7 @@ func TestSystemRegistrationRefusesBadInput(t *testing.T) {
 // reply_refused.
 func TestIntakeRepliesOnlyToTheSender(t *testing.T) {
 	e := newEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	natsAddr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	a := e.startAPI("--nats-url", "", "--nats-listen", natsAddr)
+	a, natsAddr := e.startAPIWithBus()
 	admin := e.token("root", "admin")
 	a.addImage(admin, demoImage)
 	register := func(name string, types, owners []string) map[string]any {
@@ -245,6 +249,7 @@ func TestIntakeRepliesOnlyToTheSender(t *testing.T) {
 	weakReg := register("weak", []string{intake.TypeStart}, []string{"alice"})
 	register("strong", []string{intake.TypeCreate, intake.TypeStart}, []string{"*"})
 	var weak *nats.Conn
+	var err error
 	require.Eventually(t, func() bool {
 		weak, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-weak", weakReg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-weak"), nats.Timeout(time.Second))
 		return err == nil

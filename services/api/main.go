@@ -168,6 +168,8 @@ func (c cfg) validateRate() error {
 		return fmt.Errorf("bad configuration: BERTH_API_RATE must be a number >= 0 (0 disables the limit), got %v", c.Rate)
 	case c.Rate > 0 && c.Burst < 1:
 		return fmt.Errorf("bad configuration: BERTH_API_BURST must be at least 1, got %d", c.Burst)
+	case c.MaxStreams < 1:
+		return fmt.Errorf("bad configuration: BERTH_MAX_STREAMS must be at least 1, got %d", c.MaxStreams)
 	}
 	return nil
 }

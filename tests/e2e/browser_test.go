@@ -61,6 +61,21 @@ func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Conte
 	return ctx, shots
 }
 
+// steps returns a runner of named browser steps: each has a minute, and a
+// failed one leaves a screenshot and says where the page was.
+func steps(t *testing.T, ctx context.Context, shots string) func(what string, actions ...chromedp.Action) {
+	return func(what string, actions ...chromedp.Action) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Run(tctx, actions...); err != nil {
+			var at string
+			_ = chromedp.Run(ctx, chromedp.Location(&at), shot(shots, "failed-"+strings.ReplaceAll(what, " ", "-")))
+			t.Fatalf("%s (at %s): %v", what, at, err)
+		}
+	}
+}
+
 // shot saves a screenshot of the whole page as <n>-<name>.png.
 func shot(shots, name string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
@@ -92,16 +107,7 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		"name": "alice--cs101", "owner": "alice", "image": debianImage, "projects": []string{"cs101"}, "description": "CS 101 lab"})
 	require.Equal(t, 201, status, "%s", b)
 
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Run(tctx, actions...); err != nil {
-			var at string
-			_ = chromedp.Run(ctx, chromedp.Location(&at), shot(shots, "failed-"+strings.ReplaceAll(what, " ", "-")))
-			t.Fatalf("%s (at %s): %v", what, at, err)
-		}
-	}
+	run := steps(t, ctx, shots)
 	web := "http://" + s.web
 	until(t, 15*time.Second, "the dashboard's route through Traefik", func() bool {
 		code, _ := get(t, web+"/ui/signin", "")
@@ -266,16 +272,7 @@ func TestBrowserSubdomainHandshake(t *testing.T) {
 		code, _, _ := call(t, "GET", "http://"+s.web+"/ui/signin", "", nil, "Host", "berth.test:"+port)
 		return code == 200
 	})
-	run := func(what string, actions ...chromedp.Action) {
-		t.Helper()
-		tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Run(tctx, actions...); err != nil {
-			var at string
-			_ = chromedp.Run(ctx, chromedp.Location(&at), shot(shots, "failed-"+strings.ReplaceAll(what, " ", "-")))
-			t.Fatalf("%s (at %s): %v", what, at, err)
-		}
-	}
+	run := steps(t, ctx, shots)
 	run("sign in",
 		chromedp.Navigate(web+"/"),
 		chromedp.WaitVisible(`#sub`, chromedp.ByID),
