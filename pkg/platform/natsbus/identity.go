@@ -156,9 +156,14 @@ func Permissions(user string) *server.Permissions {
 		}
 	case "api":
 		// Everything but observations: those only the provisioner (and
-		// the reaper's warning) may record.
-		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"},
-			Deny: appendsDenied(user)}}
+		// the reaper's warning) may record. Nor another identity's inbox
+		// (or the default one nobody may read): the only replies the API
+		// sends are the intake's, to a registered system's own prefix, so
+		// a reply subject a sender forged cannot land in a service's
+		// requests.
+		deny := appendsDenied(user)
+		deny = append(deny, foreignInboxes(user)...)
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
 	case "provisioner", "reaper":
 		// They append their own event types and consume, but may not write
 		// the catalog or user settings, pose as other systems on the intake
@@ -205,6 +210,19 @@ func Permissions(user string) *server.Permissions {
 // the prefix from the identity's name).
 func ownInbox(user string) *server.SubjectPermission {
 	return &server.SubjectPermission{Allow: []string{events.InboxPrefix(user) + ".>"}}
+}
+
+// foreignInboxes are the inbox prefixes of Berth's identities but user,
+// and the default prefix (_INBOX), which every identity replaces by its
+// own.
+func foreignInboxes(user string) []string {
+	out := []string{"_INBOX.>"}
+	for _, other := range Identities {
+		if other != user {
+			out = append(out, events.InboxPrefix(other)+".>")
+		}
+	}
+	return out
 }
 
 // apiBuckets are the KV buckets only the API writes.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -348,4 +349,66 @@ func mustJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	return js
+}
+
+// TestAPIPublishesToNoOtherInbox: the API's identity may not publish on
+// another identity's inbox prefix nor the default _INBOX (the server refuses
+// each, and a subscriber to everything receives none), while a registered
+// system's inbox, where the intake answers, still gets its reply. Before,
+// the API could publish almost anywhere, so a reply subject a sender forged
+// reached a service's pending request.
+func TestAPIPublishesToNoOtherInbox(t *testing.T) {
+	b := newBus(t)
+	violations := make(chan string, 16)
+	api, err := nats.Connect(b.url, nats.UserInfo("api", b.passwords["api"]), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		violations <- err.Error()
+	}))
+	require.NoError(t, err)
+	defer api.Close()
+	ops := b.connect("ops")
+	all, err := ops.SubscribeSync(">")
+	require.NoError(t, err)
+	require.NoError(t, ops.Flush())
+
+	var denied []string
+	for _, user := range natsbus.Identities {
+		if user != "api" {
+			denied = append(denied, events.InboxPrefix(user)+".probe")
+		}
+	}
+	denied = append(denied, "_INBOX.probe")
+	for _, subject := range denied {
+		require.NoError(t, api.Publish(subject, []byte("forged")))
+	}
+	allowed := events.InboxPrefix(events.SystemUser("lms")) + ".reply"
+	require.NoError(t, api.Publish(allowed, []byte("answer")))
+	require.NoError(t, api.Flush())
+
+	// Messages from one connection arrive in order: everything before the
+	// allowed reply has arrived when it does.
+	var got []string
+	for {
+		m, err := all.NextMsg(5 * time.Second)
+		require.NoError(t, err, "the reply to a registered system's inbox arrives")
+		if m.Subject == allowed {
+			break
+		}
+		got = append(got, m.Subject)
+	}
+	for _, subject := range denied {
+		assert.NotContains(t, got, subject, "the API published on %s", subject)
+	}
+	seen := map[string]bool{}
+	for len(seen) < len(denied) {
+		select {
+		case v := <-violations:
+			for _, subject := range denied {
+				if strings.Contains(v, `"`+subject+`"`) {
+					seen[subject] = true
+				}
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the server refused only %v of %v", seen, denied)
+		}
+	}
 }
