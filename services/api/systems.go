@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/berthdev/berth/pkg/platform/natsbus"
 	"github.com/berthdev/berth/services/api/internal/app"
@@ -30,11 +31,15 @@ func keepSystemUsers(ctx context.Context, emb *natsbus.Embedded, passwords map[s
 	defer t.Stop()
 	applied := ""
 	for {
-		users, fingerprint, err := systemUsers(passwords, k, hashes())
+		users, fingerprint, refused, err := systemUsers(passwords, k, hashes())
 		switch {
 		case err != nil:
 			log.Warn("registered systems' bus users not refreshed", "err", err)
 		case fingerprint != applied:
+			for _, name := range refused {
+				log.Error("registered system's stored credential is not a bcrypt hash: it is let in no more until an admin registers it again",
+					"code", "credential_malformed", "system", name)
+			}
 			if err := emb.SetUsers(users); err != nil {
 				log.Error("registered systems' bus users not applied", "err", err)
 			} else {
@@ -50,21 +55,39 @@ func keepSystemUsers(ctx context.Context, emb *natsbus.Embedded, passwords map[s
 	}
 }
 
-// systemUsers is the user list the bus should have, and a fingerprint of
-// it to tell a change.
-func systemUsers(passwords map[string]string, k *core, hashes map[string]string) ([]*server.User, string, error) {
+// systemUsers is the user list the bus should have, a fingerprint of it
+// to tell a change, and the systems whose stored credential was refused.
+func systemUsers(passwords map[string]string, k *core, hashes map[string]string) ([]*server.User, string, []string, error) {
 	regs, err := k.svc.Systems(app.Caller{Admin: true})
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	users := natsbus.Users(passwords)
-	var lines []string
+	var lines, refused []string
 	for _, r := range regs {
-		if h, ok := hashes[r.Name]; ok {
+		h, ok := hashes[r.Name]
+		switch {
+		case !ok:
+		case !bcryptShaped(h):
+			refused = append(refused, r.Name)
+			lines = append(lines, fmt.Sprintf("%s refused\n", r.Name))
+		default:
 			users = append(users, natsbus.SystemUser(r.Name, h, r.ReadEvents))
 			lines = append(lines, fmt.Sprintf("%s %s %t\n", r.Name, h, r.ReadEvents))
 		}
 	}
 	slices.Sort(lines)
-	return users, strings.Join(lines, ""), nil
+	return users, strings.Join(lines, ""), refused, nil
+}
+
+// bcryptShaped tells whether a stored credential is a bcrypt hash, the only
+// thing the API stores there. The bus takes any other value as the password
+// in clear text, so a value someone else wrote (issue 23: a forged reply
+// whose text the sender knows) would let them in as that system.
+func bcryptShaped(h string) bool {
+	if len(h) != 60 {
+		return false
+	}
+	_, err := bcrypt.Cost([]byte(h))
+	return err == nil
 }
