@@ -58,14 +58,19 @@ func TestThroughTraefik(t *testing.T) {
 
 	t.Run("the audit log links the observation to the request", func(t *testing.T) {
 		var start, running historyEvent
-		for _, e := range s.history(alice, ws.ID) {
-			switch e.Type {
-			case "berth.workspace.start_requested":
-				start = e
-			case "berth.workspace.running":
-				running = e
+		// The route exists from addressed on, so the first 200 may come
+		// before the provisioner has appended running.
+		until(t, 30*time.Second, "running in the history", func() bool {
+			for _, e := range s.history(alice, ws.ID) {
+				switch e.Type {
+				case "berth.workspace.start_requested":
+					start = e
+				case "berth.workspace.running":
+					running = e
+				}
 			}
-		}
+			return running.ID != ""
+		})
 		require.NotEmpty(t, start.CorrelationID, "the request carries the API's request id")
 		assert.Equal(t, start.ID, running.CausationID, "running answers the start request")
 		assert.Equal(t, start.CorrelationID, running.CorrelationID, "one correlation id from the request to the container")
