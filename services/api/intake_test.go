@@ -241,20 +241,9 @@ func TestIntakeRepliesOnlyToTheSender(t *testing.T) {
 	a, natsAddr := e.startAPIWithBus()
 	admin := e.token("root", "admin")
 	a.addImage(admin, demoImage)
-	register := func(name string, types, owners []string) map[string]any {
-		r := a.do("POST", "/api/v1/systems", admin, map[string]any{"name": name, "types": types, "owners": owners})
-		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
-		return r.json(t)
-	}
-	weakReg := register("weak", []string{intake.TypeStart}, []string{"alice"})
-	register("strong", []string{intake.TypeCreate, intake.TypeStart}, []string{"*"})
-	var weak *nats.Conn
-	var err error
-	require.Eventually(t, func() bool {
-		weak, err = nats.Connect("nats://"+natsAddr, nats.UserInfo("system-weak", weakReg["password"].(string)), nats.CustomInboxPrefix("_INBOX_system-weak"), nats.Timeout(time.Second))
-		return err == nil
-	}, 10*time.Second, 100*time.Millisecond, "connect as the weak system: %v", err)
-	defer weak.Close()
+	weakSys := registerSystem(t, a, admin, natsAddr, "weak", []string{intake.TypeStart}, []string{"alice"})
+	registerSystem(t, a, admin, natsAddr, "strong", []string{intake.TypeCreate, intake.TypeStart}, []string{"*"})
+	weak := weakSys.nc
 
 	ops, err := natsbus.Connect("nats://"+natsAddr, "test-ops", natsbus.Identity{User: "ops", PasswordFile: natsbus.PasswordFile(e.dataDir, "ops")}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
@@ -318,8 +307,7 @@ func TestIntakeRepliesOnlyToTheSender(t *testing.T) {
 	assert.Empty(t, a.do("GET", "/api/v1/workspaces?owner=alice", admin, nil).json(t)["workspaces"], "nothing applied")
 
 	// The sender's own inbox still gets its answer.
-	lms := system{t: t, nc: weak, subject: events.IntakeSystemSubject("weak")}
 	header, body = structured("evt-2", intake.TypeStart, `{"owner":"alice"}`)
-	got := lms.send(header, body)
+	got := weakSys.send(header, body)
 	assert.NotEqual(t, "reply_refused", got.Code, "%+v", got)
 }

@@ -51,13 +51,16 @@ func (o Options) forwardedHost(r *http.Request) string {
 	return normHost(r.Header.Get("X-Forwarded-Host"), o.CookieSecure)
 }
 
-// publicOrigin is scheme://host of the public host.
-func (o Options) publicOrigin() string {
+// scheme is the public URL's scheme, which workspace hosts share.
+func (o Options) scheme() string {
 	if o.CookieSecure {
-		return "https://" + o.PublicHost
+		return "https"
 	}
-	return "http://" + o.PublicHost
+	return "http"
 }
+
+// publicOrigin is scheme://host of the public host.
+func (o Options) publicOrigin() string { return o.scheme() + "://" + o.PublicHost }
 
 // crossSite refuses, on a workspace host, what a page of another site
 // sent, but for a top-level page load: in subdomain mode every workspace
@@ -171,13 +174,9 @@ func (h *handlers) redeem(c echo.Context, workspaceID string) error {
 	}
 	c.SetCookie(&http.Cookie{Name: h.o.cookieName(AccessCookie), Value: access, Path: "/", MaxAge: int(sess.Expires.Sub(h.o.Now()).Seconds()),
 		HttpOnly: true, Secure: h.o.CookieSecure, SameSite: http.SameSiteLaxMode})
-	scheme := "http"
-	if h.o.CookieSecure {
-		scheme = "https"
-	}
 	c.Response().Header().Set("Referrer-Policy", "no-referrer")
 	c.Response().Header().Set("Cache-Control", "no-store")
 	// Absolute: Traefik resolves a relative Location against the API's
 	// address, not the workspace's.
-	return c.Redirect(http.StatusFound, scheme+"://"+h.o.forwardedHost(r)+localPath(q.Get("next")))
+	return c.Redirect(http.StatusFound, h.o.scheme()+"://"+h.o.forwardedHost(r)+localPath(q.Get("next")))
 }
