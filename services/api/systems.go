@@ -62,8 +62,8 @@ func systemUsers(passwords map[string]string, k *core, hashes map[string]string)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	users := natsbus.Users(passwords)
-	var lines, refused []string
+	var systems []*server.User
+	var lines, refused, answered []string
 	for _, r := range regs {
 		h, ok := hashes[r.Name]
 		switch {
@@ -72,11 +72,14 @@ func systemUsers(passwords map[string]string, k *core, hashes map[string]string)
 			refused = append(refused, r.Name)
 			lines = append(lines, fmt.Sprintf("%s refused\n", r.Name))
 		default:
-			users = append(users, natsbus.SystemUser(r.Name, h, r.ReadEvents))
+			systems = append(systems, natsbus.SystemUser(r.Name, h, r.ReadEvents))
+			answered = append(answered, r.Name)
 			lines = append(lines, fmt.Sprintf("%s %s %t\n", r.Name, h, r.ReadEvents))
 		}
 	}
 	slices.Sort(lines)
+	// The API may answer only the systems let in (their inboxes).
+	users := append(natsbus.Users(passwords, answered...), systems...)
 	return users, strings.Join(lines, ""), refused, nil
 }
 

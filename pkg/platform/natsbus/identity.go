@@ -84,17 +84,52 @@ func EnsurePasswords(dataDir string) (map[string]string, error) {
 // Users turns passwords into server users with each identity's rights:
 // router-sync only reads the log (no append, no stream or bucket changes);
 // the provisioner and the reaper append only their own event types (see
-// Permissions).
-func Users(passwords map[string]string) []*server.User {
+// Permissions). answered are the registered systems whose inbox the API
+// may reply on (the intake's answers).
+func Users(passwords map[string]string, answered ...string) []*server.User {
 	var out []*server.User
 	for _, user := range Identities {
 		pw, ok := passwords[user]
 		if !ok {
 			continue
 		}
-		out = append(out, &server.User{Username: user, Password: pw, Permissions: Permissions(user)})
+		perms := Permissions(user)
+		if user == "api" {
+			perms = APIPermissions(answered...)
+		}
+		out = append(out, &server.User{Username: user, Password: pw, Permissions: perms})
 	}
 	return out
+}
+
+// APIPermissions are the API's rights: an allow-list of where it must
+// publish (the JetStream API for the streams and buckets it declares, its
+// own buckets, the event types it appends, the catalog and user settings,
+// logs requests, dead letters and redrives) and, for replies, only the
+// inboxes of the registered systems named. A reply subject a sender forged
+// is refused by the intake first and by the server second. Subscriptions
+// are not narrowed: the API reads everything it serves.
+func APIPermissions(answered ...string) *server.Permissions {
+	allow := []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", events.CatalogSubject, events.UsersSubject,
+		events.LogsSubject, events.DeadLetterSubjectPrefix + ">", events.RedriveSubjectPrefix + ">"}
+	for _, b := range append(slices.Clone(apiBuckets), events.ActivityBucket) {
+		allow = append(allow, "$KV."+b+".>")
+	}
+	for _, t := range Appends["api"] {
+		allow = append(allow, events.WorkspaceSubjectPrefix+"*."+events.TypeToken(t))
+	}
+	for _, name := range answered {
+		allow = append(allow, events.InboxPrefix(events.SystemUser(name))+".>")
+	}
+	// The log is the audit trail: the API declares its streams but never
+	// deletes, purges or edits them.
+	var deny []string
+	for _, st := range []string{events.Stream, events.DeadLetterStream} {
+		for _, op := range []string{"DELETE", "PURGE", "MSG.DELETE", "RESTORE"} {
+			deny = append(deny, "$JS.API.STREAM."+op+"."+st)
+		}
+	}
+	return &server.Permissions{Publish: &server.SubjectPermission{Allow: allow, Deny: deny}}
 }
 
 // SystemUser is the bus identity of registered system name (its
@@ -155,15 +190,7 @@ func Permissions(user string) *server.Permissions {
 			Subscribe: &server.SubjectPermission{Allow: []string{events.InboxPrefix("intake") + ".>"}},
 		}
 	case "api":
-		// Everything but observations: those only the provisioner (and
-		// the reaper's warning) may record. Nor another identity's inbox
-		// (or the default one nobody may read): the only replies the API
-		// sends are the intake's, to a registered system's own prefix, so
-		// a reply subject a sender forged cannot land in a service's
-		// requests.
-		deny := appendsDenied(user)
-		deny = append(deny, foreignInboxes(user)...)
-		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
+		return APIPermissions()
 	case "provisioner", "reaper":
 		// They append their own event types and consume, but may not write
 		// the catalog or user settings, pose as other systems on the intake
@@ -210,19 +237,6 @@ func Permissions(user string) *server.Permissions {
 // the prefix from the identity's name).
 func ownInbox(user string) *server.SubjectPermission {
 	return &server.SubjectPermission{Allow: []string{events.InboxPrefix(user) + ".>"}}
-}
-
-// foreignInboxes are the inbox prefixes of Berth's identities but user,
-// and the default prefix (_INBOX), which every identity replaces by its
-// own.
-func foreignInboxes(user string) []string {
-	out := []string{"_INBOX.>"}
-	for _, other := range Identities {
-		if other != user {
-			out = append(out, events.InboxPrefix(other)+".>")
-		}
-	}
-	return out
 }
 
 // apiBuckets are the KV buckets only the API writes.

@@ -33,14 +33,16 @@ type testBus struct {
 // bus starts a testBus and returns its connect function per identity.
 func bus(t *testing.T) func(user string) *nats.Conn { return newBus(t).connect }
 
-func newBus(t *testing.T) *testBus {
+// newBus starts an embedded bus with Berth's identities; the API may answer
+// the registered systems named in answered.
+func newBus(t *testing.T, answered ...string) *testBus {
 	t.Helper()
 	dir := t.TempDir()
 	passwords, err := natsbus.EnsurePasswords(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Users: natsbus.Users(passwords)})
+	srv, err := natsbus.StartEmbedded(natsbus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), Users: natsbus.Users(passwords, answered...)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,14 +353,16 @@ func mustJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	return js
 }
 
-// TestAPIPublishesToNoOtherInbox: the API's identity may not publish on
-// another identity's inbox prefix nor the default _INBOX (the server refuses
-// each, and a subscriber to everything receives none), while a registered
-// system's inbox, where the intake answers, still gets its reply. Before,
-// the API could publish almost anywhere, so a reply subject a sender forged
-// reached a service's pending request.
+// TestAPIPublishesToNoOtherInbox: the API's identity publishes only where
+// it must. Not on another identity's inbox prefix, the default _INBOX, an
+// unregistered system's inbox, a bucket that is not its own, a system's
+// intake subject, an observation's subject or anywhere else (the server
+// refuses each, and a subscriber to everything receives none), while a
+// registered system's inbox, where the intake answers, still gets its
+// reply. Before, the API could publish almost anywhere, so a reply subject
+// a sender forged reached a service's pending request.
 func TestAPIPublishesToNoOtherInbox(t *testing.T) {
-	b := newBus(t)
+	b := newBus(t, "lms")
 	violations := make(chan string, 16)
 	api, err := nats.Connect(b.url, nats.UserInfo("api", b.passwords["api"]), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		violations <- err.Error()
@@ -376,7 +380,9 @@ func TestAPIPublishesToNoOtherInbox(t *testing.T) {
 			denied = append(denied, events.InboxPrefix(user)+".probe")
 		}
 	}
-	denied = append(denied, "_INBOX.probe")
+	denied = append(denied, "_INBOX.probe", events.InboxPrefix(events.SystemUser("other"))+".probe",
+		"$KV."+events.ServiceStatusBucket+".provisioner.x", events.IntakeSystemSubject("lms"),
+		events.WorkspaceSubject("w1", events.TypeRunning), "$JS.API.STREAM.PURGE."+events.Stream, "elsewhere.probe")
 	for _, subject := range denied {
 		require.NoError(t, api.Publish(subject, []byte("forged")))
 	}

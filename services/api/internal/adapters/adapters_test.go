@@ -116,10 +116,11 @@ func TestSeenClaims(t *testing.T) {
 	_, pending, taken, err = seen.Claim(ctx, "k1")
 	require.NoError(t, err)
 	assert.True(t, taken && pending, "a second replica while the first applies")
-	require.NoError(t, seen.Put(ctx, "k1", app.IntakeReply{Accepted: true, WorkspaceID: "w1"}))
+	const w1 = "11111111-1111-4111-8111-111111111111"
+	require.NoError(t, seen.Put(ctx, "k1", app.IntakeReply{Accepted: true, WorkspaceID: w1}))
 	prev, pending, taken, err := seen.Claim(ctx, "k1")
 	require.NoError(t, err)
-	assert.True(t, taken && !pending && prev.Accepted && prev.WorkspaceID == "w1", "a duplicate gets the reply")
+	assert.True(t, taken && !pending && prev.Accepted && prev.WorkspaceID == w1, "a duplicate gets the reply")
 
 	_, _, _, err = seen.Claim(ctx, "k2")
 	require.NoError(t, err)
@@ -134,4 +135,29 @@ func TestSeenClaims(t *testing.T) {
 	_, pending, taken, err = seen.Claim(ctx, "k3")
 	require.NoError(t, err)
 	assert.False(t, taken || pending, "a stale claim is taken over")
+}
+
+// TestSeenRefusesForeignRecords: a record of the intake bucket Berth did
+// not write is an error, never replayed to the sender as its reply: a
+// workspace that is no id, a code that is no code, a pending record that
+// also carries a reply, something that is not JSON. Before, whatever
+// decoded was the answer.
+func TestSeenRefusesForeignRecords(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t)
+	kv, err := l.JetStream().KeyValue(ctx, events.IntakeBucket)
+	require.NoError(t, err)
+	seen := adapters.NewSeen(kv)
+	for key, body := range map[string]string{
+		"id":      `{"reply":{"accepted":true,"workspace_id":"$KV.berth_names.x"}}`,
+		"code":    `{"reply":{"accepted":false,"code":"<script>"}}`,
+		"both":    `{"pending_since":"2026-12-07T00:00:00Z","reply":{"accepted":true}}`,
+		"nocode":  `{"reply":{"accepted":false,"message":"trust me"}}`,
+		"garbage": `not json`,
+	} {
+		_, err := kv.Put(ctx, key, []byte(body))
+		require.NoError(t, err)
+		_, _, _, err = seen.Claim(ctx, key)
+		assert.Error(t, err, key)
+	}
 }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/berthdev/berth/services/api/internal/app"
@@ -95,6 +97,30 @@ type record struct {
 	Reply        app.IntakeReply `json:"reply"`
 }
 
+// errMalformedRecord: a record of the intake bucket that Berth did not
+// write (only the API writes it): never replayed to a sender as a reply.
+var errMalformedRecord = errors.New("not a record Berth wrote")
+
+// code is the shape of every reply code (unknown_system, name_taken, ...).
+var code = regexp.MustCompile(`^[a-z][a-z_]{0,63}$`)
+
+// wellFormed: pending (and nothing else) or a reply whose workspace is an
+// id and whose code is a code, accepted or not.
+func (r record) wellFormed() bool {
+	if r.PendingSince != nil {
+		return r.Reply == app.IntakeReply{}
+	}
+	if r.Reply.WorkspaceID != "" {
+		if u, err := uuid.Parse(r.Reply.WorkspaceID); err != nil || u.String() != r.Reply.WorkspaceID {
+			return false
+		}
+	}
+	if r.Reply.Accepted {
+		return r.Reply.Code == ""
+	}
+	return code.MatchString(r.Reply.Code)
+}
+
 // NewSeen adapts the intake bucket.
 func NewSeen(kv jetstream.KeyValue) Seen { return Seen{kv: kv, now: time.Now} }
 
@@ -120,6 +146,9 @@ func (s Seen) Claim(ctx context.Context, key string) (app.IntakeReply, bool, boo
 	var r record
 	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return app.IntakeReply{}, false, false, fmt.Errorf("stored record %s: %w", key, err)
+	}
+	if !r.wellFormed() {
+		return app.IntakeReply{}, false, false, fmt.Errorf("stored record %s: %w", key, errMalformedRecord)
 	}
 	if r.PendingSince == nil {
 		return r.Reply, false, true, nil

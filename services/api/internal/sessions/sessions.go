@@ -177,7 +177,32 @@ func (s *Store) get(ctx context.Context, key string) (Session, uint64, error) {
 	if err := json.Unmarshal(e.Value(), &sess); err != nil || !s.now().Before(sess.Expires) {
 		return Session{}, 0, ErrNoSession
 	}
+	if !sess.storedAs(key) {
+		return Session{}, 0, fmt.Errorf("%w: the record under %s is not one Berth wrote", ErrNoSession, key)
+	}
 	return sess, e.Revision(), nil
+}
+
+// storedAs reports whether the record fits the key it was read from, as
+// every record Create, Ticket and Redeem write does: under its own
+// subject's prefix, with the hash the key was cut from, a known kind and,
+// for a workspace host's records, what they are bound to. Only the API
+// writes the bucket; this keeps a record written any other way (a leaked
+// ops credential, a restored backup of another installation) from being a
+// sign-in as whoever it names.
+func (sess Session) storedAs(key string) bool {
+	user, hash, _ := strings.Cut(key, ".")
+	if sess.Subject == "" || user != userKey(sess.Subject) || len(sess.Check) != 64 || !strings.HasPrefix(sess.Check, hash) {
+		return false
+	}
+	switch sess.Kind {
+	case KindSession:
+		return sess.Parent == "" && sess.Workspace == "" && sess.Host == ""
+	case KindTicket, KindAccess:
+		// Its parent is a session of the same user (same prefix).
+		return strings.HasPrefix(sess.Parent, user+".") && sess.Workspace != "" && sess.Host != ""
+	}
+	return false
 }
 
 // TicketTTL is how long a ticket to a workspace host may wait to be

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -114,4 +115,49 @@ func TestTicketsExpireAndSignOutEverywhere(t *testing.T) {
 	advance(time.Hour)
 	_, err = s.Access(ctx, access, ws, host)
 	assert.ErrorIs(t, err, ErrNoSession, "access ends when its session expires")
+}
+
+// TestForeignRecordIsNoSession: a record in the bucket that Berth did not
+// write for its key is refused, even with the right secret's hash: one
+// naming another subject than its key's prefix (an admin's session under
+// alice's cookie), one of an unknown kind, and a workspace host's access
+// whose parent belongs to someone else. Before, any record whose check
+// matched the cookie was the sign-in it described.
+func TestForeignRecordIsNoSession(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, time.Now)
+	alice := auth.Principal{Subject: "alice", Roles: []string{"user"}, User: true}
+	cookie, sess, err := s.Create(ctx, alice)
+	require.NoError(t, err)
+	key, _, err := parse(cookie)
+	require.NoError(t, err)
+	root, _, err := s.Create(ctx, auth.Principal{Subject: "root", Admin: true})
+	require.NoError(t, err)
+	rootKey, _, err := parse(root)
+	require.NoError(t, err)
+
+	got, err := s.Lookup(ctx, cookie)
+	require.NoError(t, err, "the record Berth wrote is a session")
+	assert.Equal(t, "alice", got.Subject)
+
+	for name, edit := range map[string]func(*Session){
+		"another subject": func(r *Session) { r.Subject, r.Admin = "root", true },
+		"unknown kind":    func(r *Session) { r.Kind = "superuser" },
+		"session w/ host": func(r *Session) { r.Host = "alice.berth.test" },
+		"foreign parent":  func(r *Session) { r.Kind, r.Parent, r.Workspace, r.Host = KindAccess, rootKey, "w", "h" },
+		"short check":     func(r *Session) { r.Check = r.Check[:32] },
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := sess
+			edit(&rec)
+			body, err := json.Marshal(rec)
+			require.NoError(t, err)
+			_, err = s.kv.Put(ctx, key, body)
+			require.NoError(t, err)
+			_, err = s.Lookup(ctx, cookie)
+			assert.ErrorIs(t, err, ErrNoSession)
+			_, err = s.Access(ctx, cookie, "w", "h")
+			assert.ErrorIs(t, err, ErrNoSession)
+		})
+	}
 }
