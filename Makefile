@@ -9,7 +9,7 @@ IMAGE_CTX := .cache/images
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 
-.PHONY: help build images traefik traefik-path up up-cluster down logs run test test-compose bench lint fmt clean
+.PHONY: help build images traefik traefik-path up up-cluster down logs run test test-compose stress bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provision
 
 test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)
+
+stress: ## the bus-, Docker- and cluster-facing tests under -race, STRESS_COUNT times (5) beside STRESS_LOAD CPU loops (2); STRESS_RUN filters (docs/testing.md)
+	GO=$(GO) ./scripts/stress.sh
 
 test-compose: images ## the compose stack end to end (its own project and ports 18000/18080)
 	$(GO) test -count=1 -timeout 15m ./tests/compose/...

@@ -84,3 +84,29 @@ func TestBcryptShaped(t *testing.T) {
 		assert.Equal(t, ok, bcryptShaped(v), "%q", v)
 	}
 }
+
+// TestStoredCredentialIsCheapToCheck: a system's stored credential has the
+// lowest bcrypt cost. The bus checks it at every connection and, at every
+// change of its users, once per connected system in turn; at the default
+// cost a registration with a few systems connected kept the new one out
+// for seconds on a busy host (issue 24). The password is 192 random bits:
+// the cost adds nothing to it.
+func TestStoredCredentialIsCheapToCheck(t *testing.T) {
+	e := newEnv(t)
+	a, natsAddr := e.startAPIWithBus()
+	admin := e.token("root", "admin")
+	registerSystem(t, a, admin, natsAddr, "lms", []string{intake.TypeStart}, []string{"*"})
+
+	ops, err := natsbus.Connect("nats://"+natsAddr, "test-ops", natsbus.Identity{User: "ops", PasswordFile: natsbus.PasswordFile(e.dataDir, "ops")}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer ops.Close()
+	js, err := jetstream.New(ops)
+	require.NoError(t, err)
+	kv, err := js.KeyValue(context.Background(), events.SystemsBucket)
+	require.NoError(t, err)
+	entry, err := kv.Get(context.Background(), "lms")
+	require.NoError(t, err)
+	cost, err := bcrypt.Cost(entry.Value())
+	require.NoError(t, err)
+	assert.Equal(t, bcrypt.MinCost, cost)
+}

@@ -5,12 +5,14 @@ package dockertest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +58,19 @@ func EnsureImages(t testing.TB, cli *client.Client) {
 			buildErr = err
 			return
 		}
+		// go test runs packages in parallel processes: one builds, the
+		// others wait for it and find the images (several builds at once
+		// on a fresh machine each compiled Traefik and ran past the tests'
+		// timeout).
+		unlock, err := lockBuild(root)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		defer unlock()
+		if _, err := cli.ImageInspect(context.Background(), DemoImage); err == nil {
+			return
+		}
 		cmd := exec.Command("make", "-C", root, "images")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -65,6 +80,24 @@ func EnsureImages(t testing.TB, cli *client.Client) {
 	if buildErr != nil {
 		t.Fatalf("make images: %v", buildErr)
 	}
+}
+
+// lockBuild takes the repository's image-build lock (.cache/images.lock),
+// waiting while another process holds it.
+func lockBuild(root string) (func(), error) {
+	dir := filepath.Join(root, ".cache")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("image build lock: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "images.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("image build lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("image build lock: %w", err)
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); _ = f.Close() }, nil
 }
 
 type buildError struct {
