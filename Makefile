@@ -1,7 +1,7 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/berth-term/... ./cmd/benchtable/... ./cmd/probe/... ./cmd/berthctl/... ./tests/e2e/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/berth-term/... ./cmd/benchtable/... ./cmd/probe/... ./cmd/berthctl/... ./cmd/testtimes/... ./tests/e2e/...
 LINT_PKGS := $(PKGS) ./tests/compose/...
 BIN := bin
 IMAGE_CTX := .cache/images
@@ -9,7 +9,7 @@ IMAGE_CTX := .cache/images
 TRAEFIK_VERSION := v3.6.12
 TRAEFIK_BIN := $(BIN)/traefik-$(TRAEFIK_VERSION)
 
-.PHONY: help build images traefik traefik-path up up-cluster down logs run test test-compose stress bench lint fmt clean
+.PHONY: help build images traefik traefik-path up up-cluster down logs run test test-times test-compose stress bench lint fmt clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -74,6 +74,12 @@ run: build $(TRAEFIK_BIN) ## start Berth locally (API + embedded NATS, provision
 
 test: ## unit and integration tests (in-process NATS; Docker-backed tests need an engine)
 	$(GO) test -count=1 -race -timeout 15m $(PKGS)
+
+test-times: ## make test's packages with per-package wall times and the slowest tests (data/test.json kept)
+	@mkdir -p data
+	$(GO) test -count=1 -race -timeout 15m -json $(PKGS) > data/test.json || true
+	@$(GO) run ./cmd/testtimes < data/test.json
+	@! grep -q '"Action":"fail"' data/test.json
 
 stress: ## the bus-, Docker- and cluster-facing tests under -race, STRESS_COUNT times (5) beside STRESS_LOAD CPU loops (2); STRESS_RUN filters (docs/testing.md)
 	GO=$(GO) ./scripts/stress.sh

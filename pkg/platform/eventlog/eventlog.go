@@ -53,7 +53,19 @@ type Options struct {
 	// ReadOnly looks the stream up instead of declaring the streams and
 	// buckets: the API owns them; the other identities may not reshape them.
 	ReadOnly bool
+	// RequestTimeout bounds each request to the bus an append or a read
+	// makes (an append's acknowledgement, a page of a read), however long
+	// the caller's own deadline (default DefaultRequestTimeout).
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is Options.RequestTimeout's default. A reply lost
+// on its way (the stream's leader killed after it took the request) never
+// comes: nats.go bounds a request only when its context has no deadline,
+// and a consumer's handler has one of an hour, so an append of a
+// provisioner's observation waited that hour holding its workspace, which
+// the reconciler then could neither redrive nor expire (issue 24).
+const DefaultRequestTimeout = 10 * time.Second
 
 // Log is the audit log.
 type Log struct {
@@ -74,6 +86,8 @@ type Log struct {
 	// kind-less subject (logs written before 2026-11-24). Nothing appends
 	// there any more, so it is read once, at Open.
 	legacy map[string]uint64
+	// requestTimeout bounds each request (Options.RequestTimeout).
+	requestTimeout time.Duration
 }
 
 // Open declares Berth's streams and buckets (unless ReadOnly) and returns
@@ -120,8 +134,11 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
 	return &Log{nc: nc, js: js, stream: stream, appendMs: appendMs, handled: handled, redelivered: redelivered, panics: panics,
-		meter: meter, lag: lag, legacy: legacy}, nil
+		meter: meter, lag: lag, legacy: legacy, requestTimeout: o.RequestTimeout}, nil
 }
 
 // legacyLast finds the workspaces with events on the kind-less subject and
@@ -220,7 +237,12 @@ func (l *Log) Append(ctx context.Context, e events.Envelope, expected uint64) (u
 		}
 		expect = jetstream.WithExpectLastSequenceForSubject(expected, events.WorkspaceSubjects(e.Subject))
 	}
-	ack, err := l.js.PublishMsg(ctx, msg,
+	// An append that timed out may still have landed: its retry carries
+	// the same Nats-Msg-Id (deduplicated) or meets its own event as a
+	// conflict, and plans again.
+	pctx, cancel := context.WithTimeout(ctx, l.requestTimeout)
+	defer cancel()
+	ack, err := l.js.PublishMsg(pctx, msg,
 		jetstream.WithMsgID(e.ID),
 		jetstream.WithExpectStream(events.Stream),
 		expect,
@@ -356,11 +378,8 @@ func (l *Log) directGet(ctx context.Context, subject string, seq uint64, batch i
 	if err := l.nc.PublishRequest("$JS.API.DIRECT.GET."+events.Stream, inbox, req); err != nil {
 		return nil, 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, l.requestTimeout)
+	defer cancel()
 	var (
 		out  []events.Envelope
 		seen uint64 // last sequence received, kept or not

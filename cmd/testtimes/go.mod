@@ -1,0 +1,3 @@
+module github.com/berthdev/berth/cmd/testtimes
+
+go 1.26.0
