@@ -30,9 +30,10 @@ $(TRAEFIK_BIN):
 traefik-path: # used by tests: where `make traefik` puts the binary
 	@echo $(TRAEFIK_BIN)
 
-images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, workspace-debian (root; cached), api, provisioner, router-sync, reaper, nats, traefik
+images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, workspace-debian (root; cached), workspace-jupyter (cached), api, provisioner, router-sync, reaper, nats, traefik
 	./scripts/build-images.sh $(TRAEFIK_BIN)
 	./scripts/build-workspace-debian.sh
+	./scripts/build-workspace-jupyter.sh
 
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # make up: the compose stack on the local images (no pull), dev tokens on.

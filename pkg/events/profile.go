@@ -18,7 +18,8 @@ type ImageProfile struct {
 	// Port the IDE listens on inside the container.
 	Port int `json:"port,omitempty"`
 	// Health is an HTTP path answering 200 when the IDE is ready, or
-	// "tcp" (the port accepts connections).
+	// "tcp" (the port accepts connections). It may start with BasePath,
+	// for an app that serves under its base path (prefix keep).
 	Health string `json:"health,omitempty"`
 	// Command replaces the image's CMD (the arguments of its entrypoint).
 	Command []string `json:"command,omitempty"`
@@ -42,6 +43,31 @@ type ImageProfile struct {
 	// Resources are the defaults of workspaces of this image.
 	Resources *Resources `json:"resources,omitempty"`
 }
+
+// BasePath stands, at the start of a health or activity path, for the
+// workspace's base path (BERTH_BASE_PATH: /workspace-<name> in path mode,
+// nothing in subdomain mode), so an app that serves under it (Jupyter's
+// base_url) can be probed where it answers.
+const BasePath = "{base}"
+
+// withBase replaces a leading BasePath of p by base.
+func withBase(p, base string) string {
+	if rest, ok := strings.CutPrefix(p, BasePath); ok {
+		return base + rest
+	}
+	return p
+}
+
+// probePath reports whether p is an HTTP path, after a BasePath if it
+// starts with one, holding none of the characters forbid.
+func probePath(p, forbid string) bool {
+	rest := strings.TrimPrefix(p, BasePath)
+	return strings.HasPrefix(rest, "/") && !strings.ContainsAny(rest, forbid)
+}
+
+// HealthPath is the health check's path for a workspace whose base path is
+// base ("tcp" and "" as they are).
+func (p ImageProfile) HealthPath(base string) string { return withBase(p.Health, base) }
 
 // ProfileProblem is one field of a profile that cannot be used.
 type ProfileProblem struct {
@@ -69,8 +95,8 @@ func (p ImageProfile) Check() []ProfileProblem {
 	if p.Port < 0 || p.Port > 65535 {
 		bad("port", "invalid_port", "port %d: want 1 to 65535", p.Port)
 	}
-	if p.Health != "" && p.Health != "tcp" && (!strings.HasPrefix(p.Health, "/") || len(p.Health) > 256 || strings.ContainsAny(p.Health, " \t\r\n")) {
-		bad("health", "invalid_health", "health %q: want an HTTP path such as /healthz, or tcp", p.Health)
+	if p.Health != "" && p.Health != "tcp" && (!probePath(p.Health, " \t\r\n{}") || len(p.Health) > 256) {
+		bad("health", "invalid_health", "health %q: want an HTTP path such as /healthz or {base}/api/status, or tcp", p.Health)
 	}
 	if len(p.Command) > 64 {
 		bad("command", "invalid_command", "at most 64 arguments")
@@ -150,8 +176,8 @@ func checkActivity(a string) string {
 		}
 	case "http":
 		p, field, ok := strings.Cut(rest, "#")
-		if !ok || !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t\r\n#") || !jsonField.MatchString(field) {
-			return "want http:<path>#<json field>, e.g. http:/api/status#last_activity"
+		if !ok || !probePath(p, " \t\r\n#{}") || !jsonField.MatchString(field) {
+			return "want http:<path>#<json field>, e.g. http:/api/status#last_activity or http:{base}/api/status#last_activity"
 		}
 	default:
 		return "want file:<path>, http:<path>#<field> or traffic"
@@ -159,14 +185,15 @@ func checkActivity(a string) string {
 	return ""
 }
 
-// HTTPActivity splits an "http:<path>#<field>" activity.
-func (p ImageProfile) HTTPActivity() (urlPath, field string, ok bool) {
+// HTTPActivity splits an "http:<path>#<field>" activity, the path of a
+// workspace whose base path is base.
+func (p ImageProfile) HTTPActivity(base string) (urlPath, field string, ok bool) {
 	rest, ok := strings.CutPrefix(p.Activity, "http:")
 	if !ok {
 		return "", "", false
 	}
 	urlPath, field, ok = strings.Cut(rest, "#")
-	return urlPath, field, ok
+	return withBase(urlPath, base), field, ok
 }
 
 // ActivityFile is the heartbeat file of a "file:" activity, def when the

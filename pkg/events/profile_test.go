@@ -68,8 +68,35 @@ func TestProfileActivity(t *testing.T) {
 	if f := (ImageProfile{Activity: "traffic"}).ActivityFile("/def"); f != "" {
 		t.Errorf("traffic: file %q, want none", f)
 	}
-	p, field, ok := ImageProfile{Activity: "http:/api/status#last_activity"}.HTTPActivity()
+	p, field, ok := ImageProfile{Activity: "http:/api/status#last_activity"}.HTTPActivity("/workspace-a")
 	if !ok || p != "/api/status" || field != "last_activity" {
 		t.Errorf("http: %q %q %v", p, field, ok)
+	}
+}
+
+// TestBasePathInProbes: {base} at the start of a health or activity path
+// is the workspace's base path (path mode) or nothing (subdomain mode);
+// anywhere else, or without a path after it, the profile is refused.
+func TestBasePathInProbes(t *testing.T) {
+	jupyter := ImageProfile{Health: "{base}/api/status", Activity: "http:{base}/api/status#last_activity", Prefix: "keep"}
+	if problems := jupyter.Check(); len(problems) != 0 {
+		t.Fatalf("Jupyter's profile refused: %+v", problems)
+	}
+	for base, want := range map[string]string{"/workspace-alice": "/workspace-alice/api/status", "": "/api/status"} {
+		if got := jupyter.HealthPath(base); got != want {
+			t.Errorf("health under %q: %q, want %q", base, got, want)
+		}
+		if got, _, _ := jupyter.HTTPActivity(base); got != want {
+			t.Errorf("activity under %q: %q, want %q", base, got, want)
+		}
+	}
+	if got := (ImageProfile{Health: "tcp"}).HealthPath("/workspace-a"); got != "tcp" {
+		t.Errorf("tcp: %q", got)
+	}
+	for _, bad := range []ImageProfile{{Health: "{base}"}, {Health: "/a/{base}/b"}, {Health: "{base}{base}/x"}, {Health: "{base}x"},
+		{Activity: "http:{base}#f"}, {Activity: "http:/x/{base}#f"}, {Activity: "http:{base}x#f"}} {
+		if len(bad.Check()) == 0 {
+			t.Errorf("%+v accepted", bad)
+		}
 	}
 }

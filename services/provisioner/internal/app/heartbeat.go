@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/pkg/events"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
 )
 
 // HeartbeatFiles reads the modification time of a file in a running
@@ -38,9 +39,11 @@ type Heartbeats struct {
 	// activity; Images looks profiles up (nil: every image uses Path).
 	Path   string
 	Images func(ref string) (events.CatalogImage, bool)
-	Logger *slog.Logger
-	Now    func() time.Time
-	seen   map[string]time.Time
+	// Routing decides the base path a profile's {base} stands for.
+	Routing wsurl.Mode
+	Logger  *slog.Logger
+	Now     func() time.Time
+	seen    map[string]time.Time
 }
 
 // Poll checks every running workspace once. A missing file is not an
@@ -93,7 +96,7 @@ func (h *Heartbeats) read(ctx context.Context, ws events.Workspace) (time.Time, 
 		img, _ := h.Images(ws.Image)
 		prof = img.Profile
 	}
-	if urlPath, field, ok := prof.HTTPActivity(); ok {
+	if urlPath, field, ok := prof.HTTPActivity(BasePath(h.Routing, ws.Name)); ok {
 		if h.Probe == nil {
 			return time.Time{}, false, nil
 		}

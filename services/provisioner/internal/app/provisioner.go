@@ -251,6 +251,16 @@ func (p *Provisioner) follow(ctx context.Context, wait func(context.Context) err
 	return wait(ctx)
 }
 
+// BasePath is where a workspace's app is served from in routing mode: its
+// path prefix in path mode, the root of its own host in subdomain mode
+// (BERTH_BASE_PATH, and what a profile's {base} stands for).
+func BasePath(routing wsurl.Mode, name string) string {
+	if routing == wsurl.ModePath {
+		return wsurl.PathPrefix(name)
+	}
+	return ""
+}
+
 func (p *Provisioner) movedPast(id string, version uint64) func() bool {
 	return func() bool {
 		ws, _ := p.state.Workspace(id)
@@ -564,8 +574,9 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 	}
 	res := ws.Resources
 	res.DiskBytes = DiskLimit(ws.Resources, p.o.Max.DiskBytes)
+	base := BasePath(p.o.Routing, ws.Name)
 	s := Spec{ID: ws.ID, Name: ws.Name, Owner: ws.Owner, Image: ws.Image, Resources: res,
-		Port: prof.Port, Health: prof.Health, Cmd: slices.Clone(prof.Command), User: prof.User, Home: home}
+		Port: prof.Port, Health: prof.HealthPath(base), Cmd: slices.Clone(prof.Command), User: prof.User, Home: home}
 	for _, rel := range ws.Projects {
 		src, err := projectpath.Resolve(p.o.ProjectsRoot, rel)
 		if err != nil {
@@ -575,10 +586,6 @@ func (p *Provisioner) spec(ws events.Workspace) (Spec, error) {
 	}
 	for _, c := range img.CapAdd {
 		s.CapAdd = append(s.CapAdd, capability.Normalize(c))
-	}
-	base := ""
-	if p.o.Routing == wsurl.ModePath {
-		base = wsurl.PathPrefix(ws.Name)
 	}
 	s.Env = []string{"BERTH_WORKSPACE_ID=" + ws.ID, "BERTH_WORKSPACE_NAME=" + ws.Name, "BERTH_BASE_PATH=" + base}
 	if prof.Home != "" {

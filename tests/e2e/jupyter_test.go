@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const jupyterImage = "berth/workspace-jupyter:latest"
+
+// jupyterProfile is the catalog profile docs/images.md gives for
+// berth/workspace-jupyter.
+var jupyterProfile = map[string]any{"port": 8888, "health": "{base}/api/status", "prefix": "keep",
+	"activity":  "http:{base}/api/status#last_activity",
+	"resources": map[string]any{"memory_bytes": 2 << 30, "milli_cpus": 2000, "pids": 1024}}
+
+// TestJupyterWorkspace: Debian's Jupyter Notebook as a workspace on the real
+// stack, in path mode (served under /workspace-<name>/, the prefix kept).
+// Alice opens its file browser through Traefik with her session cookie,
+// starts a Python kernel and runs a cell over the kernel's websocket
+// (numpy, pandas, matplotlib imported); bob is refused; and a cell run
+// after the last request through the edge is activity, read from
+// Jupyter's own /api/status.
+func TestJupyterWorkspace(t *testing.T) {
+	s := newStack(t, "BERTH_HEARTBEAT_INTERVAL=1s")
+	requireImage(t, s, jupyterImage)
+	admin, alice := s.token("root", "admin"), s.token("alice", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
+		"ref": jupyterImage, "description": "Jupyter Notebook", "profile": jupyterProfile})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
+		"name": "alice", "owner": "alice", "image": jupyterImage, "projects": []string{}})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	var ws wsView
+	require.NoError(t, json.Unmarshal(b, &ws))
+	s.lifecycle(alice, ws.ID, "start")
+	s.await(alice, ws.ID, "running", 90*time.Second)
+
+	cookie := "berth_session=" + s.sessionCookie(alice)
+	var (
+		page []byte
+		h    http.Header
+	)
+	until(t, 30*time.Second, "Jupyter's file browser through Traefik", func() bool {
+		status, page, h = call(t, "GET", ws.URL+"tree", "", nil, "Cookie", cookie)
+		return status == http.StatusOK
+	})
+	assert.Contains(t, string(page), "Jupyter", "the file browser")
+	assert.Contains(t, string(page), "/workspace-alice/static/", "its links keep the workspace's prefix")
+	xsrf := ""
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == "_xsrf" {
+			xsrf = c.Value
+		}
+	}
+	require.NotEmpty(t, xsrf, "Jupyter's own XSRF cookie reaches the browser")
+	cookies := cookie + "; _xsrf=" + xsrf
+
+	bob := "berth_session=" + s.sessionCookie(s.token("bob", "user"))
+	status, _, _ = call(t, "GET", ws.URL+"api/contents", "", nil, "Cookie", bob)
+	assert.Equal(t, http.StatusForbidden, status, "bob reads alice's files")
+
+	status, b, _ = call(t, "POST", ws.URL+"api/kernels", "", map[string]any{"name": "python3"},
+		"Cookie", cookies, "X-XSRFToken", xsrf, "Origin", "http://"+s.web)
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	var kernel struct{ ID string }
+	require.NoError(t, json.Unmarshal(b, &kernel))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ws.URL, "http")+"api/kernels/"+kernel.ID+"/channels?session_id="+uuid.NewString(),
+		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookies}, "Origin": {"http://" + s.web}}})
+	require.NoError(t, err, "the kernel's websocket through Traefik and forwardAuth")
+	defer conn.CloseNow()
+	conn.SetReadLimit(16 << 20)
+	lastEdge := time.Now() // the websocket's frames make no more forwardAuth calls
+
+	time.Sleep(2 * time.Second) // so the cell's activity is later than any request through the edge
+	ran := time.Now()
+	out := runCell(ctx, t, conn, "import numpy, pandas, matplotlib\nprint(int(numpy.arange(7).sum()) * 2, pandas.__name__)")
+	assert.Equal(t, "42 pandas\n", out)
+
+	nc := s.natsConn()
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	kv, err := js.KeyValue(context.Background(), "berth_activity")
+	require.NoError(t, err)
+	until(t, 20*time.Second, "the cell's run recorded as activity, from Jupyter's /api/status", func() bool {
+		e, err := kv.Get(context.Background(), ws.ID)
+		if err != nil {
+			return false
+		}
+		at, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+		return err == nil && at.After(lastEdge.Add(time.Second)) && !at.Before(ran.Add(-time.Second))
+	})
+}
+
+// runCell executes code on the kernel behind conn (Jupyter's messaging
+// protocol over its websocket) and returns what it printed.
+func runCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code string) string {
+	t.Helper()
+	id := uuid.NewString()
+	msg, err := json.Marshal(map[string]any{
+		"header":        map[string]any{"msg_id": id, "username": "alice", "session": uuid.NewString(), "msg_type": "execute_request", "version": "5.3"},
+		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
+		"content": map[string]any{"code": code, "silent": false, "store_history": true, "user_expressions": map[string]any{}, "allow_stdin": false, "stop_on_error": true},
+	})
+	require.NoError(t, err)
+	require.NoError(t, conn.Write(ctx, websocket.MessageText, msg))
+	var out strings.Builder
+	for {
+		_, b, err := conn.Read(ctx)
+		require.NoError(t, err, "waiting for the cell's output; so far %q", out.String())
+		var m struct {
+			Header struct {
+				MsgType string `json:"msg_type"`
+			} `json:"header"`
+			ParentHeader struct {
+				MsgID string `json:"msg_id"`
+			} `json:"parent_header"`
+			Content struct {
+				Text           string `json:"text"`
+				ExecutionState string `json:"execution_state"`
+				Ename, Evalue  string
+			} `json:"content"`
+		}
+		if json.Unmarshal(b, &m) != nil || m.ParentHeader.MsgID != id {
+			continue
+		}
+		switch m.Header.MsgType {
+		case "stream":
+			out.WriteString(m.Content.Text)
+		case "error":
+			t.Fatalf("the cell failed: %s: %s", m.Content.Ename, m.Content.Evalue)
+		case "status":
+			if m.Content.ExecutionState == "idle" {
+				return out.String()
+			}
+		}
+	}
+}
