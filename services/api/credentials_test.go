@@ -36,6 +36,19 @@ func registerSystem(t *testing.T, a *api, admin, natsAddr, name string, types, o
 	return system{t: t, nc: nc, subject: reg["subject"].(string)}
 }
 
+// systemsBucket opens the systems' credentials bucket as ops would.
+func systemsBucket(t *testing.T, e *env, natsAddr string) jetstream.KeyValue {
+	t.Helper()
+	ops, err := natsbus.Connect("nats://"+natsAddr, "test-ops", natsbus.Identity{User: "ops", PasswordFile: natsbus.PasswordFile(e.dataDir, "ops")}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(ops.Close)
+	js, err := jetstream.New(ops)
+	require.NoError(t, err)
+	kv, err := js.KeyValue(context.Background(), events.SystemsBucket)
+	require.NoError(t, err)
+	return kv
+}
+
 // TestForgedCredentialLetsNobodyIn: a value in the systems bucket that is
 // not a bcrypt hash (issue 23: a forged reply's text, known to its sender)
 // is refused, not handed to the bus, where it would be a clear-text
@@ -46,15 +59,9 @@ func TestForgedCredentialLetsNobodyIn(t *testing.T) {
 	admin := e.token("root", "admin")
 	strong := registerSystem(t, a, admin, natsAddr, "strong", []string{intake.TypeStart}, []string{"*"})
 
-	ops, err := natsbus.Connect("nats://"+natsAddr, "test-ops", natsbus.Identity{User: "ops", PasswordFile: natsbus.PasswordFile(e.dataDir, "ops")}, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	defer ops.Close()
-	js, err := jetstream.New(ops)
-	require.NoError(t, err)
-	kv, err := js.KeyValue(context.Background(), events.SystemsBucket)
-	require.NoError(t, err)
+	kv := systemsBucket(t, e, natsAddr)
 	const known = `{"accepted":false,"code":"not_json","message":"the body is not a structured CloudEvent"}`
-	_, err = kv.Put(context.Background(), "strong", []byte(known))
+	_, err := kv.Put(context.Background(), "strong", []byte(known))
 	require.NoError(t, err)
 	// A system registered after the forged write connects: the bus users
 	// were refreshed with it in view.
@@ -97,13 +104,7 @@ func TestStoredCredentialIsCheapToCheck(t *testing.T) {
 	admin := e.token("root", "admin")
 	registerSystem(t, a, admin, natsAddr, "lms", []string{intake.TypeStart}, []string{"*"})
 
-	ops, err := natsbus.Connect("nats://"+natsAddr, "test-ops", natsbus.Identity{User: "ops", PasswordFile: natsbus.PasswordFile(e.dataDir, "ops")}, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	defer ops.Close()
-	js, err := jetstream.New(ops)
-	require.NoError(t, err)
-	kv, err := js.KeyValue(context.Background(), events.SystemsBucket)
-	require.NoError(t, err)
+	kv := systemsBucket(t, e, natsAddr)
 	entry, err := kv.Get(context.Background(), "lms")
 	require.NoError(t, err)
 	cost, err := bcrypt.Cost(entry.Value())

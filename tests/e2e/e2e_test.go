@@ -35,6 +35,26 @@ func (s *stack) lifecycle(token, id, action string) {
 	require.Equal(s.t, http.StatusAccepted, status, "%s: %s", action, b)
 }
 
+// activity returns a reader of the activity bucket: a workspace's last
+// recorded use, and whether there is one.
+func (s *stack) activity() func(id string) (time.Time, bool) {
+	s.t.Helper()
+	nc := s.natsConn()
+	s.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(s.t, err)
+	kv, err := js.KeyValue(context.Background(), "berth_activity")
+	require.NoError(s.t, err)
+	return func(id string) (time.Time, bool) {
+		e, err := kv.Get(context.Background(), id)
+		if err != nil {
+			return time.Time{}, false
+		}
+		at, err := time.Parse(time.RFC3339Nano, string(e.Value()))
+		return at, err == nil
+	}
+}
+
 func get(t testing.TB, url, token string, headers ...string) (int, string) {
 	status, b, _ := call(t, "GET", url, token, nil, headers...)
 	return status, string(b)
@@ -131,19 +151,10 @@ func TestThroughTraefik(t *testing.T) {
 		assert.Equal(t, http.StatusUnauthorized, code, "a logged-out cookie opened the workspace")
 	})
 	t.Run("allowed requests are activity", func(t *testing.T) {
-		nc := s.natsConn()
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		require.NoError(t, err)
-		kv, err := js.KeyValue(context.Background(), "berth_activity")
-		require.NoError(t, err)
+		lastUse := s.activity()
 		until(t, 5*time.Second, "activity recorded", func() bool {
-			e, err := kv.Get(context.Background(), ws.ID)
-			if err != nil {
-				return false
-			}
-			at, err := time.Parse(time.RFC3339Nano, string(e.Value()))
-			return err == nil && time.Since(at) < time.Minute
+			at, ok := lastUse(ws.ID)
+			return ok && time.Since(at) < time.Minute
 		})
 	})
 	t.Run("bare path redirects", func(t *testing.T) {

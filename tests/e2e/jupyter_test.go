@@ -10,7 +10,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -89,19 +88,10 @@ func TestJupyterWorkspace(t *testing.T) {
 	out := runCell(ctx, t, conn, "import numpy, pandas, matplotlib\nprint(int(numpy.arange(7).sum()) * 2, pandas.__name__)")
 	assert.Equal(t, "42 pandas\n", out)
 
-	nc := s.natsConn()
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	kv, err := js.KeyValue(context.Background(), "berth_activity")
-	require.NoError(t, err)
+	lastUse := s.activity()
 	until(t, 20*time.Second, "the cell's run recorded as activity, from Jupyter's /api/status", func() bool {
-		e, err := kv.Get(context.Background(), ws.ID)
-		if err != nil {
-			return false
-		}
-		at, err := time.Parse(time.RFC3339Nano, string(e.Value()))
-		return err == nil && at.After(lastEdge.Add(time.Second)) && !at.Before(ran.Add(-time.Second))
+		at, ok := lastUse(ws.ID)
+		return ok && at.After(lastEdge.Add(time.Second)) && !at.Before(ran.Add(-time.Second))
 	})
 }
 
