@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -20,6 +22,7 @@ import (
 	"github.com/berthdev/berth/pkg/events"
 	"github.com/berthdev/berth/pkg/platform/dockertest"
 	"github.com/berthdev/berth/pkg/platform/wsurl"
+	"github.com/berthdev/berth/services/provisioner/internal/app"
 	"github.com/berthdev/berth/services/provisioner/internal/docker"
 )
 
@@ -160,4 +163,57 @@ func TestHostGuardRefusesStarts(t *testing.T) {
 	w.startProvisioner("--min-free-disk", "1KiB", "--disk-guard-paths", dir)
 	w.request(id, &events.StartRequested{})
 	w.waitStatus(id, events.StatusRunning, 30*time.Second)
+}
+
+// TestDiskMeasuredWhileTheEngineIsBusy: engines before Docker 23 refuse a
+// disk-usage call while another runs (`docker system df`, a monitoring
+// agent, a second provisioner; a build makes each one slow). Reproduced on
+// Docker 20.10: with two other callers busy, the measurement failed with
+// "a disk usage operation is already running", so the watch measured
+// nothing and a workspace over its limit ran on (the CI failure of
+// TestDiskQuotaStopsTheWorkspace). Now every measurement beside them has
+// the fresh writable layer and the home's size (fresh, or the last one
+// measured, said by app.ErrHomeStale).
+func TestDiskMeasuredWhileTheEngineIsBusy(t *testing.T) {
+	w := newWorld(t)
+	w.startProvisioner("--disk-interval", "0")
+	id := w.createLimited("measured", 64<<20)
+	ws := w.waitStatus(id, events.StatusRunning, 30*time.Second)
+	writeHome(t, ws, 2, 900<<10)
+	rt := docker.New(w.cli, docker.Options{Network: w.network, DiskBusyWait: 300 * time.Millisecond}).Scoped(w.installation)
+	ctx := context.Background()
+	var first map[string]app.DiskUse
+	require.Eventually(t, func() bool { // a call cancelled by an earlier test may still run in the engine
+		var err error
+		first, err = rt.DiskUsage(ctx)
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond, "a quiet engine measures the homes")
+	home := first[id].Home
+	require.GreaterOrEqual(t, home, int64(1<<20), "the home volume is measured")
+	writeLayer(t, w, ws.Endpoint.ContainerID, 2<<20)
+
+	busy, cancel := context.WithCancel(ctx)
+	var others sync.WaitGroup
+	for range 2 {
+		others.Add(1)
+		go func() {
+			defer others.Done()
+			for busy.Err() == nil {
+				_, _ = w.cli.DiskUsage(busy, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}})
+			}
+		}()
+	}
+	defer func() { cancel(); others.Wait() }()
+	var stale int
+	for range 8 {
+		use, err := rt.DiskUsage(ctx)
+		if err != nil {
+			require.ErrorIs(t, err, app.ErrHomeStale)
+			stale++
+		}
+		require.Contains(t, use, id, "measured nothing: %v", err)
+		assert.GreaterOrEqual(t, use[id].Writable, int64(2<<20), "the writable layer is measured fresh")
+		assert.Equal(t, home, use[id].Home)
+	}
+	t.Logf("%d of 8 measurements beside two other disk-usage callers used the last home sizes", stale)
 }

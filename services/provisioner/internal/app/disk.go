@@ -24,10 +24,15 @@ func (u DiskUse) Total() int64 { return u.Writable + u.Home }
 
 // DiskMeter measures every workspace of this installation at once (one
 // engine call per kind, not one per workspace); a workspace it cannot see
-// (another node's, in Swarm) is absent.
+// (another node's, in Swarm) is absent. With an error wrapping
+// ErrHomeStale the measurement is still usable: the writable layers are
+// fresh, the home volumes the last figures it had.
 type DiskMeter interface {
 	DiskUsage(ctx context.Context) (map[string]DiskUse, error)
 }
+
+// ErrHomeStale: the engine could not size the home volumes this time.
+var ErrHomeStale = errors.New("home volumes not measured this time; using the last sizes")
 
 // DiskLimit is the workspace's effective disk limit: its own, or the
 // installation's bound for workspaces defined before disk limits.
@@ -107,8 +112,14 @@ type DiskWatch struct {
 	// Drain is the wait between recording the stop (router-sync drops the
 	// route) and stopping the container.
 	Drain time.Duration
-	Now   func() time.Time
+	// Timeout bounds one check (DefaultDiskCheckTimeout if 0): an engine
+	// busy walking its disk must not stall the watch unseen.
+	Timeout time.Duration
+	Now     func() time.Time
 }
+
+// DefaultDiskCheckTimeout is DiskWatch.Timeout's default.
+const DefaultDiskCheckTimeout = time.Minute
 
 // Run checks on every tick until ctx ends; a failed check is logged and
 // the next tick tries again.
@@ -131,8 +142,17 @@ func (d *DiskWatch) Check(ctx context.Context) error {
 	if len(running) == 0 {
 		return nil
 	}
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDiskCheckTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	usage, err := d.Meter.DiskUsage(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrHomeStale) && usage != nil:
+		d.Logger.Warn("disk check partial", "err", err)
+	case err != nil:
 		return fmt.Errorf("measure disk use: %w", err)
 	}
 	now := d.Now()

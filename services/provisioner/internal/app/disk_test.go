@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -65,6 +66,14 @@ type diskMeter map[string]app.DiskUse
 
 func (m diskMeter) DiskUsage(context.Context) (map[string]app.DiskUse, error) { return m, nil }
 
+// meterErr answers with its usage and its error.
+type meterErr struct {
+	use map[string]app.DiskUse
+	err error
+}
+
+func (m meterErr) DiskUsage(context.Context) (map[string]app.DiskUse, error) { return m.use, m.err }
+
 // diskLog records appends; conflict makes every append lose a race.
 type diskLog struct {
 	conflict bool
@@ -120,6 +129,35 @@ func TestDiskWatchStopsOnlyWhatItRecorded(t *testing.T) {
 			}
 			if !slices.Equal(l.appended, c.types) || !slices.Equal(s.stopped, c.stopped) {
 				t.Fatalf("appended %v, stopped %v; want %v, %v", l.appended, s.stopped, c.types, c.stopped)
+			}
+		})
+	}
+}
+
+// TestDiskWatchActsOnAPartialMeasurement: while the engine cannot size the
+// home volumes (another disk-usage call runs), the writable layers and the
+// last home sizes still stop a workspace over its limit; a measurement
+// that failed outright judges nothing.
+func TestDiskWatchActsOnAPartialMeasurement(t *testing.T) {
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	over := events.Workspace{ID: "over", Name: "over", Status: events.StatusRunning, Version: 7, Resources: events.Resources{DiskBytes: 10 << 20},
+		DiskWarning: &events.DiskWarning{StopAfter: now.Add(-time.Second)}}
+	use := map[string]app.DiskUse{"over": {Writable: 8 << 20, Home: 4 << 20}}
+	for name, c := range map[string]struct {
+		meter   app.DiskMeter
+		failed  bool
+		stopped []string
+	}{
+		"stale homes":    {meter: meterErr{use, fmt.Errorf("%w: volume disk usage: already running", app.ErrHomeStale)}, stopped: []string{"over"}},
+		"nothing at all": {meter: meterErr{nil, errors.New("list workspace containers: engine gone")}, failed: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, s := &diskLog{}, &stopper{}
+			d := &app.DiskWatch{Log: l, Projection: fakeWorkspaces{over}, Meter: c.meter, Engine: s, Driver: lockAll{},
+				Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+			err := d.Check(context.Background())
+			if (err != nil) != c.failed || !slices.Equal(s.stopped, c.stopped) {
+				t.Fatalf("err %v, stopped %v; want failed %v, stopped %v", err, s.stopped, c.failed, c.stopped)
 			}
 		})
 	}

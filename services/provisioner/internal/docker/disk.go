@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
@@ -18,6 +19,12 @@ import (
 // the folders to answer, so the watch calls this every BERTH_DISK_INTERVAL,
 // not per request. Engines before API 1.42 (Docker 23) ignore the volume
 // filter and size images and containers too: slower, still one call.
+//
+// Such engines also refuse a disk-usage call while any other is running
+// (another provisioner, `docker system df`, a monitoring agent): the call
+// is retried for up to Options.DiskBusyWait, and if the engine stays busy the
+// writable layers are still fresh and the homes are the last figures
+// measured, returned with an error wrapping app.ErrHomeStale.
 func (r *Runtime) DiskUsage(ctx context.Context) (map[string]app.DiskUse, error) {
 	if err := r.scoped(ctx); err != nil {
 		return nil, err
@@ -34,10 +41,42 @@ func (r *Runtime) DiskUsage(ctx context.Context) (map[string]app.DiskUse, error)
 		u.Writable += c.SizeRw
 		out[id] = u
 	}
-	du, err := r.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}})
+	homes, err := r.homeSizes(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("volume disk usage: %w", err)
+		homes = r.lastHomes()
+		err = fmt.Errorf("%w: %w", app.ErrHomeStale, err)
+	} else {
+		r.rememberHomes(homes)
 	}
+	for id, size := range homes {
+		u := out[id]
+		u.Home = size
+		out[id] = u
+	}
+	return out, err
+}
+
+// homeSizes is the size of every home volume of this installation, by
+// workspace id. A busy engine is asked again after 50 ms, doubling to 1 s.
+func (r *Runtime) homeSizes(ctx context.Context) (map[string]int64, error) {
+	var du types.DiskUsage
+	deadline := time.Now().Add(r.o.DiskBusyWait)
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var err error
+		du, err = r.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}})
+		if err == nil {
+			break
+		}
+		if !diskUsageBusy(err) || time.Now().Add(wait).After(deadline) {
+			return nil, fmt.Errorf("volume disk usage: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("volume disk usage: %w", ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	homes := map[string]int64{}
 	for _, v := range du.Volumes {
 		if v == nil {
 			continue
@@ -46,11 +85,30 @@ func (r *Runtime) DiskUsage(ctx context.Context) (map[string]app.DiskUse, error)
 		if id == "" || v.Labels[LabelInstallation] != r.o.Installation || v.Name != VolumeName(id) || v.UsageData == nil || v.UsageData.Size < 0 {
 			continue // not ours, or a driver that cannot tell (-1)
 		}
-		u := out[id]
-		u.Home = v.UsageData.Size
-		out[id] = u
+		homes[id] = v.UsageData.Size
 	}
-	return out, nil
+	return homes, nil
+}
+
+// diskUsageBusy: the engine (before Docker 23) runs one disk-usage call at
+// a time and refuses the others.
+func diskUsageBusy(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "disk usage operation is already running")
+}
+
+func (r *Runtime) rememberHomes(homes map[string]int64) {
+	r.homeMu.Lock()
+	defer r.homeMu.Unlock()
+	if r.homes == nil {
+		r.homes = map[string]map[string]int64{}
+	}
+	r.homes[r.o.Installation] = homes
+}
+
+func (r *Runtime) lastHomes() map[string]int64 {
+	r.homeMu.Lock()
+	defer r.homeMu.Unlock()
+	return r.homes[r.o.Installation] // read only: rememberHomes replaces it whole
 }
 
 // RootDir is the engine's data folder on its host (DockerRootDir).

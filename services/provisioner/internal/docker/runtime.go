@@ -73,6 +73,9 @@ type Options struct {
 	// spec hash sees the same string for the same size whoever set it.
 	LogMaxBytes int64
 	LogMaxFiles int
+	// DiskBusyWait bounds the retries of a disk-usage call the engine
+	// refuses because another one runs (5 s if 0; see DiskUsage).
+	DiskBusyWait time.Duration
 	// noHardLimit: never ask the storage driver for a size limit (Swarm
 	// services have no such option).
 	noHardLimit bool
@@ -105,6 +108,10 @@ type engine struct {
 	limitMu    sync.Mutex
 	limitKnown bool
 	limitOK    bool
+	// The last home-volume sizes measured, per installation: what the
+	// disk watch uses while the engine refuses a disk-usage call.
+	homeMu sync.Mutex
+	homes  map[string]map[string]int64
 }
 
 // Scoped returns the runtime for one installation, sharing the client (the
@@ -144,6 +151,9 @@ func New(cli client.APIClient, o Options) *Runtime {
 	}
 	if o.LogMaxFiles == 0 {
 		o.LogMaxFiles = 3
+	}
+	if o.DiskBusyWait <= 0 {
+		o.DiskBusyWait = 5 * time.Second
 	}
 	// Probes never follow redirects: a workspace answering its health or
 	// activity check with a redirect to the host's loopback would make the
