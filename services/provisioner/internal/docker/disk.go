@@ -22,7 +22,7 @@ import (
 //
 // Such engines also refuse a disk-usage call while any other is running
 // (another provisioner, `docker system df`, a monitoring agent): the call
-// is retried for up to Options.DiskBusyWait, and if the engine stays busy the
+// is retried, the whole within Options.DiskBusyWait, and if the engine stays busy the
 // writable layers are still fresh and the homes are the last figures
 // measured, returned with an error wrapping app.ErrHomeStale.
 func (r *Runtime) DiskUsage(ctx context.Context) (map[string]app.DiskUse, error) {
@@ -59,6 +59,11 @@ func (r *Runtime) DiskUsage(ctx context.Context) (map[string]app.DiskUse, error)
 // homeSizes is the size of every home volume of this installation, by
 // workspace id. A busy engine is asked again after 50 ms, doubling to 1 s.
 func (r *Runtime) homeSizes(ctx context.Context) (map[string]int64, error) {
+	// The engine's answer is bounded too: Docker 20.10 sizes every
+	// container on the engine for it, and on fuse-overlayfs (a naive diff
+	// of each container's whole tree) that took minutes beside a build.
+	ctx, cancel := context.WithTimeout(ctx, r.o.DiskBusyWait)
+	defer cancel()
 	var du types.DiskUsage
 	deadline := time.Now().Add(r.o.DiskBusyWait)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
