@@ -22,8 +22,8 @@ import (
 //
 // Such engines also refuse a disk-usage call while any other is running
 // (another provisioner, `docker system df`, a monitoring agent): the call
-// is retried, the whole within Options.DiskBusyWait, and if the engine stays busy the
-// writable layers are still fresh and the homes are the last figures
+// is retried, all within Options.DiskBusyWait. If the engine stays busy,
+// the writable layers are still fresh and the homes are the last figures
 // measured, returned with an error wrapping app.ErrHomeStale.
 func (r *Runtime) DiskUsage(ctx context.Context) (map[string]app.DiskUse, error) {
 	if err := r.scoped(ctx); err != nil {
@@ -64,8 +64,8 @@ func (r *Runtime) homeSizes(ctx context.Context) (map[string]int64, error) {
 	// of each container's whole tree) that took minutes beside a build.
 	ctx, cancel := context.WithTimeout(ctx, r.o.DiskBusyWait)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	var du types.DiskUsage
-	deadline := time.Now().Add(r.o.DiskBusyWait)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		var err error
 		du, err = r.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.VolumeObject}})
