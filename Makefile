@@ -1,7 +1,7 @@
 # Berth. `make help` lists the targets.
 SHELL := /bin/bash
 GO ?= go
-PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/berth-term/... ./cmd/benchtable/... ./cmd/probe/... ./cmd/berthctl/... ./cmd/testtimes/... ./tests/e2e/...
+PKGS := ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/provisioner/... ./services/router-sync/... ./services/reaper/... ./cmd/workspace-demo/... ./cmd/berth-term/... ./cmd/berth-desktop/... ./cmd/benchtable/... ./cmd/probe/... ./cmd/berthctl/... ./cmd/testtimes/... ./tests/e2e/...
 LINT_PKGS := $(PKGS) ./tests/compose/...
 BIN := bin
 IMAGE_CTX := .cache/images
@@ -30,10 +30,11 @@ $(TRAEFIK_BIN):
 traefik-path: # used by tests: where `make traefik` puts the binary
 	@echo $(TRAEFIK_BIN)
 
-images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, workspace-debian (root; cached), workspace-jupyter (cached), api, provisioner, router-sync, reaper, nats, traefik
+images: $(TRAEFIK_BIN) ## build every local image, no pull: workspace-demo, workspace-debian (root; cached), workspace-jupyter and workspace-desktop (cached), api, provisioner, router-sync, reaper, nats, traefik
 	./scripts/build-images.sh $(TRAEFIK_BIN)
 	./scripts/build-workspace-debian.sh
 	./scripts/build-workspace-jupyter.sh
+	./scripts/build-workspace-desktop.sh
 
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 # make up: the compose stack on the local images (no pull), dev tokens on.

@@ -117,6 +117,9 @@ func TestImageCommands(t *testing.T) {
 	defer srv.Close()
 	for _, args := range [][]string{
 		{"image", "add", "berth/workspace-debian:latest", "--description", "Debian", "--profile", `{"port":8080,"activity":"traffic"}`},
+		{"image", "add", "berth/workspace-desktop:latest", "--launchable"},
+		{"image", "set", "berth/workspace-desktop:latest", "--launchable=false", "--default"},
+		{"launch", "--image", "berth/workspace-desktop:latest"},
 		{"image", "remove", "berth/workspace-debian:latest"},
 		{"image"},
 	} {
@@ -126,6 +129,9 @@ func TestImageCommands(t *testing.T) {
 	}
 	want := []string{
 		`POST /api/v1/images {"cap_add":null,"description":"Debian","profile":{"activity":"traffic","port":8080},"ref":"berth/workspace-debian:latest"}`,
+		`POST /api/v1/images {"cap_add":null,"description":"","launchable":true,"ref":"berth/workspace-desktop:latest"}`,
+		`PATCH /api/v1/images/berth%2Fworkspace-desktop:latest {"default":true,"launchable":false}`,
+		`POST /api/v1/workspaces/launch {"image":"berth/workspace-desktop:latest"}`,
 		"DELETE /api/v1/images/berth%2Fworkspace-debian:latest ",
 		"GET /api/v1/images ",
 	}

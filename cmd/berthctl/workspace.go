@@ -96,7 +96,8 @@ type deleteCmd struct {
 func (x *deleteCmd) Run(e *env) error { return x.call(e, http.MethodDelete, "?data="+x.Data, nil) }
 
 type launchCmd struct {
-	Name string `arg:"" optional:"" help:"The workspace's name (default: the API's, your user name)."`
+	Name  string `arg:"" optional:"" help:"The workspace's name (default: the API's, your user name)."`
+	Image string `help:"A catalog image you may launch (the default or a launchable one): your workspace of it."`
 }
 
 func (x *launchCmd) Run(e *env) error {
@@ -107,6 +108,9 @@ func (x *launchCmd) Run(e *env) error {
 	body := map[string]any{}
 	if x.Name != "" {
 		body["name"] = x.Name
+	}
+	if x.Image != "" {
+		body["image"] = x.Image
 	}
 	return c.print(e.ctx, e.out, http.MethodPost, "/api/v1/workspaces/launch", body)
 }

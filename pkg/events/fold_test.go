@@ -185,6 +185,32 @@ func TestProjection(t *testing.T) {
 	if _, err := p.Apply(cat(&StartRequested{}, 9)); err == nil {
 		t.Fatal("workspace event accepted on the catalog subject")
 	}
+
+	// Launchable and the default: only for images in the catalog; the
+	// default goes with its image.
+	yes, no := true, false
+	apply(cat(&ImageUpdated{Ref: "b:1", Launchable: &yes}, 10))
+	apply(cat(&ImageUpdated{Ref: "b:1", Default: &yes}, 11))
+	if img, _ := p.Image("b:1"); !img.Launchable || p.DefaultImage() != "b:1" {
+		t.Fatalf("launchable %v default %q", img.Launchable, p.DefaultImage())
+	}
+	for i, pl := range []Payload{&ImageUpdated{Ref: "a:1", Launchable: &yes}, &ImageUpdated{Ref: "a:1", Default: &no}} {
+		if _, err := p.Apply(cat(pl, uint64(12+i))); !errors.Is(err, errNotInCatalog) {
+			t.Fatalf("%T of an image not in the catalog: %v", pl, err)
+		}
+	}
+	if _, version := p.Catalog(); version != 13 || p.DefaultImage() != "b:1" {
+		t.Fatalf("after rejected catalog events: version %d default %q", version, p.DefaultImage())
+	}
+	apply(cat(&ImageUpdated{Ref: "b:1", Default: &no}, 14))
+	if img, _ := p.Image("b:1"); !img.Launchable || p.DefaultImage() != "" {
+		t.Fatalf("default: false: launchable %v default %q", img.Launchable, p.DefaultImage())
+	}
+	apply(cat(&ImageUpdated{Ref: "b:1", Default: &yes}, 15))
+	apply(cat(&ImageRemoved{Ref: "b:1"}, 16))
+	if p.DefaultImage() != "" {
+		t.Fatalf("the removed default is still the default: %q", p.DefaultImage())
+	}
 }
 
 // TestProjectionWaitFor: a consumer handed message n waits until the

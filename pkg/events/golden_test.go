@@ -45,6 +45,7 @@ func samples() map[Type]Payload {
 		TypeRestoreFailed:    &RestoreFailed{Message: "archive checksum does not match the archived event"},
 		TypeImageAdded:       &ImageAdded{Ref: "berth/workspace-demo:latest", Description: "demo IDE", CapAdd: []string{}},
 		TypeImageRemoved:     &ImageRemoved{Ref: "berth/workspace-demo:latest"},
+		TypeImageUpdated:     &ImageUpdated{Ref: "berth/workspace-jupyter:latest", Launchable: &hold, Default: &hold},
 		TypeQuotaSet:         &QuotaSet{Subject: "alice", Workspaces: &quotaWorkspaces, Running: nil},
 		TypeSystemRegistered: &SystemRegistered{Name: "lms", Types: []string{"berth.intake.workspace.create", "berth.intake.workspace.start"}, Owners: []string{"*"}},
 		TypeSystemRevoked:    &SystemRevoked{Name: "lms"},

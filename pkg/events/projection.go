@@ -20,6 +20,8 @@ type CatalogImage struct {
 	Profile     ImageProfile `json:"profile"`
 	AddedBy     string       `json:"added_by"`
 	AddedAt     time.Time    `json:"added_at"`
+	// Launchable: users may launch it themselves (ImageUpdated).
+	Launchable bool `json:"launchable"`
 }
 
 // Anomaly records an event in the log that the fold rejected. Writers
@@ -42,6 +44,7 @@ type Projection struct {
 	byName         map[string]string
 	catalog        map[string]CatalogImage
 	catalogVersion uint64
+	defaultImage   string // an admin's choice (ImageUpdated); "" for the configured one
 	quotas         map[string]QuotaSet
 	systems        map[string]SystemRegistered
 	usersVersion   uint64
@@ -105,7 +108,18 @@ func (p *Projection) Apply(e Envelope) (bool, error) {
 	return true, nil
 }
 
-var errCatalogType = errors.New("not a catalog event")
+var (
+	errCatalogType  = errors.New("not a catalog event")
+	errNotInCatalog = errors.New("the image is not in the catalog")
+)
+
+// rejectCatalog records a catalog event the fold cannot apply, and moves
+// the catalog's version past it.
+func (p *Projection) rejectCatalog(e Envelope, err error) (bool, error) {
+	p.anomaly(e, err)
+	p.passOver(e.Subject, e.Sequence)
+	return false, err
+}
 
 func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 	if e.Sequence != 0 && e.Sequence <= p.catalogVersion {
@@ -113,13 +127,12 @@ func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 	}
 	pl, err := e.Payload()
 	if err != nil {
-		p.anomaly(e, err)
-		p.passOver(e.Subject, e.Sequence)
-		return false, err
+		return p.rejectCatalog(e, err)
 	}
 	switch pl := pl.(type) {
 	case *ImageAdded:
-		img := CatalogImage{Ref: pl.Ref, Description: pl.Description, CapAdd: slices.Clone(pl.CapAdd), AddedBy: e.Actor, AddedAt: e.Time}
+		img := CatalogImage{Ref: pl.Ref, Description: pl.Description, CapAdd: slices.Clone(pl.CapAdd), AddedBy: e.Actor, AddedAt: e.Time,
+			Launchable: pl.Launchable}
 		if pl.Profile != nil {
 			img.Profile = *pl.Profile
 			// Readers get the catalog by value: nothing of it is shared.
@@ -128,10 +141,27 @@ func (p *Projection) applyCatalog(e Envelope) (bool, error) {
 		p.catalog[pl.Ref] = img
 	case *ImageRemoved:
 		delete(p.catalog, pl.Ref)
+		if p.defaultImage == pl.Ref {
+			p.defaultImage = "" // back to the configured default
+		}
+	case *ImageUpdated:
+		img, ok := p.catalog[pl.Ref]
+		if !ok {
+			return p.rejectCatalog(e, errNotInCatalog)
+		}
+		if pl.Launchable != nil {
+			img.Launchable = *pl.Launchable
+			p.catalog[pl.Ref] = img
+		}
+		switch {
+		case pl.Default == nil:
+		case *pl.Default:
+			p.defaultImage = pl.Ref
+		case p.defaultImage == pl.Ref:
+			p.defaultImage = ""
+		}
 	default:
-		p.anomaly(e, errCatalogType)
-		p.passOver(e.Subject, e.Sequence)
-		return false, errCatalogType
+		return p.rejectCatalog(e, errCatalogType)
 	}
 	p.catalogVersion = e.Sequence
 	return true, nil
@@ -359,6 +389,14 @@ func (p *Projection) Catalog() ([]CatalogImage, uint64) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, p.catalogVersion
+}
+
+// DefaultImage is the image an admin made the default ("" if none: the
+// installation's configured default applies).
+func (p *Projection) DefaultImage() string {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.defaultImage
 }
 
 // LastSequence is the highest stream sequence the projection has seen.

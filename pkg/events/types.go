@@ -44,6 +44,8 @@ const (
 const (
 	TypeImageAdded   Type = "berth.catalog.image_added"
 	TypeImageRemoved Type = "berth.catalog.image_removed"
+	// Which images users may launch themselves, and the default one.
+	TypeImageUpdated Type = "berth.catalog.image_updated"
 )
 
 // User settings events, on UsersSubject.
@@ -222,6 +224,21 @@ type ImageAdded struct {
 	CapAdd []string `json:"cap_add"`
 	// Profile says how the image's IDE runs (nil: the defaults).
 	Profile *ImageProfile `json:"profile,omitempty"`
+	// Launchable: users may launch a workspace of it themselves (their
+	// own, one per image); otherwise only an admin assigns it.
+	Launchable bool `json:"launchable,omitempty"`
+}
+
+// ImageUpdated changes a catalog image's settings; a nil field is left as
+// it was. Launchable: users may launch it themselves. Default true makes
+// it the default (what "Launch workspace" starts for a user with no
+// workspace yet, and what a workspace created without an image gets), in
+// place of any other; false on the default goes back to the installation's
+// configured one (BERTH_DEFAULT_IMAGE).
+type ImageUpdated struct {
+	Ref        string `json:"ref"`
+	Launchable *bool  `json:"launchable,omitempty"`
+	Default    *bool  `json:"default,omitempty"`
 }
 
 // ImageRemoved takes an image off the allow-list. Existing workspaces keep
@@ -280,6 +297,7 @@ func (Restored) EventType() Type         { return TypeRestored }
 func (RestoreFailed) EventType() Type    { return TypeRestoreFailed }
 func (ImageAdded) EventType() Type       { return TypeImageAdded }
 func (ImageRemoved) EventType() Type     { return TypeImageRemoved }
+func (ImageUpdated) EventType() Type     { return TypeImageUpdated }
 
 // registry maps each type to a constructor of its payload and its current
 // schema version.
@@ -306,6 +324,7 @@ var registry = map[Type]func() Payload{
 	TypeRestoreFailed:    func() Payload { return &RestoreFailed{} },
 	TypeImageAdded:       func() Payload { return &ImageAdded{} },
 	TypeImageRemoved:     func() Payload { return &ImageRemoved{} },
+	TypeImageUpdated:     func() Payload { return &ImageUpdated{} },
 	TypeQuotaSet:         func() Payload { return &QuotaSet{} },
 	TypeSystemRegistered: func() Payload { return &SystemRegistered{} },
 	TypeSystemRevoked:    func() Payload { return &SystemRevoked{} },

@@ -196,6 +196,7 @@ func TestValidationRejects(t *testing.T) {
 	a := e.startAPI("--max-memory", "4GiB", "--body-limit", "2K")
 	admin, alice := e.token("root", "admin"), e.token("alice", "user")
 	a.addImage(admin, demoImage)
+	a.addImage(admin, "ok/admins-only:1")
 	r := a.do("POST", "/api/v1/workspaces", admin, map[string]any{"name": "taken"})
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 	takenID := r.str(t, "id")
@@ -256,7 +257,8 @@ func TestValidationRejects(t *testing.T) {
 		{"trailing data", "POST", "/api/v1/workspaces", admin, `{"name":"ok2"} {"name":"ok3"}`, 400, "malformed_json"},
 		{"empty body", "POST", "/api/v1/workspaces", admin, "", 400, "malformed_json"},
 		{"body too large", "POST", "/api/v1/workspaces", admin, `{"name":"big","description":"` + strings.Repeat("x", 4096) + `"}`, 413, "body_too_large"},
-		{"user picks image", "POST", "/api/v1/workspaces", alice, map[string]any{"name": "mine", "image": demoImage}, 403, "forbidden"},
+		// Users may pick the default image and launchable ones (TestLaunchChoosesTheImage).
+		{"user picks an image not launchable", "POST", "/api/v1/workspaces", alice, map[string]any{"name": "alice--mine", "image": "ok/admins-only:1"}, 403, "image_not_launchable"},
 		{"user picks projects", "POST", "/api/v1/workspaces", alice, map[string]any{"name": "mine", "projects": []string{"course-101"}}, 403, "forbidden"},
 		{"user creates for bob", "POST", "/api/v1/workspaces", alice, map[string]any{"name": "mine", "owner": "bob"}, 403, "forbidden"},
 		{"empty update", "PATCH", wsPath(takenID), admin, map[string]any{}, 422, "validation_failed"},

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,4 +315,114 @@ func TestBrowserSubdomainHandshake(t *testing.T) {
 	run("the workspace's page calls /api/ on its origin",
 		chromedp.Evaluate(`fetch("/api/v1/me").then(r => String(r.status))`, &answer, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
 	require.NotEqual(t, "200", answer, "the API answered on a workspace's host")
+}
+
+// TestBrowserSubdomainTLSCookies: behind TLS (an https public URL) the
+// session cookie is __Host-berth_session, which Chromium itself refuses to
+// let a workspace host set or shadow: a workspace page that writes bob's
+// session for the parent domain, under either name, does not change who
+// alice is on the public host.
+func TestBrowserSubdomainTLSCookies(t *testing.T) {
+	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test", "BERTH_PUBLIC_URL=https://berth.test:{port}",
+		"BERTH_DEFAULT_IMAGE=berth/workspace-demo:latest")
+	ctx, shots := browser(t, chromedp.Flag("host-resolver-rules", "MAP berth.test 127.0.0.1, MAP *.berth.test 127.0.0.1"),
+		chromedp.Flag("ignore-certificate-errors", true))
+	admin := s.token("root", "admin")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": "berth/workspace-demo:latest"})
+	require.Equal(t, 201, status, "%s", b)
+	_, port, _ := strings.Cut(s.web, ":")
+	web := "https://berth.test:" + port
+	// Traefik's default certificate is router-sync's self-signed one.
+	tlsClient := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a test's own certificate
+	publicHost := func(method, path string, body io.Reader, headers ...string) *http.Response {
+		req, err := http.NewRequest(method, "https://"+s.web+path, body)
+		require.NoError(t, err)
+		req.Host = "berth.test:" + port
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+		res, err := tlsClient.Do(req)
+		if err != nil {
+			return nil
+		}
+		_ = res.Body.Close()
+		return res
+	}
+	until(t, 15*time.Second, "the dashboard on the public host over TLS", func() bool {
+		res := publicHost("GET", "/ui/signin", nil)
+		return res != nil && res.StatusCode == 200
+	})
+	// Bob's session: what a hostile workspace owner knows of his own.
+	res := publicHost("POST", "/ui/signin/dev", strings.NewReader("sub=bob&role=user"),
+		"Content-Type", "application/x-www-form-urlencoded", "Origin", web)
+	require.NotNil(t, res)
+	var bobSession string
+	for _, c := range res.Cookies() {
+		if c.Name == "__Host-berth_session" {
+			bobSession = c.Value
+			require.True(t, c.Secure, "the session cookie is Secure")
+			require.Empty(t, c.Domain, "the session cookie is host-only")
+		}
+	}
+	require.NotEmpty(t, bobSession, "dev sign-in over TLS sets __Host-berth_session (status %d)", res.StatusCode)
+
+	run := steps(t, ctx, shots)
+	run("sign in",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`#sub`, chromedp.ByID),
+		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#launch`, chromedp.ByID),
+	)
+	aliceURL := "https://alice.berth.test:" + port + "/"
+	run("launch lands in the workspace on its own host",
+		chromedp.Click(`#launch`, chromedp.ByID),
+		waitLocation(aliceURL),
+		waitText(`h1`, "Workspace alice"),
+		shot(shots, "tls-workspace"),
+	)
+	cookiesOf := func(urls ...string) map[string][]*network.Cookie {
+		var cookies []*network.Cookie
+		run("cookies", chromedp.ActionFunc(func(ctx context.Context) error {
+			var err error
+			cookies, err = network.GetCookies().WithURLs(urls).Do(ctx)
+			return err
+		}))
+		byName := map[string][]*network.Cookie{}
+		for _, c := range cookies {
+			byName[c.Name] = append(byName[c.Name], c)
+		}
+		return byName
+	}
+	before := cookiesOf(web + "/")
+	require.Len(t, before["__Host-berth_session"], 1)
+	aliceSession := before["__Host-berth_session"][0]
+	require.True(t, aliceSession.Secure && aliceSession.HTTPOnly)
+	require.Equal(t, "berth.test", aliceSession.Domain)
+	require.NotContains(t, before, "berth_session", "no unprefixed session cookie under TLS")
+	ws := cookiesOf(aliceURL)
+	require.Len(t, ws["__Host-berth_ws"], 1, "the workspace host's access cookie is __Host- too")
+	require.Equal(t, "alice.berth.test", ws["__Host-berth_ws"][0].Domain)
+	require.NotContains(t, ws, "__Host-berth_session", "the session never goes to the workspace's host")
+
+	// The workspace's page tosses bob's session at the parent domain.
+	var seen string
+	run("the workspace's page sets cookies for the parent domain",
+		chromedp.Evaluate(fmt.Sprintf(`document.cookie = "__Host-berth_session=%[1]s; Domain=berth.test; Path=/; Secure";
+			document.cookie = "berth_session=%[1]s; Domain=berth.test; Path=/; Secure";
+			document.cookie`, bobSession), &seen))
+	require.NotContains(t, seen, "__Host-berth_session", "Chromium refused the __Host- cookie with a Domain")
+	after := cookiesOf(web + "/")
+	require.Len(t, after["__Host-berth_session"], 1, "the tossed __Host- cookie was not stored")
+	require.Equal(t, aliceSession.Value, after["__Host-berth_session"][0].Value)
+	require.Len(t, after["berth_session"], 1, "the unprefixed name is a cookie Chromium lets a sibling set")
+	var me string
+	run("alice is still alice on the public host",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`#launch`, chromedp.ByID),
+		chromedp.Evaluate(`fetch("/api/v1/me").then(r => r.json()).then(j => j.sub)`, &me,
+			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),
+	)
+	require.Equal(t, "alice", me, "a tossed cookie changed who the next request is")
 }

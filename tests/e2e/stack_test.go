@@ -112,7 +112,13 @@ func newStack(t testing.TB, env ...string) *stack {
 
 	static, err := os.ReadFile(filepath.Join(root, "deploy/traefik/traefik.yml"))
 	require.NoError(t, err)
-	cfg := strings.NewReplacer(`"127.0.0.1:8000"`, `"`+s.web+`"`, `"127.0.0.1:8090"`, `"`+freePort(t)+`"`,
+	web := `"` + s.web + `"`
+	if slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "BERTH_PUBLIC_URL=https://") }) {
+		// An https public URL: Traefik terminates TLS on the entry point,
+		// with the default certificate router-sync gives its TLS store.
+		web += "\n    http:\n      tls: {}"
+	}
+	cfg := strings.NewReplacer(`"127.0.0.1:8000"`, web, `"127.0.0.1:8090"`, `"`+freePort(t)+`"`,
 		"directory: data/traefik/dynamic", "directory: "+s.dynamic).Replace(string(static))
 	require.NotEqual(t, string(static), cfg)
 	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "traefik.yml"), []byte(cfg), 0o644))

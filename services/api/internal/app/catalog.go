@@ -16,6 +16,15 @@ type ImageInput struct {
 	Description string               `json:"description"`
 	CapAdd      []string             `json:"cap_add"`
 	Profile     *events.ImageProfile `json:"profile"`
+	// Launchable: users may launch it themselves (one workspace each).
+	Launchable bool `json:"launchable"`
+}
+
+// ImageUpdate changes a catalog image's settings; a nil field is left as
+// it was.
+type ImageUpdate struct {
+	Launchable *bool `json:"launchable"`
+	Default    *bool `json:"default"`
 }
 
 // AddImage puts an image on the allow-list (admins only).
@@ -42,7 +51,7 @@ func (s *Service) AddImage(ctx context.Context, c Caller, in ImageInput) (events
 		if _, ok := s.proj.Image(in.Ref); ok {
 			return nil, &Error{Kind: KindConflict, Code: CodeImageExists, Message: fmt.Sprintf("image %q is already in the catalog", in.Ref)}
 		}
-		return &events.ImageAdded{Ref: in.Ref, Description: in.Description, CapAdd: caps, Profile: in.Profile}, nil
+		return &events.ImageAdded{Ref: in.Ref, Description: in.Description, CapAdd: caps, Profile: in.Profile, Launchable: in.Launchable}, nil
 	})
 	if err != nil {
 		return events.CatalogImage{}, err
@@ -78,16 +87,61 @@ func (s *Service) RemoveImage(ctx context.Context, c Caller, ref string) error {
 	}
 	return s.catalogCommand(ctx, c, func() (events.Payload, error) {
 		if _, ok := s.proj.Image(ref); !ok {
-			return nil, &Error{Kind: KindNotFound, Code: CodeImageNotFound, Message: fmt.Sprintf("image %q is not in the catalog", ref)}
+			return nil, imageNotFound(ref)
 		}
 		return &events.ImageRemoved{Ref: ref}, nil
 	})
 }
 
-// Images lists the catalog.
-func (s *Service) Images() []events.CatalogImage {
+// UpdateImage changes whether users may launch an image and whether it is
+// the default (admins only), in one event.
+func (s *Service) UpdateImage(ctx context.Context, c Caller, ref string, in ImageUpdate) (events.CatalogImage, error) {
+	if !c.Admin {
+		return events.CatalogImage{}, forbidden("only admins manage the image catalog")
+	}
+	if in.Launchable == nil && in.Default == nil {
+		return events.CatalogImage{}, invalid(FieldError{Field: "launchable", Code: "nothing_to_change", Message: "give launchable, default or both"})
+	}
+	err := s.catalogCommand(ctx, c, func() (events.Payload, error) {
+		if _, ok := s.proj.Image(ref); !ok {
+			return nil, imageNotFound(ref)
+		}
+		return &events.ImageUpdated{Ref: ref, Launchable: in.Launchable, Default: in.Default}, nil
+	})
+	if err != nil {
+		return events.CatalogImage{}, err
+	}
+	img, _ := s.proj.Image(ref)
+	return img, nil
+}
+
+// Images lists the catalog, and the default image.
+func (s *Service) Images() ([]events.CatalogImage, string) {
 	imgs, _ := s.proj.Catalog()
-	return imgs
+	return imgs, s.DefaultImage()
+}
+
+// DefaultImage is the image of a user's first launch and of a workspace
+// created without one: an admin's choice, else the configured default.
+func (s *Service) DefaultImage() string {
+	if ref := s.proj.DefaultImage(); ref != "" {
+		return ref
+	}
+	return s.o.DefaultImage
+}
+
+// mayUse says whether c may choose image for a workspace of their own:
+// admins any catalog image, users the default and the launchable ones.
+func (s *Service) mayUse(c Caller, image string) bool {
+	if c.Admin || image == s.DefaultImage() {
+		return true
+	}
+	img, ok := s.proj.Image(image)
+	return ok && img.Launchable
+}
+
+func imageNotFound(ref string) error {
+	return &Error{Kind: KindNotFound, Code: CodeImageNotFound, Message: fmt.Sprintf("image %q is not in the catalog", ref)}
 }
 
 func (s *Service) catalogCommand(ctx context.Context, c Caller, decide func() (events.Payload, error)) error {

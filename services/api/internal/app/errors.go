@@ -50,6 +50,10 @@ const (
 	CodeImageNotFound     = "image_not_found"
 	CodeNameTaken         = "name_taken"
 	CodeImageExists       = "image_exists"
+	// A user's launch of an image the catalog does not let users launch;
+	// a launch whose workspace runs another image.
+	CodeImageNotLaunchable = "image_not_launchable"
+	CodeImageMismatch      = "image_mismatch"
 	CodeIllegalTransition = "illegal_transition"
 	CodeConcurrent        = "concurrent_modification"
 	CodeUnavailable       = "unavailable"

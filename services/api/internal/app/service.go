@@ -77,9 +77,9 @@ type Caller struct {
 	CorrelationID string
 	TraceParent   string
 	TraceState    string
-	// anyName lifts the name namespace (an admin's launch, which defines
-	// the workspace as its user would).
-	anyName bool
+	// anyName lifts the name namespace and anyImage the launchable rule
+	// (an admin's launch, which defines the workspace as its user would).
+	anyName, anyImage bool
 }
 
 func (c Caller) meta(source, reason string) events.Meta {
@@ -290,8 +290,14 @@ func (s *Service) define(c Caller, in CreateInput) (events.Created, error) {
 		if in.Owner != "" && in.Owner != c.Subject {
 			return events.Created{}, forbidden("only admins create workspaces for other users")
 		}
-		if in.Image != "" || len(in.Projects) > 0 || in.Resources != nil {
-			return events.Created{}, forbidden("only admins choose image, projects or resources; users get the default template")
+		if len(in.Projects) > 0 || in.Resources != nil {
+			return events.Created{}, forbidden("only admins choose projects or resources; users get the default template")
+		}
+		// (An image not in the catalog is a field error below.)
+		if img := trimmed(in.Image); img != "" && !c.anyImage && !s.mayUse(c, img) {
+			if _, ok := s.proj.Image(img); ok {
+				return events.Created{}, imageNotLaunchable(img)
+			}
 		}
 	}
 	in.Name, in.Owner, in.Image = trimmed(in.Name), trimmed(in.Owner), trimmed(in.Image)
@@ -299,7 +305,7 @@ func (s *Service) define(c Caller, in CreateInput) (events.Created, error) {
 		in.Owner = c.Subject
 	}
 	if in.Image == "" {
-		in.Image = s.o.DefaultImage
+		in.Image = s.DefaultImage()
 	}
 	fields := nonNil(validateName(in.Name), validateDescription(in.Description))
 	if !c.Admin && !c.anyName && validateName(in.Name) == nil && !inNamespace(c.Subject, in.Name) {
@@ -353,6 +359,11 @@ func (s *Service) createDefined(ctx context.Context, c Caller, created events.Cr
 		return events.Workspace{}, unavailable(err)
 	}
 	return ws, err
+}
+
+func imageNotLaunchable(image string) error {
+	return &Error{Kind: KindForbidden, Code: CodeImageNotLaunchable,
+		Message: fmt.Sprintf("image %q is not one users may launch themselves; an admin can allow it (PATCH /api/v1/images/{ref} with launchable) or create the workspace for you", image)}
 }
 
 func nameTaken(name string) error {
@@ -520,14 +531,27 @@ func (s *Service) Delete(ctx context.Context, c Caller, id string, mode DeleteMo
 // caller's subject made into a DNS label.
 type LaunchInput struct {
 	Name string `json:"name"`
+	// Image: a catalog image the caller may launch (docs/api.md); empty:
+	// the caller's home workspace, of the default image.
+	Image string `json:"image"`
 }
 
 // Launch is the "Launch workspace" button: create the caller's workspace
-// from the default template if needed, and start it. It is idempotent.
+// from the default template (or of the image named) if needed, and start
+// it. It is idempotent: one workspace per user and image.
 func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws events.Workspace, created bool, err error) {
-	name := trimmed(in.Name)
+	name, image := trimmed(in.Name), trimmed(in.Image)
+	if image != "" {
+		if _, ok := s.proj.Image(image); !ok {
+			return events.Workspace{}, false, invalid(FieldError{Field: "image", Code: "image_not_in_catalog",
+				Message: fmt.Sprintf("image %q is not in the catalog; an admin must add it first", image)})
+		}
+		if !s.mayUse(c, image) {
+			return events.Workspace{}, false, imageNotLaunchable(image)
+		}
+	}
 	if name == "" {
-		name = s.defaultName(c.Subject)
+		name = s.launchName(c.Subject, image)
 	}
 	if f := validateName(name); f != nil {
 		return events.Workspace{}, false, invalid(*f)
@@ -538,10 +562,14 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 			if existing.Owner != c.Subject {
 				return events.Workspace{}, false, nameTaken(name)
 			}
+			if image != "" && existing.Image != image {
+				return events.Workspace{}, false, &Error{Kind: KindConflict, Code: CodeImageMismatch,
+					Message: fmt.Sprintf("your workspace %q runs %s, not %s; launch with another name", name, existing.Image, image)}
+			}
 			ws, err = s.Start(ctx, c, existing.ID)
 			return ws, false, err
 		}
-		def, err := s.launchable(ctx, c, name)
+		def, err := s.launchable(ctx, c, name, image)
 		if err != nil {
 			return events.Workspace{}, false, err
 		}
@@ -565,8 +593,8 @@ func (s *Service) Launch(ctx context.Context, c Caller, in LaunchInput) (ws even
 // launchable defines the caller's new workspace and checks it may start
 // before anything is created, so a refused launch leaves nothing behind
 // and does not use up a workspace.
-func (s *Service) launchable(ctx context.Context, c Caller, name string) (events.Created, error) {
-	def, err := s.define(Caller{Subject: c.Subject, anyName: c.Admin}, CreateInput{Name: name})
+func (s *Service) launchable(ctx context.Context, c Caller, name, image string) (events.Created, error) {
+	def, err := s.define(Caller{Subject: c.Subject, anyName: c.Admin, anyImage: c.Admin}, CreateInput{Name: name, Image: image})
 	if err != nil {
 		return def, err
 	}

@@ -84,8 +84,12 @@ type dashboardData struct {
 	AdminInName bool // the identity is an admin, but the cookie carries no admin rights (path mode)
 	Auditor     bool
 	Workspaces  []workspaceBody
-	Images      []events.CatalogImage
-	Projects    []string
+	Images      []events.CatalogImage // the catalog (admins)
+	Default     string                // the default image
+	// Launchable are the images the user may launch besides the default
+	// (one workspace each).
+	Launchable []events.CatalogImage
+	Projects   []string
 	Error       string
 }
 
@@ -108,8 +112,15 @@ func (h *handlers) dashboard(c echo.Context) error {
 		}
 	}
 	d.LastUsed = h.lastUsed(c.Request().Context(), d.Workspaces)
+	imgs, def := w.Images()
+	d.Default = def
+	for _, img := range imgs {
+		if img.Launchable && img.Ref != def {
+			d.Launchable = append(d.Launchable, img)
+		}
+	}
 	if p.Admin {
-		d.Images = w.Images()
+		d.Images = imgs
 		if d.Projects, err = w.Projects(caller(c)); err != nil {
 			d.Error = "The projects root cannot be read: " + err.Error()
 		}

@@ -137,7 +137,8 @@ func (h *handlers) listImages(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"images": w.Images()})
+	imgs, def := w.Images()
+	return c.JSON(http.StatusOK, map[string]any{"images": imgs, "default": def})
 }
 
 func (h *handlers) addImage(c echo.Context) error {
@@ -156,15 +157,44 @@ func (h *handlers) addImage(c echo.Context) error {
 	return c.JSON(http.StatusCreated, img)
 }
 
+// pathImage is the image reference in the path: references contain '/'
+// and ':', so clients escape them.
+func pathImage(c echo.Context) (string, error) {
+	ref, err := url.PathUnescape(c.Param("ref"))
+	if err != nil {
+		return "", problem(http.StatusBadRequest, codeInvalidPath, "the image reference is not correctly escaped")
+	}
+	return ref, nil
+}
+
+func (h *handlers) updateImage(c echo.Context) error {
+	w, err := h.o.Backend.get()
+	if err != nil {
+		return err
+	}
+	ref, err := pathImage(c)
+	if err != nil {
+		return err
+	}
+	var in app.ImageUpdate
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	img, err := w.UpdateImage(c.Request().Context(), caller(c), ref, in)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, img)
+}
+
 func (h *handlers) removeImage(c echo.Context) error {
 	w, err := h.o.Backend.get()
 	if err != nil {
 		return err
 	}
-	// Image references contain '/' and ':'; clients escape them in the path.
-	ref, err := url.PathUnescape(c.Param("ref"))
+	ref, err := pathImage(c)
 	if err != nil {
-		return problem(http.StatusBadRequest, codeInvalidPath, "the image reference is not correctly escaped")
+		return err
 	}
 	if err := w.RemoveImage(c.Request().Context(), caller(c), ref); err != nil {
 		return err

@@ -47,7 +47,8 @@ type Workspaces interface {
 	Restore(ctx context.Context, c app.Caller, id string) (events.Workspace, error)
 	AddImage(ctx context.Context, c app.Caller, in app.ImageInput) (events.CatalogImage, error)
 	RemoveImage(ctx context.Context, c app.Caller, ref string) error
-	Images() []events.CatalogImage
+	UpdateImage(ctx context.Context, c app.Caller, ref string, in app.ImageUpdate) (events.CatalogImage, error)
+	Images() ([]events.CatalogImage, string)
 	Quota(c app.Caller, subject string) (app.Quota, error)
 	SetQuota(ctx context.Context, c app.Caller, subject string, in app.QuotaInput) (app.Quota, error)
 	DeadLetters(ctx context.Context, c app.Caller, after uint64, limit int) (app.DeadLetterPage, error)
@@ -238,6 +239,7 @@ func (h *handlers) routes(authed func(method, path string, h echo.HandlerFunc, m
 	authed(http.MethodPost, "/deadletters/:seq/retry", h.retryDeadLetter, requireAdmin)
 	authed(http.MethodGet, "/images", h.listImages)
 	authed(http.MethodPost, "/images", h.addImage, requireAdmin)
+	authed(http.MethodPatch, "/images/:ref", h.updateImage, requireAdmin)
 	authed(http.MethodDelete, "/images/:ref", h.removeImage, requireAdmin)
 	authed(http.MethodGet, "/workspaces", h.listWorkspaces)
 	authed(http.MethodPost, "/workspaces", h.createWorkspace)

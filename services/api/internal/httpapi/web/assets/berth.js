@@ -94,16 +94,18 @@
 
   function busy(button, on) { if (button) { button.disabled = on; } }
 
-  var launch = document.getElementById("launch");
-  if (launch) {
-    launch.addEventListener("click", function () {
-      busy(launch, true);
-      api("POST", "/api/v1/workspaces/launch", {}).then(follow, function (err) {
-        busy(launch, false);
+  // Launch workspace: the home workspace (#launch), or one of an image
+  // the catalog lets users launch (data-launch: its reference).
+  document.querySelectorAll("#launch, button[data-launch]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      busy(button, true);
+      var body = button.dataset.launch ? { image: button.dataset.launch } : {};
+      api("POST", "/api/v1/workspaces/launch", body).then(follow, function (err) {
+        busy(button, false);
         say(err.message);
       });
     });
-  }
+  });
 
   document.querySelectorAll("tr[data-id] button[data-action]").forEach(function (button) {
     button.addEventListener("click", function () {
@@ -156,6 +158,17 @@
     });
   });
 
+  // Catalog settings: whether users may launch an image, and the default.
+  document.querySelectorAll("tr[data-ref] button[data-action=launchable], tr[data-ref] button[data-action=default-image]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var row = button.closest("tr");
+      var body = button.dataset.action === "launchable" ? { launchable: row.dataset.launchable !== "true" } : { "default": true };
+      busy(button, true);
+      api("PATCH", "/api/v1/images/" + encodeURIComponent(row.dataset.ref), body).then(function () { window.location.reload(); },
+        function (err) { busy(button, false); say(err.message); });
+    });
+  });
+
   function onSubmit(id, build, path) {
     var form = document.getElementById(id);
     if (!form) { return; }
@@ -170,7 +183,7 @@
     });
   }
   onSubmit("add-image", function (f) {
-    var body = { ref: f.ref.value.trim(), description: f.description.value.trim() };
+    var body = { ref: f.ref.value.trim(), description: f.description.value.trim(), launchable: f.launchable.checked };
     if (f.profile.value.trim()) { body.profile = JSON.parse(f.profile.value); }
     return body;
   }, "/api/v1/images");

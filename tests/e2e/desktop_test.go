@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/stretchr/testify/require"
+)
+
+const desktopImage = "berth/workspace-desktop:latest"
+
+// desktopProfile is the catalog profile docs/images.md gives for
+// berth/workspace-desktop.
+var desktopProfile = map[string]any{"port": 8080, "health": "/healthz", "prefix": "strip",
+	"activity":  "http:/api/activity#last_input",
+	"resources": map[string]any{"memory_bytes": 2 << 30, "milli_cpus": 2000, "pids": 1024}}
+
+// TestDesktopWorkspace: the desktop image on the real stack, in Chromium,
+// through Traefik and forwardAuth (path mode, the prefix stripped). Alice
+// opens it, noVNC connects over its websocket to the container's VNC
+// server, and an open but untouched desktop is not activity; she clicks
+// into the terminal and types a command, which runs in her home and is
+// activity, read from berth-desktop's /api/activity. Bob is refused.
+func TestDesktopWorkspace(t *testing.T) {
+	s := newStack(t, "BERTH_HEARTBEAT_INTERVAL=1s")
+	requireImage(t, s, desktopImage)
+	ctx, shots := browser(t)
+	admin := s.token("root", "admin")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
+		"ref": desktopImage, "description": "Desktop", "profile": desktopProfile})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
+		"name": "alice", "owner": "alice", "image": desktopImage, "projects": []string{}})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	var ws wsView
+	require.NoError(t, json.Unmarshal(b, &ws))
+	alice := s.token("alice", "user")
+	s.lifecycle(alice, ws.ID, "start")
+	s.await(alice, ws.ID, "running", 90*time.Second)
+
+	bob := "berth_session=" + s.sessionCookie(s.token("bob", "user"))
+	status, _, _ = call(t, "GET", ws.URL+"api/activity", "", nil, "Cookie", bob)
+	require.Equal(t, http.StatusForbidden, status, "bob opens alice's desktop")
+
+	web := "http://" + s.web
+	run := steps(t, ctx, shots)
+	run("sign in",
+		chromedp.Navigate(web+"/"),
+		chromedp.WaitVisible(`#sub`, chromedp.ByID),
+		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#launch`, chromedp.ByID),
+	)
+	run("noVNC connects through the edge",
+		chromedp.Navigate(ws.URL),
+		chromedp.WaitReady(`html.noVNC_connected`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#noVNC_container canvas`, chromedp.ByQuery),
+		shot(shots, "desktop-connected"),
+	)
+	connected := time.Now()
+	var at string
+	run("where noVNC connected", chromedp.Location(&at))
+	require.True(t, strings.HasPrefix(at, ws.URL+"vnc.html?"), "landed on %s", at)
+	require.Contains(t, at, "path=workspace-alice%2Fwebsockify", "the websocket under the workspace's prefix")
+
+	// Watching is not using: the viewer's own update requests flow, but
+	// no activity is recorded after the page's last request.
+	lastUse := s.activity()
+	time.Sleep(4 * time.Second)
+	if at, ok := lastUse(ws.ID); ok {
+		require.False(t, at.After(connected.Add(time.Second)), "an untouched desktop recorded activity at %s (connected %s)", at, connected)
+	}
+
+	typed := time.Now()
+	run("type into the terminal",
+		clickCanvas(200, 200), // the terminal's window: Openbox focuses it
+		chromedp.KeyEvent("echo typed-in-vnc > ~/from-vnc"+kb.Enter),
+		shot(shots, "desktop-typed"),
+	)
+	until(t, 20*time.Second, "the typing recorded as activity, from berth-desktop's /api/activity", func() bool {
+		at, ok := lastUse(ws.ID)
+		return ok && !at.Before(typed.Add(-time.Second))
+	})
+	until(t, 20*time.Second, "the command typed in the desktop's terminal ran in alice's home", func() bool {
+		out, _ := s.execIn(ws.ID, "cat", "/home/coder/from-vnc")
+		return strings.TrimSpace(out) == "typed-in-vnc"
+	})
+}
+
+// clickCanvas clicks at x, y on noVNC's canvas (its top left corner is the
+// remote screen's).
+func clickCanvas(x, y float64) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var box []float64
+		if err := chromedp.Evaluate(`(() => { const r = document.querySelector("#noVNC_container canvas").getBoundingClientRect(); return [r.left, r.top]; })()`, &box).Do(ctx); err != nil {
+			return err
+		}
+		return chromedp.MouseClickXY(box[0]+x, box[1]+y, chromedp.ButtonType(input.Left)).Do(ctx)
+	})
+}
+
+// execIn runs a command in workspace id's container and returns its output.
+func (s *stack) execIn(id string, cmd ...string) (string, error) {
+	list, err := s.cli.ContainerList(context.Background(), container.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "berth.workspace.id="+id))})
+	if err != nil || len(list) == 0 {
+		return "", err
+	}
+	out, err := exec.Command("docker", append([]string{"exec", list[0].ID}, cmd...)...).CombinedOutput()
+	return string(out), err
+}
