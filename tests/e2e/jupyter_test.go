@@ -88,6 +88,11 @@ func TestJupyterWorkspace(t *testing.T) {
 	out := runCell(ctx, t, conn, "import numpy, pandas, matplotlib\nprint(int(numpy.arange(7).sum()) * 2, pandas.__name__)")
 	assert.Equal(t, "42 pandas\n", out)
 
+	// Another workspace's route comes and goes (two Traefik reloads): the
+	// kernel's websocket carries the next cell as before.
+	s.changeRoutes(admin)
+	assert.Equal(t, "7\n", runCell(ctx, t, conn, "print(3 + 4)"), "the kernel's websocket after Traefik reloaded")
+
 	lastUse := s.activity()
 	until(t, 20*time.Second, "the cell's run recorded as activity, from Jupyter's /api/status", func() bool {
 		at, ok := lastUse(ws.ID)
