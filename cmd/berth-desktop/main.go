@@ -84,4 +84,3 @@ func env(k, def string) string {
 	}
 	return def
 }
-

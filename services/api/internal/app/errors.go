@@ -43,24 +43,24 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Stable error codes.
 const (
-	CodeValidation        = "validation_failed"
-	CodeForbidden         = "forbidden"
-	CodeNotFound          = "workspace_not_found"
-	CodeSystemNotFound    = "system_not_found"
-	CodeImageNotFound     = "image_not_found"
-	CodeNameTaken         = "name_taken"
-	CodeImageExists       = "image_exists"
+	CodeValidation     = "validation_failed"
+	CodeForbidden      = "forbidden"
+	CodeNotFound       = "workspace_not_found"
+	CodeSystemNotFound = "system_not_found"
+	CodeImageNotFound  = "image_not_found"
+	CodeNameTaken      = "name_taken"
+	CodeImageExists    = "image_exists"
 	// A user's launch of an image the catalog does not let users launch;
 	// a launch whose workspace runs another image.
 	CodeImageNotLaunchable = "image_not_launchable"
 	CodeImageMismatch      = "image_mismatch"
-	CodeIllegalTransition = "illegal_transition"
-	CodeConcurrent        = "concurrent_modification"
-	CodeUnavailable       = "unavailable"
-	CodeEngineUnavailable = "engine_unavailable"
-	CodeNoArchive         = "no_archive"
-	CodeQuotaWorkspaces   = "quota_workspaces_exceeded"
-	CodeQuotaRunning      = "quota_running_exceeded"
+	CodeIllegalTransition  = "illegal_transition"
+	CodeConcurrent         = "concurrent_modification"
+	CodeUnavailable        = "unavailable"
+	CodeEngineUnavailable  = "engine_unavailable"
+	CodeNoArchive          = "no_archive"
+	CodeQuotaWorkspaces    = "quota_workspaces_exceeded"
+	CodeQuotaRunning       = "quota_running_exceeded"
 	// Dead letters: none at that sequence; its consumer reads no redrive.
 	CodeDeadLetterNotFound = "dead_letter_not_found"
 	CodeNotRetryable       = "dead_letter_not_retryable"

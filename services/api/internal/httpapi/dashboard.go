@@ -90,7 +90,7 @@ type dashboardData struct {
 	// (one workspace each).
 	Launchable []events.CatalogImage
 	Projects   []string
-	Error       string
+	Error      string
 }
 
 func (h *handlers) dashboard(c echo.Context) error {
