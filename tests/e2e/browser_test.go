@@ -178,6 +178,18 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 	require.NoError(t, chromedp.Run(tctx, waitText(`#status`, "disconnected"), shot(shots, "7-terminal-stopped")))
 }
 
+// signIn signs sub in with the development sign-in form on web, the
+// public host, and waits for the dashboard.
+func signIn(web, sub string) chromedp.Tasks {
+	return chromedp.Tasks{
+		chromedp.Navigate(web + "/"),
+		chromedp.WaitVisible(`#sub`, chromedp.ByID),
+		chromedp.SetValue(`#sub`, sub, chromedp.ByID),
+		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#launch`, chromedp.ByID),
+	}
+}
+
 // waitText waits until the element's text contains want. An error (the
 // page is being replaced: "No node with given id") counts as not yet.
 func waitText(sel, want string) chromedp.Action {
@@ -276,13 +288,7 @@ func TestBrowserSubdomainHandshake(t *testing.T) {
 		return code == 200
 	})
 	run := steps(t, ctx, shots)
-	run("sign in",
-		chromedp.Navigate(web+"/"),
-		chromedp.WaitVisible(`#sub`, chromedp.ByID),
-		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
-		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#launch`, chromedp.ByID),
-	)
+	run("sign in", signIn(web, "alice"))
 	aliceURL := "http://alice.berth.test:" + port + "/"
 	var heading string
 	run("launch lands in the workspace on its own host",
@@ -368,13 +374,7 @@ func TestBrowserSubdomainTLSCookies(t *testing.T) {
 	require.NotEmpty(t, bobSession, "dev sign-in over TLS sets __Host-berth_session (status %d)", res.StatusCode)
 
 	run := steps(t, ctx, shots)
-	run("sign in",
-		chromedp.Navigate(web+"/"),
-		chromedp.WaitVisible(`#sub`, chromedp.ByID),
-		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
-		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#launch`, chromedp.ByID),
-	)
+	run("sign in", signIn(web, "alice"))
 	aliceURL := "https://alice.berth.test:" + port + "/"
 	run("launch lands in the workspace on its own host",
 		chromedp.Click(`#launch`, chromedp.ByID),

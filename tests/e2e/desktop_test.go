@@ -55,13 +55,7 @@ func TestDesktopWorkspace(t *testing.T) {
 
 	web := "http://" + s.web
 	run := steps(t, ctx, shots)
-	run("sign in",
-		chromedp.Navigate(web+"/"),
-		chromedp.WaitVisible(`#sub`, chromedp.ByID),
-		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
-		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#launch`, chromedp.ByID),
-	)
+	run("sign in", signIn(web, "alice"))
 	run("noVNC connects through the edge",
 		chromedp.Navigate(ws.URL),
 		chromedp.WaitReady(`html.noVNC_connected`, chromedp.ByQuery),
