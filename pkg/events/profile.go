@@ -36,6 +36,12 @@ type ImageProfile struct {
 	// code-server's /healthz#lastHeartbeat or Jupyter's
 	// /api/status#last_activity), or "traffic" (requests only).
 	Activity string `json:"activity,omitempty"`
+	// Busy counts the workspace as in use while its app says it is
+	// working, without input or output: "http:<path>#<field>=<value>" is
+	// true while the JSON at path (an object, or a list of them) has field
+	// equal to value. Jupyter's http:{base}/api/kernels#execution_state=busy
+	// keeps a workspace whose cell runs for hours from going idle.
+	Busy string `json:"busy,omitempty"`
 	// Prefix in path mode: "strip" (the app is served at /, the default)
 	// or "keep" (the app serves under BERTH_BASE_PATH itself, like
 	// Jupyter's --ServerApp.base_url).
@@ -78,6 +84,7 @@ var (
 	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	numericUser = regexp.MustCompile(`^[0-9]{1,10}(:[0-9]{1,10})?$`)
 	jsonField   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]{0,63}$`)
+	busyValue   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )
 
 // systemDirs may not hold the home volume: mounting over them would hide
@@ -128,6 +135,11 @@ func (p ImageProfile) Check() []ProfileProblem {
 	if p.Activity != "" {
 		if problem := checkActivity(p.Activity); problem != "" {
 			bad("activity", "invalid_activity", "activity %q: %s", p.Activity, problem)
+		}
+	}
+	if p.Busy != "" {
+		if _, _, _, ok := splitBusy(p.Busy); !ok {
+			bad("busy", "invalid_busy", "busy %q: want http:<path>#<json field>=<value>, e.g. http:{base}/api/kernels#execution_state=busy", p.Busy)
 		}
 	}
 	if p.Prefix != "" && p.Prefix != "strip" && p.Prefix != "keep" {
@@ -194,6 +206,29 @@ func (p ImageProfile) HTTPActivity(base string) (urlPath, field string, ok bool)
 	}
 	urlPath, field, ok = strings.Cut(rest, "#")
 	return withBase(urlPath, base), field, ok
+}
+
+// HTTPBusy splits a "busy" probe, the path of a workspace whose base
+// path is base.
+func (p ImageProfile) HTTPBusy(base string) (urlPath, field, value string, ok bool) {
+	urlPath, field, value, ok = splitBusy(p.Busy)
+	return withBase(urlPath, base), field, value, ok
+}
+
+func splitBusy(b string) (urlPath, field, value string, ok bool) {
+	rest, ok := strings.CutPrefix(b, "http:")
+	if !ok {
+		return "", "", "", false
+	}
+	urlPath, cond, ok := strings.Cut(rest, "#")
+	if !ok {
+		return "", "", "", false
+	}
+	field, value, ok = strings.Cut(cond, "=")
+	if !ok || len(b) > 256 || !probePath(urlPath, " \t\r\n#{}") || !jsonField.MatchString(field) || !busyValue.MatchString(value) {
+		return "", "", "", false
+	}
+	return urlPath, field, value, true
 }
 
 // ActivityFile is the heartbeat file of a "file:" activity, def when the

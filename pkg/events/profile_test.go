@@ -12,7 +12,7 @@ func TestProfileCheck(t *testing.T) {
 	good := map[string]ImageProfile{
 		"none":        {},
 		"code-server": {Port: 8080, Health: "/healthz", Command: []string{"--bind-addr", "0.0.0.0:8080", "--auth", "none", "."}, Activity: "http:/healthz#lastHeartbeat", Home: "/home/coder"},
-		"jupyter":     {Port: 8888, Health: "/api", Activity: "http:/api/status#last_activity", Prefix: "keep", User: "1000:100", Home: "/home/jovyan", Env: map[string]string{"JUPYTER_TOKEN": ""}},
+		"jupyter":     {Port: 8888, Health: "/api", Activity: "http:/api/status#last_activity", Busy: "http:{base}/api/kernels#execution_state=busy", Prefix: "keep", User: "1000:100", Home: "/home/jovyan", Env: map[string]string{"JUPYTER_TOKEN": ""}},
 		"terminal":    {Health: "tcp", Activity: "file:/home/coder/.local/share/code-server/heartbeat", Prefix: "strip"},
 		"traffic":     {Activity: "traffic", Resources: &Resources{MemoryBytes: 1 << 30}},
 	}
@@ -45,6 +45,11 @@ func TestProfileCheck(t *testing.T) {
 		"activity http":    {ImageProfile{Activity: "http:/status"}, "invalid_activity"},
 		"activity traffic": {ImageProfile{Activity: "traffic:x"}, "invalid_activity"},
 		"prefix":           {ImageProfile{Prefix: "rewrite"}, "invalid_prefix"},
+		"busy no value":    {ImageProfile{Busy: "http:/api/kernels#execution_state"}, "invalid_busy"},
+		"busy kind":        {ImageProfile{Busy: "file:/tmp/busy"}, "invalid_busy"},
+		"busy no field":    {ImageProfile{Busy: "http:/api/kernels#=busy"}, "invalid_busy"},
+		"busy value space": {ImageProfile{Busy: "http:/api/kernels#state=a b"}, "invalid_busy"},
+		"busy base inside": {ImageProfile{Busy: "http:/x{base}/k#state=busy"}, "invalid_busy"},
 		"command NUL":      {ImageProfile{Command: []string{"a\x00b"}}, "invalid_command"},
 		"command long":     {ImageProfile{Command: make([]string, 65)}, "invalid_command"},
 	}
@@ -71,6 +76,18 @@ func TestProfileActivity(t *testing.T) {
 	p, field, ok := ImageProfile{Activity: "http:/api/status#last_activity"}.HTTPActivity("/workspace-a")
 	if !ok || p != "/api/status" || field != "last_activity" {
 		t.Errorf("http: %q %q %v", p, field, ok)
+	}
+}
+
+// TestProfileBusy: the busy probe's path (under the base path), field and
+// value.
+func TestProfileBusy(t *testing.T) {
+	p, field, value, ok := ImageProfile{Busy: "http:{base}/api/kernels#execution_state=busy"}.HTTPBusy("/workspace-a")
+	if !ok || p != "/workspace-a/api/kernels" || field != "execution_state" || value != "busy" {
+		t.Errorf("busy probe: %q %q %q %v", p, field, value, ok)
+	}
+	if _, _, _, ok := (ImageProfile{}).HTTPBusy("/workspace-a"); ok {
+		t.Error("a profile without a busy probe has one")
 	}
 }
 

@@ -16,7 +16,8 @@ func TestImageProfiles(t *testing.T) {
 	a := e.startAPI()
 	admin := e.token("root", "admin")
 	jupyter := map[string]any{"ref": "example/jupyterlab:4", "description": "JupyterLab", "profile": map[string]any{
-		"port": 8888, "health": "/api", "activity": "http:/api/status#last_activity", "prefix": "keep", "user": "1000:100",
+		"port": 8888, "health": "/api", "activity": "http:/api/status#last_activity", "busy": "http:/api/kernels#execution_state=busy",
+		"prefix": "keep", "user": "1000:100",
 		"home": "/home/jovyan", "command": []string{"start-notebook.py", "--ServerApp.token="},
 		"env": map[string]string{"JUPYTER_ENABLE_LAB": "yes"}, "resources": map[string]any{"memory_bytes": 4 << 30},
 	}}
@@ -25,6 +26,7 @@ func TestImageProfiles(t *testing.T) {
 	profile := r.json(t)["profile"].(map[string]any)
 	assert.EqualValues(t, 8888, profile["port"])
 	assert.Equal(t, "keep", profile["prefix"])
+	assert.Equal(t, "http:/api/kernels#execution_state=busy", profile["busy"])
 
 	r = a.do("POST", "/api/v1/workspaces", admin, map[string]any{"name": "alice--lab", "owner": "alice", "image": "example/jupyterlab:4"})
 	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
@@ -32,9 +34,9 @@ func TestImageProfiles(t *testing.T) {
 
 	r = a.do("POST", "/api/v1/images", admin, map[string]any{"ref": "example/bad:1", "profile": map[string]any{
 		"port": 0, "health": "healthz", "user": "0", "home": "/etc", "env": map[string]string{"BERTH_BASE_PATH": "/x"},
-		"activity": "ping", "prefix": "rewrite", "resources": map[string]any{"memory_bytes": 1 << 50}}})
+		"activity": "ping", "busy": "http:/api/kernels", "prefix": "rewrite", "resources": map[string]any{"memory_bytes": 1 << 50}}})
 	require.Equal(t, http.StatusUnprocessableEntity, r.Status, "%s", r.Body)
-	assert.ElementsMatch(t, []string{"invalid_health", "invalid_user", "invalid_home", "reserved_env", "invalid_activity", "invalid_prefix", "resources_out_of_bounds"}, r.fieldCodes(t))
+	assert.ElementsMatch(t, []string{"invalid_health", "invalid_user", "invalid_home", "reserved_env", "invalid_activity", "invalid_busy", "invalid_prefix", "resources_out_of_bounds"}, r.fieldCodes(t))
 	r = a.do("POST", "/api/v1/images", admin, map[string]any{"ref": "example/bad:2", "profile": map[string]any{"ports": 1}})
 	assert.Equal(t, http.StatusBadRequest, r.Status, "an unknown profile field: %s", r.Body)
 }

@@ -273,7 +273,7 @@ func provision(ctx context.Context, c cfg, p *service.Process, engine workspaceR
 		actors = append(actors, service.Actor{Name: "disk-watch", Run: ticking(c.DiskInterval, dw.Run)})
 	}
 	if c.HeartbeatInterval > 0 {
-		hb := &app.Heartbeats{Projection: proj, Files: rt, Probe: rt, Activity: tracker, Path: c.HeartbeatFile, Images: proj.Image, Routing: wsurl.Mode(c.Routing.Mode), Logger: log, Now: time.Now}
+		hb := &app.Heartbeats{Projection: proj, Files: rt, Probe: rt, Busy: rt, Activity: tracker, Path: c.HeartbeatFile, Images: proj.Image, Routing: wsurl.Mode(c.Routing.Mode), Logger: log, Now: time.Now}
 		actors = append(actors, service.Actor{Name: "heartbeats", Run: ticking(c.HeartbeatInterval, hb.Run)})
 	}
 	return service.Run(ctx, log, c.ShutdownGrace, actors...)
@@ -286,6 +286,7 @@ type workspaceRuntime interface {
 	app.Pinger
 	app.HeartbeatFiles
 	app.ActivityProbe
+	app.BusyProbe
 	app.DiskMeter
 	logserver.Source
 	RootDir(ctx context.Context) (string, error)

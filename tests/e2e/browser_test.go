@@ -79,6 +79,26 @@ func steps(t *testing.T, ctx context.Context, shots string) func(what string, ac
 	}
 }
 
+// navigate opens url in the tab. Chromium fails a load with
+// net::ERR_NETWORK_CHANGED when the host's addresses change under it, and
+// Docker changes them (a bridge, a container's veth) while a stack starts:
+// such a load is tried again, the way a person presses reload.
+func navigate(url string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			err := chromedp.Navigate(url).Do(ctx)
+			if err == nil || !strings.Contains(err.Error(), "ERR_NETWORK_CHANGED") || attempt == 5 {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 300 * time.Millisecond):
+			}
+		}
+	})
+}
+
 // shot saves a screenshot of the whole page as <n>-<name>.png.
 func shot(shots, name string) chromedp.Action {
 	return chromedp.ActionFunc(func(ctx context.Context) error {
@@ -117,7 +137,7 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		return code == 200
 	})
 	run("sign in",
-		chromedp.Navigate(web+"/"),
+		navigate(web+"/"),
 		chromedp.WaitVisible(`#sub`, chromedp.ByID),
 		shot(shots, "1-sign-in"),
 		chromedp.SetValue(`#sub`, "alice", chromedp.ByID),
@@ -149,7 +169,7 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 
 	// The admin's workspace for alice, with its project folder.
 	run("the course workspace",
-		chromedp.Navigate(web+"/"),
+		navigate(web+"/"),
 		chromedp.WaitVisible(`tr[data-name="alice--cs101"] button[data-action=start]`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-name="alice--cs101"] button[data-action=start]`, chromedp.ByQuery),
 		waitLocation(s.url("alice--cs101")),
@@ -167,9 +187,9 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 	require.NoError(t, chromedp.Run(termTab)) // the tab lives as long as termTab
 	tctx, cancel := context.WithTimeout(termTab, 60*time.Second)
 	defer cancel()
-	require.NoError(t, chromedp.Run(tctx, chromedp.Navigate(s.url("alice")), waitText(`#status`, "connected")))
+	require.NoError(t, chromedp.Run(tctx, navigate(s.url("alice")), waitText(`#status`, "connected")))
 	run("stop from the dashboard",
-		chromedp.Navigate(web+"/"),
+		navigate(web+"/"),
 		chromedp.WaitVisible(`tr[data-name="alice"] button[data-action=stop]`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-name="alice"] button[data-action=stop]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`tr[data-name="alice"] button[data-action=start]`, chromedp.ByQuery),
@@ -182,7 +202,7 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 // public host, and waits for the dashboard.
 func signIn(web, sub string) chromedp.Tasks {
 	return chromedp.Tasks{
-		chromedp.Navigate(web + "/"),
+		navigate(web + "/"),
 		chromedp.WaitVisible(`#sub`, chromedp.ByID),
 		chromedp.SetValue(`#sub`, sub, chromedp.ByID),
 		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
@@ -419,7 +439,7 @@ func TestBrowserSubdomainTLSCookies(t *testing.T) {
 	require.Len(t, after["berth_session"], 1, "the unprefixed name is a cookie Chromium lets a sibling set")
 	var me string
 	run("alice is still alice on the public host",
-		chromedp.Navigate(web+"/"),
+		navigate(web+"/"),
 		chromedp.WaitVisible(`#launch`, chromedp.ByID),
 		chromedp.Evaluate(`fetch("/api/v1/me").then(r => r.json()).then(j => j.sub)`, &me,
 			func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }),

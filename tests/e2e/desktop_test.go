@@ -57,7 +57,7 @@ func TestDesktopWorkspace(t *testing.T) {
 	run := steps(t, ctx, shots)
 	run("sign in", signIn(web, "alice"))
 	run("noVNC connects through the edge",
-		chromedp.Navigate(ws.URL),
+		navigate(ws.URL),
 		chromedp.WaitReady(`html.noVNC_connected`, chromedp.ByQuery),
 		chromedp.WaitVisible(`#noVNC_container canvas`, chromedp.ByQuery),
 		shot(shots, "desktop-connected"),

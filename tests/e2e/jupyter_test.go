@@ -20,6 +20,7 @@ const jupyterImage = "berth/workspace-jupyter:latest"
 // berth/workspace-jupyter.
 var jupyterProfile = map[string]any{"port": 8888, "health": "{base}/api/status", "prefix": "keep",
 	"activity":  "http:{base}/api/status#last_activity",
+	"busy":      "http:{base}/api/kernels#execution_state=busy",
 	"resources": map[string]any{"memory_bytes": 2 << 30, "milli_cpus": 2000, "pids": 1024}}
 
 // TestJupyterWorkspace: Debian's Jupyter Notebook as a workspace on the real
@@ -74,7 +75,7 @@ func TestJupyterWorkspace(t *testing.T) {
 	var kernel struct{ ID string }
 	require.NoError(t, json.Unmarshal(b, &kernel))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ws.URL, "http")+"api/kernels/"+kernel.ID+"/channels?session_id="+uuid.NewString(),
 		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookies}, "Origin": {"http://" + s.web}}})
@@ -98,11 +99,32 @@ func TestJupyterWorkspace(t *testing.T) {
 		at, ok := lastUse(ws.ID)
 		return ok && at.After(lastEdge.Add(time.Second)) && !at.Before(ran.Add(-time.Second))
 	})
+
+	// A cell that computes for long without a word: Jupyter's own
+	// last_activity stands at its start, the profile's busy probe
+	// (/api/kernels: execution_state busy) keeps the workspace in use.
+	silent := time.Now()
+	id := sendCell(ctx, t, conn, "import time\ntime.sleep(12)")
+	until(t, 11*time.Second, "a silent running cell recorded as activity, from Jupyter's /api/kernels", func() bool {
+		at, ok := lastUse(ws.ID)
+		return ok && at.After(silent.Add(4*time.Second))
+	})
+	assert.Empty(t, cellOutput(ctx, t, conn, id))
+	done := time.Now()
+	time.Sleep(3 * time.Second) // three heartbeats with every kernel idle
+	at, _ := lastUse(ws.ID)
+	assert.False(t, at.After(done.Add(time.Second)), "activity at %s, after the cell ended at %s", at, done)
 }
 
 // runCell executes code on the kernel behind conn (Jupyter's messaging
 // protocol over its websocket) and returns what it printed.
 func runCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code string) string {
+	t.Helper()
+	return cellOutput(ctx, t, conn, sendCell(ctx, t, conn, code))
+}
+
+// sendCell asks the kernel to execute code and returns the request's id.
+func sendCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code string) string {
 	t.Helper()
 	id := uuid.NewString()
 	msg, err := json.Marshal(map[string]any{
@@ -112,6 +134,13 @@ func runCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code strin
 	})
 	require.NoError(t, err)
 	require.NoError(t, conn.Write(ctx, websocket.MessageText, msg))
+	return id
+}
+
+// cellOutput reads the kernel's messages until request id's cell is done
+// and returns what it printed.
+func cellOutput(ctx context.Context, t *testing.T, conn *websocket.Conn, id string) string {
+	t.Helper()
 	var out strings.Builder
 	for {
 		_, b, err := conn.Read(ctx)

@@ -210,6 +210,12 @@ func (s *stack) stopAll() {
 	ctx := context.Background()
 	list, _ := s.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("network", s.network))})
 	for _, c := range list {
+		if s.t.Failed() {
+			// What the workspace said: its server's log is often why a
+			// browser step timed out.
+			out, _ := exec.Command("docker", "logs", "--tail", "80", c.ID).CombinedOutput()
+			s.t.Logf("--- container %s (%s, %s) log ---\n%s", c.Names, c.Image, c.Status, out)
+		}
 		_ = s.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 		if id := c.Labels["berth.workspace.id"]; id != "" {
 			_ = s.cli.VolumeRemove(ctx, "berth-home-"+id, true)

@@ -22,6 +22,12 @@ type ActivityProbe interface {
 	JSONTime(ctx context.Context, ip string, port int, path, field string) (time.Time, bool, error)
 }
 
+// BusyProbe asks an app whether it is working (e.g. Jupyter's
+// /api/kernels: a kernel whose execution_state is busy).
+type BusyProbe interface {
+	JSONHas(ctx context.Context, ip string, port int, path, field, value string) (bool, error)
+}
+
 // ActivityRecorder records workspace activity (the activity bucket).
 type ActivityRecorder interface {
 	Record(ctx context.Context, id string, at time.Time) error
@@ -34,7 +40,9 @@ type Heartbeats struct {
 	Projection Workspaces
 	Files      HeartbeatFiles
 	Probe      ActivityProbe
-	Activity   ActivityRecorder
+	// Busy answers profiles' busy probes (nil: none is asked).
+	Busy     BusyProbe
+	Activity ActivityRecorder
 	// Path is the heartbeat file of images whose profile names no
 	// activity; Images looks profiles up (nil: every image uses Path).
 	Path   string
@@ -60,10 +68,14 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 	live := make(map[string]bool, len(running))
 	for _, ws := range running {
 		live[ws.ID] = true
-		at, ok, err := h.read(ctx, ws)
+		prof := h.profile(ws)
+		at, ok, err := h.read(ctx, ws, prof)
 		if err != nil {
 			h.Logger.Debug("heartbeat file not readable", "workspace", ws.Name, "err", err)
-			continue
+		}
+		// Working without input or output (a long cell) is use, now.
+		if h.busy(ctx, ws, prof) {
+			at, ok = now, true
 		}
 		if !ok || !at.After(h.seen[ws.ID]) {
 			continue
@@ -90,12 +102,7 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 // read asks ws's IDE when it was last used, the way its image's profile
 // says: a heartbeat file, a JSON endpoint, or not at all (traffic only:
 // ok is false).
-func (h *Heartbeats) read(ctx context.Context, ws events.Workspace) (time.Time, bool, error) {
-	var prof events.ImageProfile
-	if h.Images != nil {
-		img, _ := h.Images(ws.Image)
-		prof = img.Profile
-	}
+func (h *Heartbeats) read(ctx context.Context, ws events.Workspace, prof events.ImageProfile) (time.Time, bool, error) {
 	if urlPath, field, ok := prof.HTTPActivity(BasePath(h.Routing, ws.Name)); ok {
 		if h.Probe == nil {
 			return time.Time{}, false, nil
@@ -106,6 +113,29 @@ func (h *Heartbeats) read(ctx context.Context, ws events.Workspace) (time.Time, 
 		return h.Files.FileModTime(ctx, ws.Endpoint.ContainerID, f)
 	}
 	return time.Time{}, false, nil
+}
+
+// profile is ws's image's profile (the zero one when unknown).
+func (h *Heartbeats) profile(ws events.Workspace) events.ImageProfile {
+	if h.Images == nil {
+		return events.ImageProfile{}
+	}
+	img, _ := h.Images(ws.Image)
+	return img.Profile
+}
+
+// busy asks ws's app, when its profile has a busy probe, whether it is
+// working. An app that does not answer is not busy.
+func (h *Heartbeats) busy(ctx context.Context, ws events.Workspace, prof events.ImageProfile) bool {
+	urlPath, field, value, ok := prof.HTTPBusy(BasePath(h.Routing, ws.Name))
+	if !ok || h.Busy == nil {
+		return false
+	}
+	busy, err := h.Busy.JSONHas(ctx, ws.Endpoint.IP, ws.Endpoint.Port, urlPath, field, value)
+	if err != nil {
+		h.Logger.Debug("busy probe not answered", "workspace", ws.Name, "err", err)
+	}
+	return busy
 }
 
 // Run polls at once, then on every tick, until ctx ends.

@@ -3,6 +3,8 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"github.com/berthdev/berth/pkg/platform/wsurl"
 	"slices"
 	"sync"
 	"testing"
@@ -331,5 +333,48 @@ func TestHeartbeatAheadOfNowCountsOnce(t *testing.T) {
 	}
 	if at := <-rec; !at.Equal(now) {
 		t.Fatalf("recorded %s, want now (%s)", at, now)
+	}
+}
+
+// fakeBusy answers one busy probe.
+type fakeBusy struct {
+	path, field, value string
+	busy               bool
+}
+
+func (b *fakeBusy) JSONHas(_ context.Context, _ string, _ int, path, field, value string) (bool, error) {
+	if path != b.path || field != b.field || value != b.value {
+		return false, fmt.Errorf("asked %s#%s=%s", path, field, value)
+	}
+	return b.busy, nil
+}
+
+// TestHeartbeatsCountABusyApp: while the profile's busy probe says the app
+// works (a Jupyter cell that runs without output), every poll records now,
+// though the app's own last activity stands still; once it is done,
+// nothing more is recorded.
+func TestHeartbeatsCountABusyApp(t *testing.T) {
+	t0 := time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC)
+	now := t0
+	images := map[string]events.CatalogImage{"jupyter": {Profile: events.ImageProfile{Port: 8888,
+		Activity: "http:{base}/api/status#last_activity", Busy: "http:{base}/api/kernels#execution_state=busy"}}}
+	rec := make(fakeRecorder, 8)
+	busy := &fakeBusy{path: "/workspace-w/api/kernels", field: "execution_state", value: "busy", busy: true}
+	ws := events.Workspace{ID: "w", Name: "w", Image: "jupyter", Status: events.StatusRunning, Endpoint: &events.Endpoint{ContainerID: "c", Port: 8888}}
+	h := &app.Heartbeats{Projection: fakeWorkspaces{ws}, Files: pathFiles{}, Probe: fakeProbe{path: "/workspace-w/api/status", field: "last_activity", at: t0},
+		Busy: busy, Activity: rec, Routing: wsurl.ModePath, Logger: quiet, Now: func() time.Time { return now },
+		Images: func(ref string) (events.CatalogImage, bool) { img, ok := images[ref]; return img, ok }}
+	for i := 1; i <= 3; i++ {
+		now = t0.Add(time.Duration(i) * time.Minute)
+		h.Poll(context.Background())
+		if got := within(t, (<-chan time.Time)(rec), "a busy poll"); !got.Equal(now) {
+			t.Fatalf("poll %d recorded %s, want now (%s)", i, got, now)
+		}
+	}
+	busy.busy = false
+	now = now.Add(time.Minute)
+	h.Poll(context.Background())
+	if len(rec) != 0 {
+		t.Fatalf("an idle app recorded %s", <-rec)
 	}
 }

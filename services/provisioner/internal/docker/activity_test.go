@@ -33,3 +33,31 @@ func TestTimeAt(t *testing.T) {
 		}
 	}
 }
+
+// TestHasValue: a busy probe's answer, as Jupyter and others give it.
+func TestHasValue(t *testing.T) {
+	cases := map[string]struct {
+		doc, field, value string
+		want              bool
+	}{
+		"a busy kernel":     {`[{"id":"a","execution_state":"idle"},{"id":"b","execution_state":"busy"}]`, "execution_state", "busy", true},
+		"idle kernels":      {`[{"id":"a","execution_state":"idle"}]`, "execution_state", "busy", false},
+		"no kernels":        {`[]`, "execution_state", "busy", false},
+		"an object":         {`{"state":{"name":"busy"}}`, "state.name", "busy", true},
+		"a number":          {`{"running":2}`, "running", "2", true},
+		"a boolean":         {`{"busy":true}`, "busy", "true", true},
+		"not a scalar":      {`{"execution_state":["busy"]}`, "execution_state", "busy", false},
+		"a list in a list":  {`[[{"s":"busy"}]]`, "s", "busy", true},
+		"field of a string": {`"busy"`, "execution_state", "busy", false},
+		"another value":     {`{"execution_state":"starting"}`, "execution_state", "busy", false},
+	}
+	for name, c := range cases {
+		var doc any
+		if err := json.Unmarshal([]byte(c.doc), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if got := hasValue(doc, c.field, c.value); got != c.want {
+			t.Errorf("%s: %v, want %v", name, got, c.want)
+		}
+	}
+}
