@@ -92,7 +92,8 @@ test-compose: images ## the compose stack end to end (its own project and ports 
 bench: ## benchmarks, then one table of figures vs goals (docs/benchmarks.md); raw output in data/bench.out (needs Docker)
 	@mkdir -p data
 	{ BERTH_BENCH_REPLAY_EVENTS=$${BERTH_BENCH_REPLAY_EVENTS:-1000000} $(GO) test -run '^$$' -bench . -benchtime 2s ./pkg/events/... ./pkg/platform/... ./services/api/... ./services/reaper/... ./services/router-sync/...; \
-	  $(GO) test -run '^$$' -bench . -skip 'BacklogDrain|Concurrent|IdleRSS' -benchtime 20x ./services/provisioner/... ./tests/e2e/...; \
+	  $(GO) test -run '^$$' -bench . -skip 'BacklogDrain|Concurrent|IdleRSS|FirstUse' -benchtime 20x ./services/provisioner/... ./tests/e2e/...; \
+	  $(GO) test -run '^$$' -bench 'FirstUse' -benchtime 5x ./tests/e2e/; \
 	  $(GO) test -run '^$$' -bench 'Concurrent' -benchtime 3x ./services/provisioner/; \
 	  $(GO) test -run '^$$' -bench 'IdleRSS' -benchtime 1x ./tests/e2e/; \
 	  $(GO) test -run '^$$' -bench BacklogDrain -benchtime 1x ./services/provisioner/; } 2>&1 | tee data/bench.out

@@ -45,7 +45,15 @@ func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Conte
 	t.Cleanup(cancel)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(cancel)
-	// The page's console and uncaught errors go to the test's log.
+	logConsole(t, ctx)
+	// The first Run starts the browser and ties it to its context: this
+	// one, not a step's shorter one.
+	require.NoError(t, chromedp.Run(ctx))
+	return ctx, shots
+}
+
+// logConsole sends the tab's console and uncaught errors to the test's log.
+func logConsole(t *testing.T, ctx context.Context) {
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch ev := ev.(type) {
 		case *runtime.EventConsoleAPICalled:
@@ -58,10 +66,6 @@ func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Conte
 			t.Logf("page error: %s", ev.ExceptionDetails.Error())
 		}
 	})
-	// The first Run starts the browser and ties it to its context: this
-	// one, not a step's shorter one.
-	require.NoError(t, chromedp.Run(ctx))
-	return ctx, shots
 }
 
 // steps returns a runner of named browser steps: each has a minute, and a

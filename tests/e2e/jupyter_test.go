@@ -46,42 +46,17 @@ func TestJupyterWorkspace(t *testing.T) {
 	s.await(alice, ws.ID, "running", 90*time.Second)
 
 	cookie := "berth_session=" + s.sessionCookie(alice)
-	var (
-		page []byte
-		h    http.Header
-	)
-	until(t, 30*time.Second, "Jupyter's file browser through Traefik", func() bool {
-		status, page, h = call(t, "GET", ws.URL+"tree", "", nil, "Cookie", cookie)
-		return status == http.StatusOK
-	})
-	assert.Contains(t, string(page), "Jupyter", "the file browser")
-	assert.Contains(t, string(page), "/workspace-alice/static/", "its links keep the workspace's prefix")
-	xsrf := ""
-	for _, c := range (&http.Response{Header: h}).Cookies() {
-		if c.Name == "_xsrf" {
-			xsrf = c.Value
-		}
-	}
-	require.NotEmpty(t, xsrf, "Jupyter's own XSRF cookie reaches the browser")
-	cookies := cookie + "; _xsrf=" + xsrf
+	page, cookies, xsrf := s.jupyterTree(t, ws.URL, cookie, 30*time.Second)
+	assert.Contains(t, page, "Jupyter", "the file browser")
+	assert.Contains(t, page, "/workspace-alice/static/", "its links keep the workspace's prefix")
 
 	bob := "berth_session=" + s.sessionCookie(s.token("bob", "user"))
 	status, _, _ = call(t, "GET", ws.URL+"api/contents", "", nil, "Cookie", bob)
 	assert.Equal(t, http.StatusForbidden, status, "bob reads alice's files")
 
-	status, b, _ = call(t, "POST", ws.URL+"api/kernels", "", map[string]any{"name": "python3"},
-		"Cookie", cookies, "X-XSRFToken", xsrf, "Origin", "http://"+s.web)
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	var kernel struct{ ID string }
-	require.NoError(t, json.Unmarshal(b, &kernel))
-
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ws.URL, "http")+"api/kernels/"+kernel.ID+"/channels?session_id="+uuid.NewString(),
-		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookies}, "Origin": {"http://" + s.web}}})
-	require.NoError(t, err, "the kernel's websocket through Traefik and forwardAuth")
-	defer conn.CloseNow()
-	conn.SetReadLimit(16 << 20)
+	conn := s.openKernel(ctx, t, ws.URL, cookies, xsrf)
 	lastEdge := time.Now() // the websocket's frames make no more forwardAuth calls
 
 	time.Sleep(2 * time.Second) // so the cell's activity is later than any request through the edge
@@ -116,15 +91,55 @@ func TestJupyterWorkspace(t *testing.T) {
 	assert.False(t, at.After(done.Add(time.Second)), "activity at %s, after the cell ended at %s", at, done)
 }
 
+// jupyterTree waits for Jupyter's file browser at url through Traefik
+// with cookie (a session's) and returns the page, the cookies to send from
+// then on (with Jupyter's own _xsrf) and the XSRF token.
+func (s *stack) jupyterTree(t testing.TB, url, cookie string, within time.Duration) (page, cookies, xsrf string) {
+	t.Helper()
+	var (
+		b []byte
+		h http.Header
+	)
+	until(t, within, "Jupyter's file browser through Traefik", func() bool {
+		var status int
+		status, b, h = call(t, "GET", url+"tree", "", nil, "Cookie", cookie)
+		return status == http.StatusOK
+	})
+	for _, c := range (&http.Response{Header: h}).Cookies() {
+		if c.Name == "_xsrf" {
+			xsrf = c.Value
+		}
+	}
+	require.NotEmpty(t, xsrf, "Jupyter's own XSRF cookie reaches the browser")
+	return string(b), cookie + "; _xsrf=" + xsrf, xsrf
+}
+
+// openKernel starts a Python kernel in the Jupyter at url and opens its
+// websocket through Traefik and forwardAuth.
+func (s *stack) openKernel(ctx context.Context, t testing.TB, url, cookies, xsrf string) *websocket.Conn {
+	t.Helper()
+	status, b, _ := call(t, "POST", url+"api/kernels", "", map[string]any{"name": "python3"},
+		"Cookie", cookies, "X-XSRFToken", xsrf, "Origin", "http://"+s.web)
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	var kernel struct{ ID string }
+	require.NoError(t, json.Unmarshal(b, &kernel))
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"api/kernels/"+kernel.ID+"/channels?session_id="+uuid.NewString(),
+		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookies}, "Origin": {"http://" + s.web}}})
+	require.NoError(t, err, "the kernel's websocket through Traefik and forwardAuth")
+	t.Cleanup(func() { conn.CloseNow() })
+	conn.SetReadLimit(16 << 20)
+	return conn
+}
+
 // runCell executes code on the kernel behind conn (Jupyter's messaging
 // protocol over its websocket) and returns what it printed.
-func runCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code string) string {
+func runCell(ctx context.Context, t testing.TB, conn *websocket.Conn, code string) string {
 	t.Helper()
 	return cellOutput(ctx, t, conn, sendCell(ctx, t, conn, code))
 }
 
 // sendCell asks the kernel to execute code and returns the request's id.
-func sendCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code string) string {
+func sendCell(ctx context.Context, t testing.TB, conn *websocket.Conn, code string) string {
 	t.Helper()
 	id := uuid.NewString()
 	msg, err := json.Marshal(map[string]any{
@@ -139,7 +154,7 @@ func sendCell(ctx context.Context, t *testing.T, conn *websocket.Conn, code stri
 
 // cellOutput reads the kernel's messages until request id's cell is done
 // and returns what it printed.
-func cellOutput(ctx context.Context, t *testing.T, conn *websocket.Conn, id string) string {
+func cellOutput(ctx context.Context, t testing.TB, conn *websocket.Conn, id string) string {
 	t.Helper()
 	var out strings.Builder
 	for {

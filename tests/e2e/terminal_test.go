@@ -20,7 +20,7 @@ import (
 const debianImage = "berth/workspace-debian:latest"
 
 // requireImage skips the test when image is missing (fails in CI).
-func requireImage(t *testing.T, s *stack, image string) {
+func requireImage(t testing.TB, s *stack, image string) {
 	t.Helper()
 	if _, err := s.cli.ImageInspect(context.Background(), image); cerrdefs.IsNotFound(err) {
 		if os.Getenv("BERTH_REQUIRE_DOCKER") == "1" {
@@ -117,7 +117,7 @@ func TestTerminalWorkspace(t *testing.T) {
 	}
 }
 
-func dialTerminal(t *testing.T, s *stack, url, cookie string) *websocket.Conn {
+func dialTerminal(t testing.TB, s *stack, url, cookie string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -128,7 +128,7 @@ func dialTerminal(t *testing.T, s *stack, url, cookie string) *websocket.Conn {
 	return c
 }
 
-func readTerminal(t *testing.T, c *websocket.Conn, want string) string {
+func readTerminal(t testing.TB, c *websocket.Conn, want string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
