@@ -22,9 +22,11 @@ import (
 	"github.com/berthdev/berth/pkg/platform/natsbus/natstest"
 )
 
-// The export is NDJSON: the OpenAPI check reads it as text.
+// The export is NDJSON and forwardAuth's pages for browsers HTML: the
+// OpenAPI check reads them as text.
 func init() {
 	openapi3filter.RegisterBodyDecoder("application/x-ndjson", openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
 	openapi3filter.RegisterBodyDecoder("application/schema+json", openapi3filter.JSONBodyDecoder)
 }
 

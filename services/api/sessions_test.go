@@ -93,6 +93,18 @@ func TestSessions(t *testing.T) {
 		assert.Empty(t, r.Header.Get("Authorization"))
 	})
 
+	t.Run("a browser signed in as someone else gets a page that says so", func(t *testing.T) {
+		r := a.do("GET", forward, "", nil, "Cookie", "berth_session="+a.sessionCookie(bob), "Accept", "text/html,application/xhtml+xml")
+		require.Equal(t, http.StatusForbidden, r.Status, "%s", r.Body)
+		assert.Contains(t, r.Header.Get("Content-Type"), "text/html")
+		page := string(r.Body)
+		assert.Contains(t, page, "This workspace is not yours")
+		assert.Contains(t, page, "You are signed in as bob: only the workspace&#39;s owner and admins may open it.")
+		assert.NotContains(t, page, "alice", "the page names neither the owner nor the workspace")
+		// API clients keep the problem document.
+		expectProblem(t, a.do("GET", forward, "", nil, "Cookie", "berth_session="+a.sessionCookie(bob)), http.StatusForbidden, "forbidden")
+	})
+
 	t.Run("logout with the cookie alone; the old cookie opens nothing", func(t *testing.T) {
 		copied := a.sessionCookie(alice)
 		r := a.withCookie("DELETE", "/api/v1/auth/session", copied, nil, "Sec-Fetch-Site", "same-origin")

@@ -118,7 +118,8 @@ func TestBrowserJupyter(t *testing.T) {
 	var body string
 	runBob := steps(t, bob, shots)
 	runBob("bob is refused", signIn(web, "bob"), navigate(tree), chromedp.Text(`body`, &body, chromedp.ByQuery), shot(shots, "jupyter-7-bob"))
-	require.Contains(t, body, "only the workspace's owner and admins may open it", "bob gets Berth's refusal")
+	require.Contains(t, body, "This workspace is not yours", "bob gets Berth's refusal")
+	require.Contains(t, body, "You are signed in as bob")
 	require.NotContains(t, body, "Jupyter", "bob sees alice's Jupyter")
 	require.NotContains(t, body, "hello.py")
 	status, _, _ = call(t, "GET", tree, "", nil, "Cookie", "berth_session="+s.sessionCookie(s.token("bob", "user")))

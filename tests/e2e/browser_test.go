@@ -204,14 +204,33 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 
 // signIn signs sub in with the development sign-in form on web, the
 // public host, and waits for the dashboard.
-func signIn(web, sub string) chromedp.Tasks {
-	return chromedp.Tasks{
-		navigate(web + "/"),
-		chromedp.WaitVisible(`#sub`, chromedp.ByID),
-		chromedp.SetValue(`#sub`, sub, chromedp.ByID),
-		chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
-		chromedp.WaitVisible(`#launch`, chromedp.ByID),
-	}
+// The form's own submission is a navigation too: one that ends on
+// Chromium's error page (the host's network changed) is signed in again.
+func signIn(web, sub string) chromedp.Action {
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			err := chromedp.Run(ctx,
+				navigate(web+"/"),
+				chromedp.WaitVisible(`#sub`, chromedp.ByID),
+				chromedp.SetValue(`#sub`, sub, chromedp.ByID),
+				chromedp.Click(`button[type=submit]`, chromedp.ByQuery),
+				waitJS(`!!document.getElementById("launch") || location.href.startsWith("chrome-error:")`),
+			)
+			var at string
+			if err == nil {
+				err = chromedp.Location(&at).Do(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(at, "chrome-error:") {
+				return chromedp.WaitVisible(`#launch`, chromedp.ByID).Do(ctx)
+			}
+			if attempt == 3 {
+				return fmt.Errorf("signing in ended on Chromium's error page %d times", attempt)
+			}
+		}
+	})
 }
 
 // waitText waits until the element's text contains want. An error (the

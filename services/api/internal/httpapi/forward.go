@@ -69,6 +69,10 @@ func (h *handlers) forward(c echo.Context) error {
 	}
 	ws, err := w.Authorize(c.Request().Context(), app.Caller{Subject: p.Subject, Admin: p.Admin}, id)
 	if err != nil {
+		var ae *app.Error
+		if errors.As(err, &ae) && ae.Kind == app.KindForbidden && strings.Contains(c.Request().Header.Get(echo.HeaderAccept), "text/html") {
+			return h.notYours(c, p.Subject, ae.Message)
+		}
 		return err
 	}
 	if h.o.Activity != nil {
@@ -196,9 +200,25 @@ func (h *handlers) signIn(c echo.Context, workspaceID string, err error) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
 		c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 		c.Response().WriteHeader(http.StatusUnauthorized)
-		return pages.ExecuteTemplate(c.Response(), "workspace-signin.html", map[string]string{"Reason": reason, "Login": h.signInURL(c)})
+		return pages.ExecuteTemplate(c.Response(), "workspace-notice.html", map[string]string{"Title": "Sign in",
+			"Heading": "Sign in to open this workspace", "Reason": reason, "Link": h.signInURL(c), "LinkText": "Sign in"})
 	}
 	return problem(http.StatusUnauthorized, code, reason+" Sign in at "+h.o.LoginURL)
+}
+
+// notYours answers a browser signed in as someone who may not open the
+// workspace: a page that says so and leads to their own dashboard (API
+// clients get the problem document).
+func (h *handlers) notYours(c echo.Context, subject, why string) error {
+	dashboard := h.o.LoginURL
+	if u, err := url.Parse(strings.TrimSuffix(dashboard, "/")); err == nil && u.Path == "" {
+		dashboard = u.String() + "/"
+	}
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+	c.Response().WriteHeader(http.StatusForbidden)
+	return pages.ExecuteTemplate(c.Response(), "workspace-notice.html", map[string]string{"Title": "Not your workspace",
+		"Heading": "This workspace is not yours", "Reason": "You are signed in as " + subject + ": " + why + ".",
+		"Link": dashboard, "LinkText": "Your workspaces"})
 }
 
 // sessionView is the answer to a new session.
