@@ -39,8 +39,10 @@ type ImageProfile struct {
 	// Busy counts the workspace as in use while its app says it is
 	// working, without input or output: "http:<path>#<field>=<value>" is
 	// true while the JSON at path (an object, or a list of them) has field
-	// equal to value. Jupyter's http:{base}/api/kernels#execution_state=busy
-	// keeps a workspace whose cell runs for hours from going idle.
+	// equal to value. Jupyter's
+	// http:{base}/api/kernels?no_track_activity=1#execution_state=busy keeps
+	// a workspace whose cell runs for hours from going idle (the query keeps
+	// the probe itself from counting as Jupyter's API use).
 	Busy string `json:"busy,omitempty"`
 	// Prefix in path mode: "strip" (the app is served at /, the default)
 	// or "keep" (the app serves under BERTH_BASE_PATH itself, like

@@ -12,7 +12,7 @@ func TestProfileCheck(t *testing.T) {
 	good := map[string]ImageProfile{
 		"none":        {},
 		"code-server": {Port: 8080, Health: "/healthz", Command: []string{"--bind-addr", "0.0.0.0:8080", "--auth", "none", "."}, Activity: "http:/healthz#lastHeartbeat", Home: "/home/coder"},
-		"jupyter":     {Port: 8888, Health: "/api", Activity: "http:/api/status#last_activity", Busy: "http:{base}/api/kernels#execution_state=busy", Prefix: "keep", User: "1000:100", Home: "/home/jovyan", Env: map[string]string{"JUPYTER_TOKEN": ""}},
+		"jupyter":     {Port: 8888, Health: "/api", Activity: "http:/api/status#last_activity", Busy: "http:{base}/api/kernels?no_track_activity=1#execution_state=busy", Prefix: "keep", User: "1000:100", Home: "/home/jovyan", Env: map[string]string{"JUPYTER_TOKEN": ""}},
 		"terminal":    {Health: "tcp", Activity: "file:/home/coder/.local/share/code-server/heartbeat", Prefix: "strip"},
 		"traffic":     {Activity: "traffic", Resources: &Resources{MemoryBytes: 1 << 30}},
 	}

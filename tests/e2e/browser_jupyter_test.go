@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -142,7 +143,7 @@ func (s *stack) openFromNewMenu(t *testing.T, ctx context.Context, shots, item, 
 		tab, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(id))
 		t.Cleanup(cancel)
 		logConsole(t, tab)
-		require.NoError(t, chromedp.Run(tab))
+		require.NoError(t, chromedp.Run(tab, network.Enable()))
 		return tab
 	case <-time.After(30 * time.Second):
 		t.Fatalf("New → %s opened no tab at %s", item, want)

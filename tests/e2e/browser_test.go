@@ -10,9 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -47,8 +49,9 @@ func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Conte
 	t.Cleanup(cancel)
 	logConsole(t, ctx)
 	// The first Run starts the browser and ties it to its context: this
-	// one, not a step's shorter one.
-	require.NoError(t, chromedp.Run(ctx))
+	// one, not a step's shorter one. (The network domain: failed requests
+	// are logged.)
+	require.NoError(t, chromedp.Run(ctx, network.Enable()))
 	return ctx, shots
 }
 
@@ -64,6 +67,12 @@ func logConsole(t *testing.T, ctx context.Context) {
 			t.Logf("console.%s: %s", ev.Type, strings.Join(args, " "))
 		case *runtime.EventExceptionThrown:
 			t.Logf("page error: %s", ev.ExceptionDetails.Error())
+		case *network.EventLoadingFailed:
+			// A request that never got an answer (a module of the page,
+			// a fetch): why the page may never have come up.
+			if !ev.Canceled {
+				t.Logf("request failed: %s (%s)", ev.ErrorText, ev.Type)
+			}
 		}
 	})
 }
@@ -81,6 +90,29 @@ func steps(t *testing.T, ctx context.Context, shots string) func(what string, ac
 			t.Fatalf("%s (at %s): %v", what, at, err)
 		}
 	}
+}
+
+// dropFirstAnswer makes the tab lose the answer to its first request
+// matching pattern (the server has handled it; the page sees a network
+// error, as when Chromium drops requests in flight); later ones pass.
+func dropFirstAnswer(t *testing.T, ctx context.Context, pattern string) *atomic.Bool {
+	var dropped atomic.Bool
+	chromedp.ListenTarget(ctx, func(ev any) {
+		paused, ok := ev.(*fetch.EventRequestPaused)
+		if !ok {
+			return
+		}
+		go func() { // not on the event loop: these are calls to the browser
+			if dropped.CompareAndSwap(false, true) {
+				t.Logf("dropping the answer to %s %s", paused.Request.Method, paused.Request.URL)
+				_ = chromedp.Run(ctx, fetch.FailRequest(paused.RequestID, network.ErrorReasonConnectionReset))
+				return
+			}
+			_ = chromedp.Run(ctx, fetch.ContinueRequest(paused.RequestID))
+		}()
+	})
+	require.NoError(t, chromedp.Run(ctx, fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: pattern, RequestStage: fetch.RequestStageResponse}})))
+	return &dropped
 }
 
 // navigate opens url in the tab. Chromium fails a load with
@@ -149,6 +181,10 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		chromedp.WaitVisible(`#launch`, chromedp.ByID),
 		shot(shots, "2-dashboard"),
 	)
+	// The launch's first answer is lost on the way back (as Chromium drops
+	// requests in flight when the machine's network changes): the
+	// dashboard asks again, and the launch, idempotent, lands all the same.
+	dropped := dropFirstAnswer(t, ctx, "*/api/v1/workspaces/launch")
 	var progress string
 	run("launch",
 		chromedp.Click(`#launch`, chromedp.ByID),
@@ -164,6 +200,8 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		chromedp.Location(&url),
 	)
 	require.Equal(t, s.url("alice"), url, "the launch landed in alice's workspace")
+	require.True(t, dropped.Load(), "the launch's first answer was never dropped")
+	require.NoError(t, chromedp.Run(ctx, fetch.Disable()))
 	run("type",
 		focusTerminal(),
 		chromedp.KeyEvent("echo $((40+2))"+kb.Enter),

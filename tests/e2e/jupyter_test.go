@@ -20,7 +20,7 @@ const jupyterImage = "berth/workspace-jupyter:latest"
 // berth/workspace-jupyter.
 var jupyterProfile = map[string]any{"port": 8888, "health": "{base}/api/status", "prefix": "keep",
 	"activity":  "http:{base}/api/status#last_activity",
-	"busy":      "http:{base}/api/kernels#execution_state=busy",
+	"busy":      "http:{base}/api/kernels?no_track_activity=1#execution_state=busy",
 	"resources": map[string]any{"memory_bytes": 2 << 30, "milli_cpus": 2000, "pids": 1024}}
 
 // TestJupyterWorkspace: Debian's Jupyter Notebook as a workspace on the real

@@ -13,15 +13,30 @@
     notice.focus();
   }
 
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
   // api calls the JSON API; a problem document becomes an Error whose
   // message a person can act on ("Workspace feature not available: ...").
-  function api(method, path, body) {
+  // A call that got no answer at all (Chromium drops requests in flight
+  // when the machine's network changes, as Docker does on the machine it
+  // runs workspaces on) is tried twice more when that is safe: reads, and
+  // calls the API makes idempotent (opts.idempotent: Launch).
+  function api(method, path, body, opts) {
     var init = { method: method, credentials: "same-origin", headers: {} };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    return fetch(path, init).then(function (res) {
+    var again = method === "GET" || (opts && opts.idempotent);
+    function send(attempt) {
+      return fetch(path, init).catch(function (err) {
+        if (again && attempt < 2) {
+          return sleep(300 * (attempt + 1)).then(function () { return send(attempt + 1); });
+        }
+        throw new Error("Berth could not be reached (" + err.message + "); check the connection and try again");
+      });
+    }
+    return send(0).then(function (res) {
       return res.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
@@ -52,7 +67,7 @@
   function routed(url) {
     var sameOrigin = new URL(url, location.href).origin === location.origin;
     if (!sameOrigin) {
-      return new Promise(function (resolve) { setTimeout(resolve, 500); });
+      return sleep(500);
     }
     var deadline = Date.now() + 15000;
     function probe() {
@@ -60,7 +75,7 @@
         return res.status !== 404;
       }, function () { return false; }).then(function (ok) {
         if (ok || Date.now() > deadline) { return; }
-        return new Promise(function (resolve) { setTimeout(resolve, 100); }).then(probe);
+        return sleep(100).then(probe);
       });
     }
     return probe();
@@ -100,7 +115,7 @@
     button.addEventListener("click", function () {
       busy(button, true);
       var body = button.dataset.launch ? { image: button.dataset.launch } : {};
-      api("POST", "/api/v1/workspaces/launch", body).then(follow, function (err) {
+      api("POST", "/api/v1/workspaces/launch", body, { idempotent: true }).then(follow, function (err) {
         busy(button, false);
         say(err.message);
       });
