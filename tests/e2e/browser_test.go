@@ -92,27 +92,35 @@ func steps(t *testing.T, ctx context.Context, shots string) func(what string, ac
 	}
 }
 
-// dropFirstAnswer makes the tab lose the answer to its first request
-// matching pattern (the server has handled it; the page sees a network
-// error, as when Chromium drops requests in flight); later ones pass.
-func dropFirstAnswer(t *testing.T, ctx context.Context, pattern string) *atomic.Bool {
-	var dropped atomic.Bool
+// dropFirstAnswers makes the tab lose the answer to its first request
+// whose URL holds each of parts (the server has handled it; the page sees
+// a network error, as when Chromium drops requests in flight); later ones
+// pass. It returns whether each was dropped.
+func dropFirstAnswers(t *testing.T, ctx context.Context, parts ...string) map[string]*atomic.Bool {
+	dropped := map[string]*atomic.Bool{}
+	var patterns []*fetch.RequestPattern
+	for _, p := range parts {
+		dropped[p] = new(atomic.Bool)
+		patterns = append(patterns, &fetch.RequestPattern{URLPattern: "*" + p + "*", RequestStage: fetch.RequestStageResponse})
+	}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		paused, ok := ev.(*fetch.EventRequestPaused)
 		if !ok {
 			return
 		}
 		go func() { // not on the event loop: these are calls to the browser
-			if dropped.CompareAndSwap(false, true) {
-				t.Logf("dropping the answer to %s %s", paused.Request.Method, paused.Request.URL)
-				_ = chromedp.Run(ctx, fetch.FailRequest(paused.RequestID, network.ErrorReasonConnectionReset))
-				return
+			for _, p := range parts {
+				if strings.Contains(paused.Request.URL, p) && dropped[p].CompareAndSwap(false, true) {
+					t.Logf("dropping the answer to %s %s", paused.Request.Method, paused.Request.URL)
+					_ = chromedp.Run(ctx, fetch.FailRequest(paused.RequestID, network.ErrorReasonConnectionReset))
+					return
+				}
 			}
 			_ = chromedp.Run(ctx, fetch.ContinueRequest(paused.RequestID))
 		}()
 	})
-	require.NoError(t, chromedp.Run(ctx, fetch.Enable().WithPatterns([]*fetch.RequestPattern{{URLPattern: pattern, RequestStage: fetch.RequestStageResponse}})))
-	return &dropped
+	require.NoError(t, chromedp.Run(ctx, fetch.Enable().WithPatterns(patterns)))
+	return dropped
 }
 
 // navigate opens url in the tab. Chromium fails a load with
@@ -181,10 +189,11 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		chromedp.WaitVisible(`#launch`, chromedp.ByID),
 		shot(shots, "2-dashboard"),
 	)
-	// The launch's first answer is lost on the way back (as Chromium drops
-	// requests in flight when the machine's network changes): the
-	// dashboard asks again, and the launch, idempotent, lands all the same.
-	dropped := dropFirstAnswer(t, ctx, "*/api/v1/workspaces/launch")
+	// The launch's first answer and its progress stream's are lost on the
+	// way back (as Chromium drops requests in flight when the machine's
+	// network changes): the dashboard asks again, the launch being
+	// idempotent, follows again, and lands all the same.
+	dropped := dropFirstAnswers(t, ctx, "/api/v1/workspaces/launch", "/progress")
 	var progress string
 	run("launch",
 		chromedp.Click(`#launch`, chromedp.ByID),
@@ -200,7 +209,9 @@ func TestBrowserLaunchToTerminal(t *testing.T) {
 		chromedp.Location(&url),
 	)
 	require.Equal(t, s.url("alice"), url, "the launch landed in alice's workspace")
-	require.True(t, dropped.Load(), "the launch's first answer was never dropped")
+	for part, d := range dropped {
+		require.True(t, d.Load(), "the first answer to %s was never dropped", part)
+	}
 	require.NoError(t, chromedp.Run(ctx, fetch.Disable()))
 	run("type",
 		focusTerminal(),

@@ -83,13 +83,16 @@
 
   // follow shows a workspace's progress until it runs (then opens it),
   // fails (then says why) or stops.
-  function follow(ws) {
+  function follow(ws, retries) {
+    if (retries === undefined) { retries = 3; }
     following = true;
     progress.hidden = false;
     showStep(ws);
+    var last = ws.status;
     var events = new EventSource("/ui/workspaces/" + encodeURIComponent(ws.id) + "/progress");
     events.addEventListener("status", function (ev) {
       var w = JSON.parse(ev.data);
+      last = w.status;
       showStep(w);
       if (w.status === "running") {
         events.close();
@@ -102,6 +105,15 @@
     });
     events.addEventListener("error", function () {
       events.close();
+      // The stream ended before the workspace settled: the network, not
+      // the API (Chromium drops streams when the machine's network
+      // changes, as Docker's containers do). Follow again: the stream
+      // starts with the state the API has now.
+      var settled = last === "stopped" || last === "created" || last === "deleted";
+      if (!settled && retries > 0) {
+        setTimeout(function () { follow(ws, retries - 1); }, 500);
+        return;
+      }
       following = false;
       setTimeout(function () { window.location.reload(); }, 1500);
     });
