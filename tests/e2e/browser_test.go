@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -67,6 +68,12 @@ func logConsole(t *testing.T, ctx context.Context) {
 			t.Logf("console.%s: %s", ev.Type, strings.Join(args, " "))
 		case *runtime.EventExceptionThrown:
 			t.Logf("page error: %s", ev.ExceptionDetails.Error())
+		case *page.EventJavascriptDialogOpening:
+			// "Leave this page?" (Jupyter's unsaved-changes guard) would
+			// hold the tab's next navigation forever: accepted, as a
+			// person leaving the page would.
+			t.Logf("dialog %s: %q (accepted)", ev.Type, ev.Message)
+			go func() { _ = chromedp.Run(ctx, page.HandleJavaScriptDialog(true)) }()
 		case *network.EventLoadingFailed:
 			// A request that never got an answer (a module of the page,
 			// a fetch): why the page may never have come up.

@@ -57,8 +57,7 @@ func TestDesktopWorkspace(t *testing.T) {
 	run := steps(t, ctx, shots)
 	run("sign in", signIn(web, "alice"))
 	run("noVNC connects through the edge",
-		navigate(ws.URL),
-		chromedp.WaitReady(`html.noVNC_connected`, chromedp.ByQuery),
+		untilTrue(t, ws.URL, `document.documentElement.classList.contains("noVNC_connected")`, 15*time.Second),
 		chromedp.WaitVisible(`#noVNC_container canvas`, chromedp.ByQuery),
 		shot(shots, "desktop-connected"),
 	)
