@@ -38,8 +38,9 @@ func BenchmarkLaunchToFirstUse(b *testing.B) {
 			readTerminal(tb, term, "42\r\n")
 		}},
 		{"notebook", jupyterImage, jupyterProfile, func(tb testing.TB, ctx context.Context, ws wsView, cookie string) {
-			_, cookies, xsrf := s.jupyterTree(tb, ws.URL, "berth_session="+cookie, 60*time.Second)
-			conn := s.openKernel(ctx, tb, ws.URL, cookies, xsrf)
+			nb := &jupyter{url: ws.URL, cookie: "berth_session=" + cookie}
+			nb.tree(tb, 60*time.Second)
+			conn := nb.openKernel(ctx, tb)
 			require.Equal(tb, "42\n", runCell(ctx, tb, conn, "print(6*7)"))
 		}},
 	}

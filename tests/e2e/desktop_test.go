@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -125,15 +126,24 @@ func (s *stack) changeRoutes(admin string) {
 	other := s.token("route-changer", "user")
 	ws := s.launch(other)
 	until(s.t, 60*time.Second, "another workspace's route through Traefik", func() bool {
-		code, _ := get(s.t, ws.URL, other)
-		return code == http.StatusOK
+		return s.throughTraefik(ws.URL, other) == http.StatusOK
 	})
 	s.lifecycle(other, ws.ID, "stop")
 	s.await(other, ws.ID, "stopped", 60*time.Second)
 	until(s.t, 60*time.Second, "the other workspace's route gone", func() bool {
-		code, _ := get(s.t, ws.URL, other)
-		return code != http.StatusOK
+		return s.throughTraefik(ws.URL, other) != http.StatusOK
 	})
+}
+
+// throughTraefik GETs a workspace's URL at this stack's Traefik, with the
+// URL's host as Host (subdomain mode's names resolve nowhere here).
+func (s *stack) throughTraefik(url, token string) int {
+	u, err := neturl.Parse(url)
+	require.NoError(s.t, err)
+	host := u.Host
+	u.Host = s.web
+	status, _, _ := call(s.t, "GET", u.String(), token, nil, "Host", host)
+	return status
 }
 
 // clickCanvas clicks at x, y on noVNC's canvas (its top left corner is the

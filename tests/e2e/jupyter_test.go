@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +47,8 @@ func TestJupyterWorkspace(t *testing.T) {
 	s.lifecycle(alice, ws.ID, "start")
 	s.await(alice, ws.ID, "running", 90*time.Second)
 
-	cookie := "berth_session=" + s.sessionCookie(alice)
-	page, cookies, xsrf := s.jupyterTree(t, ws.URL, cookie, 30*time.Second)
+	nb := &jupyter{url: ws.URL, cookie: "berth_session=" + s.sessionCookie(alice)}
+	page := nb.tree(t, 30*time.Second)
 	assert.Contains(t, page, "Jupyter", "the file browser")
 	assert.Contains(t, page, "/workspace-alice/static/", "its links keep the workspace's prefix")
 
@@ -56,7 +58,7 @@ func TestJupyterWorkspace(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn := s.openKernel(ctx, t, ws.URL, cookies, xsrf)
+	conn := nb.openKernel(ctx, t)
 	lastEdge := time.Now() // the websocket's frames make no more forwardAuth calls
 
 	time.Sleep(2 * time.Second) // so the cell's activity is later than any request through the edge
@@ -91,10 +93,71 @@ func TestJupyterWorkspace(t *testing.T) {
 	assert.False(t, at.After(done.Add(time.Second)), "activity at %s, after the cell ended at %s", at, done)
 }
 
-// jupyterTree waits for Jupyter's file browser at url through Traefik
-// with cookie (a session's) and returns the page, the cookies to send from
-// then on (with Jupyter's own _xsrf) and the XSRF token.
-func (s *stack) jupyterTree(t testing.TB, url, cookie string, within time.Duration) (page, cookies, xsrf string) {
+// TestJupyterSubdomain: the same Jupyter in subdomain mode, on a host of
+// its own and at its root (an empty base path, the prefix kept): its file
+// browser and a kernel's websocket through Traefik and forwardAuth, a
+// cell's answer before and after two Traefik reloads; bob is refused.
+func TestJupyterSubdomain(t *testing.T) {
+	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test")
+	requireImage(t, s, jupyterImage)
+	admin, alice := s.token("root", "admin"), s.token("alice", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
+		"ref": jupyterImage, "description": "Jupyter Notebook", "profile": jupyterProfile})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
+		"name": "alice", "owner": "alice", "image": jupyterImage, "projects": []string{}})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	var ws wsView
+	require.NoError(t, json.Unmarshal(b, &ws))
+	s.lifecycle(alice, ws.ID, "start")
+	s.await(alice, ws.ID, "running", 90*time.Second)
+
+	_, port, _ := net.SplitHostPort(s.web)
+	require.Equal(t, "http://alice.berth.test:"+port+"/", ws.URL)
+	nb := &jupyter{url: "http://" + s.web + "/", host: "alice.berth.test:" + port, token: alice}
+	page := nb.tree(t, 60*time.Second)
+	assert.Contains(t, page, "Jupyter", "the file browser")
+	assert.NotContains(t, page, "/workspace-alice/", "served at the host's root")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn := nb.openKernel(ctx, t)
+	assert.Equal(t, "42\n", runCell(ctx, t, conn, "print(6*7)"))
+	s.changeRoutes(admin)
+	assert.Equal(t, "7\n", runCell(ctx, t, conn, "print(3 + 4)"), "the kernel's websocket after Traefik reloaded")
+
+	status, _, _ = call(t, "GET", nb.url+"api/contents", s.token("bob", "user"), nil, "Host", nb.host)
+	assert.Equal(t, http.StatusForbidden, status, "bob reads alice's files")
+}
+
+// jupyter is how a test reaches one Jupyter through Traefik: its base URL,
+// the Host to send (subdomain mode: the workspace's own host; "" for the
+// URL's), and who asks (a session cookie or a bearer token). Cookie
+// gains Jupyter's own _xsrf once the file browser has set it.
+type jupyter struct {
+	url, host, cookie, token, xsrf string
+}
+
+func (j *jupyter) headers(more ...string) []string {
+	h := append([]string{"Host", j.host}, more...)
+	if j.cookie != "" {
+		h = append(h, "Cookie", j.cookie)
+	}
+	return h
+}
+
+// origin is the page's origin Jupyter expects on a websocket (its own).
+func (j *jupyter) origin() string {
+	if j.host != "" {
+		return "http://" + j.host
+	}
+	u, _ := neturl.Parse(j.url)
+	return "http://" + u.Host
+}
+
+// tree waits for Jupyter's file browser through Traefik and returns the
+// page, keeping Jupyter's XSRF token for what follows.
+func (j *jupyter) tree(t testing.TB, within time.Duration) string {
 	t.Helper()
 	var (
 		b []byte
@@ -102,29 +165,34 @@ func (s *stack) jupyterTree(t testing.TB, url, cookie string, within time.Durati
 	)
 	until(t, within, "Jupyter's file browser through Traefik", func() bool {
 		var status int
-		status, b, h = call(t, "GET", url+"tree", "", nil, "Cookie", cookie)
+		status, b, h = call(t, "GET", j.url+"tree", j.token, nil, j.headers()...)
 		return status == http.StatusOK
 	})
 	for _, c := range (&http.Response{Header: h}).Cookies() {
 		if c.Name == "_xsrf" {
-			xsrf = c.Value
+			j.xsrf = c.Value
 		}
 	}
-	require.NotEmpty(t, xsrf, "Jupyter's own XSRF cookie reaches the browser")
-	return string(b), cookie + "; _xsrf=" + xsrf, xsrf
+	require.NotEmpty(t, j.xsrf, "Jupyter's own XSRF cookie reaches the browser")
+	j.cookie = strings.TrimPrefix(j.cookie+"; _xsrf="+j.xsrf, "; ")
+	return string(b)
 }
 
-// openKernel starts a Python kernel in the Jupyter at url and opens its
-// websocket through Traefik and forwardAuth.
-func (s *stack) openKernel(ctx context.Context, t testing.TB, url, cookies, xsrf string) *websocket.Conn {
+// openKernel starts a Python kernel and opens its websocket through
+// Traefik and forwardAuth.
+func (j *jupyter) openKernel(ctx context.Context, t testing.TB) *websocket.Conn {
 	t.Helper()
-	status, b, _ := call(t, "POST", url+"api/kernels", "", map[string]any{"name": "python3"},
-		"Cookie", cookies, "X-XSRFToken", xsrf, "Origin", "http://"+s.web)
+	status, b, _ := call(t, "POST", j.url+"api/kernels", j.token, map[string]any{"name": "python3"},
+		j.headers("X-XSRFToken", j.xsrf, "Origin", j.origin())...)
 	require.Equal(t, http.StatusCreated, status, "%s", b)
 	var kernel struct{ ID string }
 	require.NoError(t, json.Unmarshal(b, &kernel))
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"api/kernels/"+kernel.ID+"/channels?session_id="+uuid.NewString(),
-		&websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookies}, "Origin": {"http://" + s.web}}})
+	hdr := http.Header{"Cookie": {j.cookie}, "Origin": {j.origin()}}
+	if j.token != "" {
+		hdr.Set("Authorization", "Bearer "+j.token)
+	}
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(j.url, "http")+"api/kernels/"+kernel.ID+"/channels?session_id="+uuid.NewString(),
+		&websocket.DialOptions{Host: j.host, HTTPHeader: hdr})
 	require.NoError(t, err, "the kernel's websocket through Traefik and forwardAuth")
 	t.Cleanup(func() { conn.CloseNow() })
 	conn.SetReadLimit(16 << 20)
