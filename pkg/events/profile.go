@@ -141,7 +141,7 @@ func (p ImageProfile) Check() []ProfileProblem {
 	}
 	if p.Busy != "" {
 		if _, _, _, ok := splitBusy(p.Busy); !ok {
-			bad("busy", "invalid_busy", "busy %q: want http:<path>#<json field>=<value>, e.g. http:{base}/api/kernels#execution_state=busy", p.Busy)
+			bad("busy", "invalid_busy", "busy %q: want http:<path>#<json field>=<value>, e.g. http:{base}/api/kernels?no_track_activity=1#execution_state=busy", p.Busy)
 		}
 	}
 	if p.Prefix != "" && p.Prefix != "strip" && p.Prefix != "keep" {
