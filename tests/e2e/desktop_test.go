@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	neturl "net/url"
@@ -29,44 +28,54 @@ var desktopProfile = map[string]any{"port": 8080, "health": "/healthz", "prefix"
 
 // TestDesktopWorkspace: the desktop image on the real stack, in Chromium,
 // through Traefik and forwardAuth (path mode, the prefix stripped). Alice
-// opens it, noVNC connects over its websocket to the container's VNC
-// server, and an open but untouched desktop is not activity; she clicks
-// into the terminal and types a command, which runs in her home and is
-// activity, read from berth-desktop's /api/activity. Bob is refused.
+// picks it among the workspaces the dashboard offers; noVNC connects over
+// its websocket to the container's VNC server and the desktop is drawn;
+// an open but untouched desktop is not activity; she clicks into the
+// terminal and types a command, which runs in her home and is activity,
+// read from berth-desktop's /api/activity. Bob is refused.
 func TestDesktopWorkspace(t *testing.T) {
 	s := newStack(t, "BERTH_HEARTBEAT_INTERVAL=1s")
 	requireImage(t, s, desktopImage)
 	ctx, shots := browser(t)
 	admin := s.token("root", "admin")
 	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
-		"ref": desktopImage, "description": "Desktop", "profile": desktopProfile})
+		"ref": desktopImage, "description": "Desktop", "profile": desktopProfile, "launchable": true})
 	require.Equal(t, http.StatusCreated, status, "%s", b)
-	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
-		"name": "alice", "owner": "alice", "image": desktopImage, "projects": []string{}})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	var ws wsView
-	require.NoError(t, json.Unmarshal(b, &ws))
-	alice := s.token("alice", "user")
-	s.lifecycle(alice, ws.ID, "start")
-	s.await(alice, ws.ID, "running", 90*time.Second)
+
+	web := "http://" + s.web
+	run := steps(t, ctx, shots)
+	run("sign in", signIn(web, "alice"))
+	chooser := `button[data-launch="` + desktopImage + `"]`
+	var landed string
+	run("launch the desktop from the dashboard",
+		chromedp.WaitVisible(chooser, chromedp.ByQuery),
+		chromedp.Click(chooser, chromedp.ByQuery),
+		waitLocationPrefix(web+"/workspace-alice--", "/vnc.html?"),
+		chromedp.Location(&landed),
+	)
+	base, _, _ := strings.Cut(landed, "vnc.html?")
+	ws := s.workspaceAt(admin, base)
 
 	bob := "berth_session=" + s.sessionCookie(s.token("bob", "user"))
 	status, _, _ = call(t, "GET", ws.URL+"api/activity", "", nil, "Cookie", bob)
 	require.Equal(t, http.StatusForbidden, status, "bob opens alice's desktop")
 
-	web := "http://" + s.web
-	run := steps(t, ctx, shots)
-	run("sign in", signIn(web, "alice"))
-	run("noVNC connects through the edge",
+	run("noVNC connects through the edge and the desktop is drawn",
 		untilTrue(t, ws.URL, `document.documentElement.classList.contains("noVNC_connected")`, 15*time.Second),
 		chromedp.WaitVisible(`#noVNC_container canvas`, chromedp.ByQuery),
+		// Not a blank screen: Openbox's background and the xterm's
+		// window give the canvas more than a couple of colours.
+		waitJS(`(() => { const c = document.querySelector("#noVNC_container canvas");
+			const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data, seen = new Set();
+			for (let i = 0; i < d.length; i += 4 * 31) { seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]); }
+			return seen.size > 2; })()`),
 		shot(shots, "desktop-connected"),
 	)
 	connected := time.Now()
 	var at string
 	run("where noVNC connected", chromedp.Location(&at))
 	require.True(t, strings.HasPrefix(at, ws.URL+"vnc.html?"), "landed on %s", at)
-	require.Contains(t, at, "path=workspace-alice%2Fwebsockify", "the websocket under the workspace's prefix")
+	require.Contains(t, at, "path="+neturl.QueryEscape(strings.TrimPrefix(wsurlPath(ws.URL), "/"))+"websockify", "the websocket under the workspace's prefix")
 
 	// Watching is not using: the viewer's own update requests flow, but
 	// no activity is recorded after the page's last request.
@@ -114,6 +123,15 @@ func TestDesktopWorkspace(t *testing.T) {
 	})
 	run("count disconnections", chromedp.Evaluate(`window.berthDrops`, &drops))
 	require.Zero(t, drops, "the desktop's connection dropped while another workspace's route changed")
+}
+
+// wsurlPath is the path of a workspace's URL.
+func wsurlPath(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return ""
+	}
+	return u.Path
 }
 
 // changeRoutes launches a workspace of the default image for a user of its
