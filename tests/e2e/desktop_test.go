@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	neturl "net/url"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/coder/websocket"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/stretchr/testify/require"
@@ -184,4 +187,56 @@ func (s *stack) execIn(id string, cmd ...string) (string, error) {
 	}
 	out, err := exec.Command("docker", append([]string{"exec", list[0].ID}, cmd...)...).CombinedOutput()
 	return string(out), err
+}
+
+// TestDesktopSubdomain: in subdomain mode the desktop is on a host of its
+// own, at its root: berth-desktop's websocket, through Traefik and
+// forwardAuth, carries the VNC server's greeting to alice, and survives
+// two Traefik reloads; a page of another origin and bob are refused.
+func TestDesktopSubdomain(t *testing.T) {
+	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test")
+	requireImage(t, s, desktopImage)
+	admin, alice := s.token("root", "admin"), s.token("alice", "user")
+	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
+		"ref": desktopImage, "description": "Desktop", "profile": desktopProfile})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
+		"name": "alice", "owner": "alice", "image": desktopImage, "projects": []string{}})
+	require.Equal(t, http.StatusCreated, status, "%s", b)
+	var ws wsView
+	require.NoError(t, json.Unmarshal(b, &ws))
+	s.lifecycle(alice, ws.ID, "start")
+	s.await(alice, ws.ID, "running", 90*time.Second)
+	_, port, _ := net.SplitHostPort(s.web)
+	host := "alice.berth.test:" + port
+	require.Equal(t, "http://"+host+"/", ws.URL)
+	until(t, 60*time.Second, "the desktop's page on its own host", func() bool {
+		return s.throughTraefik(ws.URL, alice) == http.StatusOK
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dial := func(token, origin string) (*websocket.Conn, error) {
+		conn, _, err := websocket.Dial(ctx, "ws://"+s.web+"/websockify", &websocket.DialOptions{Host: host, Subprotocols: []string{"binary"},
+			HTTPHeader: http.Header{"Authorization": {"Bearer " + token}, "Origin": {origin}}})
+		return conn, err
+	}
+	conn, err := dial(alice, "http://"+host)
+	require.NoError(t, err, "the desktop's websocket through Traefik and forwardAuth")
+	defer conn.CloseNow()
+	_, banner, err := conn.Read(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "RFB 003.008\n", string(banner), "the VNC server's greeting")
+	// The viewer's side of the handshake: RFB 3.8, no authentication; the
+	// server's answer comes over the same websocket after two reloads.
+	s.changeRoutes(admin)
+	require.NoError(t, conn.Write(ctx, websocket.MessageBinary, []byte("RFB 003.008\n")))
+	_, types, err := conn.Read(ctx)
+	require.NoError(t, err, "the websocket after Traefik reloaded")
+	require.NotEmpty(t, types, "the server's security types")
+
+	_, err = dial(alice, "http://evil.test")
+	require.Error(t, err, "a page of another origin drove alice's desktop")
+	_, err = dial(s.token("bob", "user"), "http://"+host)
+	require.Error(t, err, "bob opened alice's desktop")
 }
