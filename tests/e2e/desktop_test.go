@@ -216,12 +216,16 @@ func TestDesktopSubdomain(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dial := func(token, origin string) (*websocket.Conn, error) {
-		conn, _, err := websocket.Dial(ctx, "ws://"+s.web+"/websockify", &websocket.DialOptions{Host: host, Subprotocols: []string{"binary"},
+	dial := func(token, origin string) (*websocket.Conn, int, error) {
+		conn, res, err := websocket.Dial(ctx, "ws://"+s.web+"/websockify", &websocket.DialOptions{Host: host, Subprotocols: []string{"binary"},
 			HTTPHeader: http.Header{"Authorization": {"Bearer " + token}, "Origin": {origin}}})
-		return conn, err
+		status := 0
+		if res != nil {
+			status = res.StatusCode
+		}
+		return conn, status, err
 	}
-	conn, err := dial(alice, "http://"+host)
+	conn, _, err := dial(alice, "http://"+host)
 	require.NoError(t, err, "the desktop's websocket through Traefik and forwardAuth")
 	defer conn.CloseNow()
 	_, banner, err := conn.Read(ctx)
@@ -235,8 +239,10 @@ func TestDesktopSubdomain(t *testing.T) {
 	require.NoError(t, err, "the websocket after Traefik reloaded")
 	require.NotEmpty(t, types, "the server's security types")
 
-	_, err = dial(alice, "http://evil.test")
+	_, status, err = dial(alice, "http://evil.test")
 	require.Error(t, err, "a page of another origin drove alice's desktop")
-	_, err = dial(s.token("bob", "user"), "http://"+host)
+	require.Equal(t, http.StatusForbidden, status, "refused, not failed: %v", err)
+	_, status, err = dial(s.token("bob", "user"), "http://"+host)
 	require.Error(t, err, "bob opened alice's desktop")
+	require.Equal(t, http.StatusForbidden, status, "refused, not failed: %v", err)
 }

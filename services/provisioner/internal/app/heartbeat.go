@@ -73,11 +73,13 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 		if err != nil {
 			h.Logger.Debug("heartbeat file not readable", "workspace", ws.Name, "err", err)
 		}
-		// Working without input or output (a long cell) is use, now.
-		if h.busy(ctx, ws, prof) {
+		// Working without input or output (a long cell) is use, now, even
+		// when a time ahead of now was seen before.
+		busy := h.busy(ctx, ws, prof)
+		if busy {
 			at, ok = now, true
 		}
-		if !ok || !at.After(h.seen[ws.ID]) {
+		if !ok || (!busy && !at.After(h.seen[ws.ID])) {
 			continue
 		}
 		// The raw time is what was seen (a time ahead of now, recorded as
@@ -90,7 +92,9 @@ func (h *Heartbeats) Poll(ctx context.Context) {
 			h.Logger.Warn("heartbeat not recorded", "workspace", ws.Name, "err", err)
 			continue
 		}
-		h.seen[ws.ID] = at
+		if at.After(h.seen[ws.ID]) {
+			h.seen[ws.ID] = at
+		}
 	}
 	for id := range h.seen {
 		if !live[id] {

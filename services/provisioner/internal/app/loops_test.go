@@ -351,19 +351,24 @@ func (b *fakeBusy) JSONHas(_ context.Context, _ string, _ int, path, field, valu
 
 // TestHeartbeatsCountABusyApp: while the profile's busy probe says the app
 // works (a Jupyter cell that runs without output), every poll records now,
-// though the app's own last activity stands still; once it is done,
-// nothing more is recorded.
+// though the app's own last activity stands still (here: a time ahead of
+// now, recorded once as now); once it is done, nothing more is recorded.
 func TestHeartbeatsCountABusyApp(t *testing.T) {
 	t0 := time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC)
 	now := t0
 	images := map[string]events.CatalogImage{"jupyter": {Profile: events.ImageProfile{Port: 8888,
 		Activity: "http:{base}/api/status#last_activity", Busy: "http:{base}/api/kernels#execution_state=busy"}}}
 	rec := make(fakeRecorder, 8)
-	busy := &fakeBusy{path: "/workspace-w/api/kernels", field: "execution_state", value: "busy", busy: true}
+	busy := &fakeBusy{path: "/workspace-w/api/kernels", field: "execution_state", value: "busy"}
 	ws := events.Workspace{ID: "w", Name: "w", Image: "jupyter", Status: events.StatusRunning, Endpoint: &events.Endpoint{ContainerID: "c", Port: 8888}}
-	h := &app.Heartbeats{Projection: fakeWorkspaces{ws}, Files: pathFiles{}, Probe: fakeProbe{path: "/workspace-w/api/status", field: "last_activity", at: t0},
+	h := &app.Heartbeats{Projection: fakeWorkspaces{ws}, Files: pathFiles{}, Probe: fakeProbe{path: "/workspace-w/api/status", field: "last_activity", at: t0.Add(48 * time.Hour)},
 		Busy: busy, Activity: rec, Routing: wsurl.ModePath, Logger: quiet, Now: func() time.Time { return now },
 		Images: func(ref string) (events.CatalogImage, bool) { img, ok := images[ref]; return img, ok }}
+	h.Poll(context.Background())
+	if got := within(t, (<-chan time.Time)(rec), "the first poll"); !got.Equal(now) {
+		t.Fatalf("a time ahead recorded as %s, want now (%s)", got, now)
+	}
+	busy.busy = true
 	for i := 1; i <= 3; i++ {
 		now = t0.Add(time.Duration(i) * time.Minute)
 		h.Poll(context.Background())

@@ -88,11 +88,11 @@
     following = true;
     progress.hidden = false;
     showStep(ws);
-    var last = ws.status;
+    var last = ws;
     var events = new EventSource("/ui/workspaces/" + encodeURIComponent(ws.id) + "/progress");
     events.addEventListener("status", function (ev) {
       var w = JSON.parse(ev.data);
-      last = w.status;
+      last = w;
       showStep(w);
       if (w.status === "running") {
         events.close();
@@ -109,9 +109,9 @@
       // the API (Chromium drops streams when the machine's network
       // changes, as Docker's containers do). Follow again: the stream
       // starts with the state the API has now.
-      var settled = last === "stopped" || last === "created" || last === "deleted";
+      var settled = last.status === "stopped" || last.status === "created" || last.status === "deleted";
       if (!settled && retries > 0) {
-        setTimeout(function () { follow(ws, retries - 1); }, 500);
+        setTimeout(function () { follow(last, retries - 1); }, 500);
         return;
       }
       following = false;
