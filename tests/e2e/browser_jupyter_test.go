@@ -35,12 +35,9 @@ func TestBrowserJupyter(t *testing.T) {
 	web := "http://" + s.web
 	run := steps(t, ctx, shots)
 	run("sign in", signIn(web, "alice"), shot(shots, "jupyter-1-dashboard"))
-	chooser := `button[data-launch="` + jupyterImage + `"]`
 	var tree string
 	run("launch Jupyter from the dashboard",
-		chromedp.WaitVisible(chooser, chromedp.ByQuery),
-		chromedp.Click(chooser, chromedp.ByQuery),
-		waitLocationPrefix(web+"/workspace-alice--", "/tree"),
+		launchFromChooser(web, jupyterImage, "/tree"),
 		chromedp.WaitVisible(`#notebook_list`, chromedp.ByID),
 		chromedp.Location(&tree),
 		shot(shots, "jupyter-2-file-browser"),
@@ -120,6 +117,18 @@ func TestBrowserJupyter(t *testing.T) {
 	require.NotContains(t, body, "hello.py")
 	status, _, _ = call(t, "GET", tree, "", nil, "Cookie", "berth_session="+s.sessionCookie(s.token("bob", "user")))
 	require.Equal(t, http.StatusForbidden, status)
+}
+
+// launchFromChooser presses Launch beside image under "Other workspaces
+// you can launch" and waits until the tab is in alice's workspace of it,
+// at a URL holding part.
+func launchFromChooser(web, image, part string) chromedp.Action {
+	chooser := `button[data-launch="` + image + `"]`
+	return chromedp.Tasks{
+		chromedp.WaitVisible(chooser, chromedp.ByQuery),
+		chromedp.Click(chooser, chromedp.ByQuery),
+		waitLocationPrefix(web+"/workspace-alice--", part),
+	}
 }
 
 // fromNewMenu opens Jupyter's file browser at tree and picks item in its

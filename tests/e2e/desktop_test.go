@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -48,12 +47,9 @@ func TestDesktopWorkspace(t *testing.T) {
 	web := "http://" + s.web
 	run := steps(t, ctx, shots)
 	run("sign in", signIn(web, "alice"))
-	chooser := `button[data-launch="` + desktopImage + `"]`
 	var landed string
 	run("launch the desktop from the dashboard",
-		chromedp.WaitVisible(chooser, chromedp.ByQuery),
-		chromedp.Click(chooser, chromedp.ByQuery),
-		waitLocationPrefix(web+"/workspace-alice--", "/vnc.html?"),
+		launchFromChooser(web, desktopImage, "/vnc.html?"),
 		chromedp.Location(&landed),
 	)
 	base, _, _ := strings.Cut(landed, "vnc.html?")
@@ -197,16 +193,7 @@ func TestDesktopSubdomain(t *testing.T) {
 	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test")
 	requireImage(t, s, desktopImage)
 	admin, alice := s.token("root", "admin"), s.token("alice", "user")
-	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
-		"ref": desktopImage, "description": "Desktop", "profile": desktopProfile})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
-		"name": "alice", "owner": "alice", "image": desktopImage, "projects": []string{}})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	var ws wsView
-	require.NoError(t, json.Unmarshal(b, &ws))
-	s.lifecycle(alice, ws.ID, "start")
-	s.await(alice, ws.ID, "running", 90*time.Second)
+	ws := s.aliceRunning(admin, desktopImage, desktopProfile)
 	_, port, _ := net.SplitHostPort(s.web)
 	host := "alice.berth.test:" + port
 	require.Equal(t, "http://"+host+"/", ws.URL)
@@ -239,7 +226,7 @@ func TestDesktopSubdomain(t *testing.T) {
 	require.NoError(t, err, "the websocket after Traefik reloaded")
 	require.NotEmpty(t, types, "the server's security types")
 
-	_, status, err = dial(alice, "http://evil.test")
+	_, status, err := dial(alice, "http://evil.test")
 	require.Error(t, err, "a page of another origin drove alice's desktop")
 	require.Equal(t, http.StatusForbidden, status, "refused, not failed: %v", err)
 	_, status, err = dial(s.token("bob", "user"), "http://"+host)

@@ -36,16 +36,7 @@ func TestJupyterWorkspace(t *testing.T) {
 	s := newStack(t, "BERTH_HEARTBEAT_INTERVAL=1s")
 	requireImage(t, s, jupyterImage)
 	admin, alice := s.token("root", "admin"), s.token("alice", "user")
-	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
-		"ref": jupyterImage, "description": "Jupyter Notebook", "profile": jupyterProfile})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
-		"name": "alice", "owner": "alice", "image": jupyterImage, "projects": []string{}})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	var ws wsView
-	require.NoError(t, json.Unmarshal(b, &ws))
-	s.lifecycle(alice, ws.ID, "start")
-	s.await(alice, ws.ID, "running", 90*time.Second)
+	ws := s.aliceRunning(admin, jupyterImage, jupyterProfile)
 
 	nb := &jupyter{url: ws.URL, cookie: "berth_session=" + s.sessionCookie(alice)}
 	page := nb.tree(t, 30*time.Second)
@@ -53,7 +44,7 @@ func TestJupyterWorkspace(t *testing.T) {
 	assert.Contains(t, page, "/workspace-alice/static/", "its links keep the workspace's prefix")
 
 	bob := "berth_session=" + s.sessionCookie(s.token("bob", "user"))
-	status, _, _ = call(t, "GET", ws.URL+"api/contents", "", nil, "Cookie", bob)
+	status, _, _ := call(t, "GET", ws.URL+"api/contents", "", nil, "Cookie", bob)
 	assert.Equal(t, http.StatusForbidden, status, "bob reads alice's files")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -101,16 +92,7 @@ func TestJupyterSubdomain(t *testing.T) {
 	s := newStack(t, "BERTH_ROUTING_MODE=subdomain", "BERTH_DOMAIN=berth.test")
 	requireImage(t, s, jupyterImage)
 	admin, alice := s.token("root", "admin"), s.token("alice", "user")
-	status, b, _ := call(t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{
-		"ref": jupyterImage, "description": "Jupyter Notebook", "profile": jupyterProfile})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	status, b, _ = call(t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
-		"name": "alice", "owner": "alice", "image": jupyterImage, "projects": []string{}})
-	require.Equal(t, http.StatusCreated, status, "%s", b)
-	var ws wsView
-	require.NoError(t, json.Unmarshal(b, &ws))
-	s.lifecycle(alice, ws.ID, "start")
-	s.await(alice, ws.ID, "running", 90*time.Second)
+	ws := s.aliceRunning(admin, jupyterImage, jupyterProfile)
 
 	_, port, _ := net.SplitHostPort(s.web)
 	require.Equal(t, "http://alice.berth.test:"+port+"/", ws.URL)
@@ -126,8 +108,25 @@ func TestJupyterSubdomain(t *testing.T) {
 	s.changeRoutes(admin)
 	assert.Equal(t, "7\n", runCell(ctx, t, conn, "print(3 + 4)"), "the kernel's websocket after Traefik reloaded")
 
-	status, _, _ = call(t, "GET", nb.url+"api/contents", s.token("bob", "user"), nil, "Host", nb.host)
+	status, _, _ := call(t, "GET", nb.url+"api/contents", s.token("bob", "user"), nil, "Host", nb.host)
 	assert.Equal(t, http.StatusForbidden, status, "bob reads alice's files")
+}
+
+// aliceRunning puts image on the catalog with profile, defines alice's
+// workspace of it (named alice) and waits until it runs.
+func (s *stack) aliceRunning(admin, image string, profile map[string]any) wsView {
+	s.t.Helper()
+	status, b, _ := call(s.t, "POST", "http://"+s.api+"/api/v1/images", admin, map[string]any{"ref": image, "profile": profile})
+	require.Equal(s.t, http.StatusCreated, status, "%s", b)
+	status, b, _ = call(s.t, "POST", "http://"+s.api+"/api/v1/workspaces", admin, map[string]any{
+		"name": "alice", "owner": "alice", "image": image, "projects": []string{}})
+	require.Equal(s.t, http.StatusCreated, status, "%s", b)
+	var ws wsView
+	require.NoError(s.t, json.Unmarshal(b, &ws))
+	alice := s.token("alice", "user")
+	s.lifecycle(alice, ws.ID, "start")
+	s.await(alice, ws.ID, "running", 90*time.Second)
+	return ws
 }
 
 // jupyter is how a test reaches one Jupyter through Traefik: its base URL,
